@@ -1,0 +1,432 @@
+//! The messages of the crawl loop, as they travel on the bus.
+//!
+//! Every message carries [`WIRE_VERSION`] so fields can be added later: new fields get
+//! `#[serde(default)]`, and a reader ignores fields it does not know.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// Version of the wire format written by this build.
+pub const WIRE_VERSION: u16 = 1;
+
+fn wire_version() -> u16 {
+    WIRE_VERSION
+}
+
+/// One URL to fetch and the handler that will process it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Task {
+    /// Project the task belongs to.
+    pub project: String,
+    /// Identity of the task within its project: by default the fingerprint of the normalized URL.
+    pub taskid: String,
+    /// The URL to fetch.
+    pub url: String,
+    /// Name of the handler that processes the fetched page.
+    pub callback: String,
+    /// Higher is fetched first.
+    #[serde(default)]
+    pub priority: i32,
+    /// Not before this time (Unix ms); 0 means now.
+    #[serde(default)]
+    pub exetime: i64,
+    /// Re-crawl only after this many milliseconds; `None` takes the project default.
+    #[serde(default)]
+    pub age_ms: Option<i64>,
+    /// Re-crawl when this tag differs from the stored one.
+    #[serde(default)]
+    pub itag: Option<String>,
+    /// Failed attempts so far.
+    #[serde(default)]
+    pub retries: u32,
+    /// Link distance from a start URL.
+    #[serde(default)]
+    pub depth: u32,
+    /// Re-queue even when the task is known and young.
+    #[serde(default)]
+    pub force: bool,
+    /// Request options; project defaults are merged in by the scheduler at dispatch.
+    #[serde(default)]
+    pub fetch: FetchOptions,
+    /// Data passed on to the next handler (`$save.<key>`).
+    #[serde(default)]
+    pub save: Option<Map<String, Value>>,
+}
+
+/// How to fetch a task.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FetchOptions {
+    /// HTTP method; GET when absent.
+    #[serde(default)]
+    pub method: Option<String>,
+    /// Request headers.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Request body.
+    #[serde(default)]
+    pub body: Option<String>,
+    /// Total time allowed for the request, in milliseconds.
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+    /// Largest body accepted, in bytes.
+    #[serde(default)]
+    pub max_body: Option<u64>,
+    /// Redirects followed before giving up.
+    #[serde(default)]
+    pub max_redirects: Option<u32>,
+    /// Whether loopback and private addresses may be fetched.
+    #[serde(default)]
+    pub allow_private: bool,
+    /// Plain HTTP or rendered in a browser.
+    #[serde(default)]
+    pub mode: FetchMode,
+    /// Browser options, for [`FetchMode::Js`].
+    #[serde(default)]
+    pub js: Option<JsOptions>,
+    /// `User-Agent` header; overrides one in `headers`.
+    #[serde(default)]
+    pub user_agent: Option<String>,
+    /// Cookies sent with the request.
+    #[serde(default)]
+    pub cookies: BTreeMap<String, String>,
+    /// Keep a cookie jar per project across requests (set-cookie answers are remembered).
+    #[serde(default)]
+    pub session: bool,
+    /// Form fields, sent URL-encoded as the body (POST unless `method` says otherwise).
+    #[serde(default)]
+    pub form: Option<BTreeMap<String, String>>,
+    /// Files and fields sent as `multipart/form-data`.
+    #[serde(default)]
+    pub multipart: Vec<MultipartPart>,
+    /// Proxies (`http://`, `https://`, `socks5://`, credentials in the URL); the attempt uses
+    /// `proxies[retries % len]`, so a failed attempt moves on to the next one.
+    #[serde(default)]
+    pub proxies: Vec<String>,
+    /// Whether TLS certificates are validated; true when absent.
+    #[serde(default)]
+    pub verify_tls: Option<bool>,
+    /// Whether redirects are followed; true when absent.
+    #[serde(default)]
+    pub follow_redirects: Option<bool>,
+    /// Time allowed to connect, in milliseconds.
+    #[serde(default)]
+    pub connect_timeout_ms: Option<u64>,
+    /// `ETag` of the last successful fetch (sent as `If-None-Match`).
+    #[serde(default)]
+    pub etag: Option<String>,
+    /// `Last-Modified` of the last successful fetch (sent as `If-Modified-Since`).
+    #[serde(default)]
+    pub last_modified: Option<String>,
+    /// Whether robots.txt is obeyed; true when absent.
+    #[serde(default)]
+    pub robots: Option<bool>,
+    /// Content types whose bodies are decoded and handed to the rules (prefixes such as
+    /// `text/`); empty means the default list of textual types.
+    #[serde(default)]
+    pub content_types: Vec<String>,
+}
+
+/// How a task is fetched.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FetchMode {
+    /// A plain HTTP request.
+    #[default]
+    Http,
+    /// Rendered in headless Chrome; the DOM after load is the page.
+    Js,
+}
+
+/// Options of a browser-rendered fetch.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct JsOptions {
+    /// Wait until an element matches this CSS selector.
+    #[serde(default)]
+    pub wait_for: Option<String>,
+    /// Wait until the network has been idle for a moment.
+    #[serde(default)]
+    pub network_idle: bool,
+    /// Longest wait for the conditions above, in milliseconds.
+    #[serde(default)]
+    pub wait_ms: Option<u64>,
+    /// JavaScript evaluated in the page after load; its value is returned with the page.
+    #[serde(default)]
+    pub script: Option<String>,
+    /// Viewport width and height in pixels.
+    #[serde(default)]
+    pub viewport: Option<(u32, u32)>,
+    /// Don't load images.
+    #[serde(default)]
+    pub block_images: bool,
+    /// Take a PNG screenshot of the rendered page.
+    #[serde(default)]
+    pub screenshot: bool,
+}
+
+/// One part of a multipart body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MultipartPart {
+    /// Field name.
+    pub name: String,
+    /// Text value, or the file content for a file part.
+    pub value: String,
+    /// File name, for a file part.
+    #[serde(default)]
+    pub filename: Option<String>,
+    /// Content type of a file part.
+    #[serde(default)]
+    pub content_type: Option<String>,
+}
+
+/// A fetched page, decoded to UTF-8.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Page {
+    /// URL after redirects.
+    pub url: String,
+    /// HTTP status code.
+    pub status: u16,
+    /// Response headers (names lower-case).
+    pub headers: Vec<(String, String)>,
+    /// Content type without parameters, lower-case, empty if none was sent.
+    pub content_type: String,
+    /// Name of the encoding the body was decoded from.
+    pub encoding: String,
+    /// Body decoded to UTF-8; empty for binary content.
+    pub text: String,
+    /// Body size on the wire, after decompression.
+    pub body_len: u64,
+    /// Time spent fetching, in milliseconds.
+    pub fetch_ms: u32,
+    /// Value returned by the task's browser script ([`JsOptions::script`]), as JSON.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script_result: Option<Value>,
+    /// PNG screenshot of the rendered page, base64-encoded ([`JsOptions::screenshot`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub screenshot_png_base64: Option<String>,
+}
+
+impl Page {
+    /// The value of a response header, by case-insensitive name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A task together with its fetched page: the input of a processor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProcessJob {
+    /// Wire version.
+    #[serde(default = "wire_version")]
+    pub v: u16,
+    /// The task that was fetched.
+    pub task: Task,
+    /// What came back.
+    pub page: Page,
+}
+
+/// Follow tasks found on one page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewTasks {
+    /// Wire version.
+    #[serde(default = "wire_version")]
+    pub v: u16,
+    /// Project of every task in the batch.
+    pub project: String,
+    /// Task whose page produced them.
+    pub parent: String,
+    /// The follows.
+    pub tasks: Vec<Task>,
+}
+
+/// Why a task failed, in a form the scheduler can branch on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The server answered with an error status.
+    Http,
+    /// Name resolution failed.
+    Dns,
+    /// The connection could not be made or broke.
+    Connect,
+    /// The request took longer than its timeout.
+    Timeout,
+    /// Too many redirects, or a redirect loop.
+    Redirect,
+    /// The body was larger than the cap.
+    TooBig,
+    /// The URL is not fetchable (scheme, private address, malformed).
+    Refused,
+    /// The handler failed on the page.
+    Process,
+    /// The TLS handshake failed (certificate not valid, protocol error).
+    Tls,
+    /// The headless browser crashed, hung or could not be started.
+    Browser,
+    /// robots.txt answered with a server error (5xx, 429), so the host is treated as
+    /// disallowed for a while. (A URL that robots.txt disallows is `Refused`.)
+    Robots,
+    /// Anything else.
+    Other,
+}
+
+/// How a task ended: reported to the scheduler.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    /// Wire version.
+    #[serde(default = "wire_version")]
+    pub v: u16,
+    /// Project of the task.
+    pub project: String,
+    /// The task.
+    pub taskid: String,
+    /// The task's URL.
+    pub url: String,
+    /// Attempts before this one.
+    #[serde(default)]
+    pub retries: u32,
+    /// `None` on success, else why it failed.
+    pub error: Option<TaskError>,
+    /// HTTP status, when a response came back.
+    pub status_code: Option<u16>,
+    /// Fetch time in milliseconds.
+    pub fetch_ms: u32,
+    /// Processing time in milliseconds.
+    pub process_ms: u32,
+    /// Follows emitted.
+    pub follows: u32,
+    /// Items emitted.
+    pub items: u32,
+    /// `ETag` of a successful response, sent again as `If-None-Match` next time.
+    #[serde(default)]
+    pub etag: Option<String>,
+    /// `Last-Modified` of a successful response, sent again as `If-Modified-Since` next time.
+    #[serde(default)]
+    pub last_modified: Option<String>,
+    /// How long the server asked us to wait (`Retry-After` of a 429 or 503), in ms.
+    #[serde(default)]
+    pub retry_after_ms: Option<u64>,
+}
+
+/// A failure of one task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskError {
+    /// Category of the failure.
+    pub kind: ErrorKind,
+    /// Human-readable reason.
+    pub message: String,
+    /// Whether trying again later may succeed.
+    pub retryable: bool,
+}
+
+/// One extracted item.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Item {
+    /// Key of the item within its project (the task id for one item per page).
+    pub taskid: String,
+    /// Page the item came from.
+    pub url: String,
+    /// The item's fields, in the order the project defines them.
+    pub data: Map<String, Value>,
+}
+
+/// Items of one page, and the outcome the result writer forwards once they are stored.
+///
+/// Forwarding the outcome only after the items are durable is what keeps a task from being
+/// marked done while its items could still be lost.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Results {
+    /// Wire version.
+    #[serde(default = "wire_version")]
+    pub v: u16,
+    /// Project of the items.
+    pub project: String,
+    /// The items.
+    pub items: Vec<Item>,
+    /// Outcome of the task that produced them.
+    pub outcome: Option<Outcome>,
+}
+
+/// Anything that travels on a stage subject.
+// Messages live behind an `Arc` on the in-process bus and are serialized on NATS, so the size
+// of the largest variant is never copied around; boxing `Task` would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Message {
+    /// A task to fetch.
+    Fetch(Task),
+    /// A fetched page to process.
+    Process(Box<ProcessJob>),
+    /// Follows for the scheduler.
+    NewTasks(NewTasks),
+    /// An outcome for the scheduler.
+    Status(Outcome),
+    /// Items for the result writer.
+    Results(Results),
+}
+
+impl Message {
+    /// Project the message belongs to.
+    pub fn project(&self) -> &str {
+        match self {
+            Message::Fetch(t) => &t.project,
+            Message::Process(j) => &j.task.project,
+            Message::NewTasks(n) => &n.project,
+            Message::Status(o) => &o.project,
+            Message::Results(r) => &r.project,
+        }
+    }
+
+    /// Serializes for a bus that carries bytes.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, serde_json::Error> {
+        serde_json::to_vec(self)
+    }
+
+    /// Parses a message read from a bus that carries bytes.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, serde_json::Error> {
+        serde_json::from_slice(bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip_through_bytes() {
+        let task = Task {
+            project: "p".into(),
+            taskid: "t".into(),
+            url: "http://a/".into(),
+            callback: "start".into(),
+            priority: 2,
+            exetime: 0,
+            age_ms: Some(5),
+            itag: None,
+            retries: 1,
+            depth: 3,
+            force: false,
+            fetch: FetchOptions::default(),
+            save: None,
+        };
+        let msg = Message::Fetch(task);
+        let back = Message::from_bytes(&msg.to_bytes().expect("serializes")).expect("parses");
+        assert_eq!(back, msg);
+    }
+
+    #[test]
+    fn unknown_fields_are_ignored_and_missing_ones_default() {
+        let json = r#"{"type":"fetch","project":"p","taskid":"t","url":"http://a/",
+            "callback":"start","from_the_future":1}"#;
+        let Message::Fetch(task) = Message::from_bytes(json.as_bytes()).expect("parses") else {
+            panic!("not a fetch message");
+        };
+        assert_eq!(task.priority, 0);
+        assert_eq!(task.fetch, FetchOptions::default());
+    }
+}

@@ -1,0 +1,381 @@
+//! The project model: what a user writes (a TOML project file), parsed and validated.
+//!
+//! The file format is a contract (see DESIGN.md, "Project file", and docs/rules.md for every
+//! key). [`Project::parse`] (or [`Project::load`] for a file on disk, which also reads
+//! `script_file`s) is the only way to build a [`Project`], and it checks everything that can
+//! be checked without the network: syntax, unknown keys, types, durations, sizes, CSS
+//! selectors, XPath and JSONPath expressions, regexes, datetime formats, page values, URL
+//! templates, cron expressions, script syntax, where each kind of field may be used, and
+//! that every callback names a handler. A file with an error is refused with a
+//! [`ProjectError`] carrying the 1-based line and column of the offending text and what was
+//! expected, so a `Project` that exists is always runnable by the processor.
+//!
+//! Invariants of a parsed project:
+//! - `start` holds absolute http(s) URLs in [`crate::urlnorm::normalize`]d form;
+//! - every [`FollowRule::callback`] is a key of [`Project::handlers`], and `handlers` has a
+//!   `start` handler when `start` is not empty;
+//! - every selector, expression, regex and script compiles;
+//! - at most one of `every` (an interval) and `cron` is set.
+
+mod check;
+mod error;
+mod exprs;
+mod fetch;
+mod field;
+mod finished;
+mod follow;
+mod handler;
+mod load;
+mod parse;
+mod script;
+mod values;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use indexmap::IndexMap;
+
+use crate::message::{FetchOptions, Task};
+use crate::urlnorm;
+
+pub use error::ProjectError;
+pub use fetch::merge_fetch;
+pub use field::{Field, FieldRule, HtmlPart, PageValue, Source, ValueKind};
+pub use finished::{FinishedOutput, ON_FINISHED_URL, OnFinished};
+pub use follow::{DEFAULT_MAX_URL_LENGTH, FollowRule, LinkSource, TemplatePart, UrlTemplate};
+pub use handler::{Each, Handler, ItemsRule, Script, ScriptOrigin};
+pub use load::LoadError;
+pub use script::{ScriptLimits, ScriptSyntaxError, check_script, sandboxed_engine};
+
+/// The handler that processes the start URLs.
+pub const START_HANDLER: &str = "start";
+
+/// A parsed, validated project.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Project {
+    /// Unique name: `[A-Za-z0-9_-]`, 1 to 64 characters (it becomes a subject token).
+    pub name: String,
+    /// Start URLs, absolute http(s), normalized.
+    pub start: Vec<String>,
+    /// Requests per second for the whole project (token bucket rate), > 0.
+    pub rate: f64,
+    /// Token bucket size, >= 1.
+    pub burst: f64,
+    /// Requests in flight per host, >= 1.
+    pub host_concurrency: u32,
+    /// Minimum gap between two requests to one host.
+    pub host_delay: Duration,
+    /// Whether loopback and private addresses may be fetched.
+    pub allow_private: bool,
+    /// Period after which the start URLs are submitted again (`every` as an interval).
+    pub every: Option<Duration>,
+    /// Cron expression (UTC) of the times the start URLs are submitted again (`every` as a
+    /// cron expression); see [`Project::next_start_after`].
+    pub cron: Option<String>,
+    /// Run state set by the file (TODO, STOP, CHECKING, DEBUG, RUNNING), upper-case.
+    pub status: Option<String>,
+    /// Free-form group label.
+    pub group: Option<String>,
+    /// Tracking parameters to keep in URLs (extension key `keep_params`).
+    pub keep_params: Vec<String>,
+    /// Options applied to every request.
+    pub defaults: Defaults,
+    /// Handlers by name, in file order.
+    pub handlers: IndexMap<String, Handler>,
+    /// What to emit once a crawl has finished (`[on_finished]`).
+    pub on_finished: Option<OnFinished>,
+    /// The TOML text as given (with `script_file`s inlined when loaded with
+    /// [`Project::load`], so the stored definition is self-contained).
+    pub source: String,
+}
+
+/// Options applied to every request of a project (`[defaults]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Defaults {
+    /// Don't re-crawl a URL younger than this; `None`: never re-crawl.
+    pub age: Option<Duration>,
+    /// Total time allowed for one request.
+    pub timeout: Duration,
+    /// Request headers.
+    pub headers: BTreeMap<String, String>,
+    /// Attempts after the first before a task fails (extension key).
+    pub retries: u32,
+    /// Largest body accepted, in bytes (extension key).
+    pub max_body: u64,
+    /// Redirects followed before giving up (extension key).
+    pub max_redirects: u32,
+    /// Every other default fetch option (`user_agent`, `cookies`, `session`, `proxies`,
+    /// `verify_tls`, `follow_redirects`, `connect_timeout`, `robots`, `content_types`,
+    /// `fetch`, `js`); its headers, timeout, max_body and max_redirects are left empty, as
+    /// the fields above hold them. [`Project::fetch_defaults`] combines both.
+    pub fetch: FetchOptions,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Self {
+            age: None,
+            timeout: Duration::from_secs(30),
+            headers: BTreeMap::new(),
+            retries: 3,
+            max_body: 10 * 1024 * 1024,
+            max_redirects: 10,
+            fetch: FetchOptions::default(),
+        }
+    }
+}
+
+impl Project {
+    /// Parses and validates a project file. A `script_file` is refused (there is no folder
+    /// to read it from): use [`Project::load`] for files on disk.
+    pub fn parse(text: &str) -> Result<Project, ProjectError> {
+        parse::parse(text, None)
+    }
+
+    /// Reads, parses and validates the project file at `path`; `script_file`s are read
+    /// relative to its folder and inlined into [`Project::source`].
+    pub fn load(path: &std::path::Path) -> Result<Project, LoadError> {
+        load::load(path)
+    }
+
+    /// The start tasks (callback "start", taskid = fingerprint, depth 0, all other Task
+    /// fields default).
+    pub fn start_tasks(&self) -> Vec<Task> {
+        self.start
+            .iter()
+            .map(|url| Task {
+                project: self.name.clone(),
+                taskid: urlnorm::fingerprint(url),
+                url: url.clone(),
+                callback: START_HANDLER.to_string(),
+                priority: 0,
+                exetime: 0,
+                age_ms: None,
+                itag: None,
+                retries: 0,
+                depth: 0,
+                force: false,
+                fetch: Default::default(),
+                save: None,
+            })
+            .collect()
+    }
+
+    /// Item field names of all handlers in definition order, deduplicated (the CSV header).
+    pub fn item_fields(&self) -> Vec<String> {
+        let mut fields: Vec<String> = Vec::new();
+        let on_finished = self.on_finished.iter().flat_map(|h| h.item.keys());
+        for name in self
+            .handlers
+            .values()
+            .flat_map(|h| h.item.keys())
+            .chain(on_finished)
+        {
+            if !fields.contains(name) {
+                fields.push(name.clone());
+            }
+        }
+        fields
+    }
+
+    /// The hosts of the start URLs (for same-site follows), deduplicated, in file order.
+    pub fn start_hosts(&self) -> Vec<String> {
+        let mut hosts: Vec<String> = Vec::new();
+        for url in &self.start {
+            // Start URLs were parsed at load time; one that no longer parses has no host.
+            if let Some(host) = url::Url::parse(url)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_string))
+                && !hosts.contains(&host)
+            {
+                hosts.push(host);
+            }
+        }
+        hosts
+    }
+
+    /// The handler named `callback`.
+    pub fn handler(&self, callback: &str) -> Option<&Handler> {
+        self.handlers.get(callback)
+    }
+
+    /// Every default fetch option of the project: `[defaults]` (headers, timeout, max_body,
+    /// max_redirects and the other fetch keys) and `allow_private`.
+    pub fn fetch_defaults(&self) -> FetchOptions {
+        let d = &self.defaults;
+        FetchOptions {
+            headers: d.headers.clone(),
+            timeout_ms: Some(u64::try_from(d.timeout.as_millis()).unwrap_or(u64::MAX)),
+            max_body: Some(d.max_body),
+            max_redirects: Some(d.max_redirects),
+            allow_private: self.allow_private,
+            ..d.fetch.clone()
+        }
+    }
+
+    /// A task's own fetch options with the project's defaults merged under them (what the
+    /// scheduler sends); see [`merge_fetch`] for the rules. `allow_private` is the
+    /// project's, whatever the task says.
+    pub fn fetch_for(&self, own: &FetchOptions) -> FetchOptions {
+        let mut merged = merge_fetch(&self.fetch_defaults(), own);
+        merged.allow_private = self.allow_private;
+        merged
+    }
+
+    /// When the start URLs are due again after a start at `last_start_ms` (Unix ms):
+    /// `last_start_ms + every`, or the first time the cron expression matches strictly after
+    /// it (UTC); `None` when the project does not restart.
+    pub fn next_start_after(&self, last_start_ms: i64) -> Option<i64> {
+        if let Some(every) = self.every {
+            let every = i64::try_from(every.as_millis()).unwrap_or(i64::MAX);
+            return Some(last_start_ms.saturating_add(every));
+        }
+        let cron = exprs::parse_cron(self.cron.as_deref()?).ok()?;
+        let after = chrono::DateTime::from_timestamp_millis(last_start_ms)?;
+        cron.find_next_occurrence(&after, false)
+            .ok()
+            .map(|next| next.timestamp_millis())
+    }
+
+    /// What `[on_finished]` emits for a crawl that finished at `now_ms`: an item and
+    /// follows (forced); empty when the file has no `[on_finished]`.
+    pub fn on_finished_output(&self, now_ms: i64) -> FinishedOutput {
+        match &self.on_finished {
+            Some(hook) => hook.output(&self.name, &self.keep_params, now_ms),
+            None => FinishedOutput::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The example of DESIGN.md, verbatim: every key of it is part of the contract.
+    pub(super) const DESIGN_EXAMPLE: &str = r#"name = "books"
+start = ["https://books.example/"]   # fetched with handler "start"
+rate = 10                            # requests per second for the project (token bucket)
+burst = 20
+host_concurrency = 8                 # requests in flight per host (politeness)
+host_delay = "0s"                    # minimum gap between two requests to one host
+allow_private = false                # may fetch loopback/private addresses (tests set true)
+every = "1d"                         # restart the start URLs periodically (optional)
+
+[defaults]                           # applied to every request of the project
+age = "10d"                          # don't re-crawl a URL younger than this
+timeout = "30s"
+headers = { "User-Agent" = "spindle" }
+
+[handlers.start]
+follow = [
+  { css = "nav a.category", callback = "list" },
+]
+
+[handlers.list]
+follow = [
+  { css = "article h3 a", callback = "detail", priority = 1 },
+  { css = "li.next a", callback = "list" },
+]
+
+[handlers.detail]
+item.title = { css = "h1" }
+item.price = { css = "p.price", regex = '[0-9.]+', as = "number" }
+item.image = { css = "img.cover", attr = "src", as = "url" }
+item.url = "$url"                    # page values: $url, $status, $save.<key>
+"#;
+
+    #[test]
+    fn the_design_example_parses_with_every_key() {
+        let p = Project::parse(DESIGN_EXAMPLE).expect("the DESIGN.md example is valid");
+        assert_eq!(p.name, "books");
+        assert_eq!(p.start, vec!["https://books.example/".to_string()]);
+        assert_eq!(p.rate, 10.0);
+        assert_eq!(p.burst, 20.0);
+        assert_eq!(p.host_concurrency, 8);
+        assert_eq!(p.host_delay, Duration::ZERO);
+        assert!(!p.allow_private);
+        assert_eq!(p.every, Some(Duration::from_secs(86_400)));
+        assert_eq!(p.defaults.age, Some(Duration::from_secs(864_000)));
+        assert_eq!(p.defaults.timeout, Duration::from_secs(30));
+        assert_eq!(
+            p.defaults.headers.get("User-Agent").map(String::as_str),
+            Some("spindle")
+        );
+        assert_eq!(
+            p.handlers.keys().collect::<Vec<_>>(),
+            vec!["start", "list", "detail"]
+        );
+        let list = &p.handlers["list"];
+        let rule = &list.follow[0];
+        assert_eq!(
+            rule.links,
+            LinkSource::Css {
+                css: "article h3 a".into(),
+                attr: "href".into(),
+            }
+        );
+        assert_eq!((rule.callback.as_str(), rule.priority), ("detail", 1));
+        assert!(rule.same_site);
+        assert_eq!(rule.max_url_length, DEFAULT_MAX_URL_LENGTH);
+        assert_eq!(list.follow[1].priority, 0);
+        let detail = &p.handlers["detail"];
+        assert_eq!(
+            detail.item["price"],
+            Field::Extract(FieldRule {
+                regex: Some("[0-9.]+".into()),
+                kind: Some(ValueKind::Number),
+                ..FieldRule::new(Source::Css("p.price".into()))
+            })
+        );
+        assert_eq!(detail.item["url"], Field::Page(PageValue::Url));
+        assert_eq!(p.source, DESIGN_EXAMPLE);
+    }
+
+    #[test]
+    fn start_tasks_are_fingerprinted_start_callbacks() {
+        let p = Project::parse(DESIGN_EXAMPLE).expect("valid");
+        let tasks = p.start_tasks();
+        assert_eq!(tasks.len(), 1);
+        let t = &tasks[0];
+        assert_eq!(t.project, "books");
+        assert_eq!(t.url, "https://books.example/");
+        assert_eq!(t.taskid, urlnorm::fingerprint("https://books.example/"));
+        assert_eq!(t.callback, "start");
+        assert_eq!((t.depth, t.priority, t.retries, t.exetime), (0, 0, 0, 0));
+        assert_eq!(t.save, None);
+    }
+
+    #[test]
+    fn item_fields_are_in_definition_order_without_duplicates() {
+        let p = Project::parse(
+            r#"
+name = "p"
+[handlers.a]
+item.title = { css = "h1" }
+item.url = "$url"
+[handlers.b]
+item.url = "$url"
+item.price = { css = "p" }
+"#,
+        )
+        .expect("valid");
+        assert_eq!(p.item_fields(), vec!["title", "url", "price"]);
+    }
+
+    #[test]
+    fn start_hosts_are_deduplicated() {
+        let p = Project::parse(
+            r#"
+name = "p"
+start = ["http://A.example/x", "http://a.example/y", "https://b.example:8443/"]
+[handlers.start]
+"#,
+        )
+        .expect("valid");
+        assert_eq!(p.start_hosts(), vec!["a.example", "b.example"]);
+    }
+}
+
+#[cfg(test)]
+#[path = "project/extensions_tests.rs"]
+mod extensions_tests;

@@ -1,0 +1,467 @@
+//! Item fields: `item.<name> = ...` in a handler (also the values of a follow's `save`).
+//!
+//! A field is written either as a string or as a table:
+//!
+//! - `"$url"`, `"$status"`, `"$save.<key>"`, `"$header.<name>"`, `"$now"`, `"$project"`: a
+//!   value of the page or task ([`PageValue`]);
+//! - any other string: a constant; `"$$x"` is the literal `"$x"` (a single leading `$`
+//!   always names a page value, so a typo like `"$ulr"` is an error instead of a constant);
+//! - a table ([`FieldRule`]): one source (`css`, `xpath`, `json` or `value`; none inside an
+//!   `each` block means the element itself), then `attr` / `html`, `regex`, `as` (+ `format`),
+//!   `all`, `default`, `required`.
+//!
+//! [`Field`]'s `Deserialize` is written by hand rather than as an untagged enum because an
+//! untagged enum swallows the inner error and its span: "data did not match any variant" at
+//! the field, instead of "unknown key `xpaht`" at the key.
+
+use std::fmt;
+
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
+
+use super::exprs::{DatetimeFormat, JsonPathExpr, XPathExpr};
+use super::values::{CssSelector, NonEmpty, Pattern};
+
+/// One field of the item a handler emits.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Field {
+    /// A value of the page or task: `"$url"`, `"$status"`, `"$save.<key>"`, ...
+    Page(PageValue),
+    /// A constant string (`"$$x"` in the file is the constant `"$x"`).
+    Const(String),
+    /// A value extracted from the page (or a page value with transforms).
+    Extract(FieldRule),
+}
+
+/// A value that comes with the page rather than from its body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PageValue {
+    /// The task's URL (`$url`).
+    Url,
+    /// The HTTP status of the response (`$status`).
+    Status,
+    /// A key of the data the parent page passed on (`$save.<key>`).
+    Save(String),
+    /// A response header, by case-insensitive name (`$header.<name>`).
+    Header(String),
+    /// The time of processing, RFC 3339 in UTC (`$now`).
+    Now,
+    /// The project's name (`$project`).
+    Project,
+}
+
+/// Where a field's raw value comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Source {
+    /// Elements matching a CSS selector (relative to the element inside `each`).
+    Css(String),
+    /// Nodes selected by an XPath 1.0 expression (relative inside `each_xpath`).
+    XPath(String),
+    /// Values selected by a JSONPath expression on the JSON body (relative inside
+    /// `each_json`).
+    Json(String),
+    /// A page value (`value = "$url"`).
+    Page(PageValue),
+    /// A constant (`value = "text"`).
+    Const(String),
+    /// The `each` element itself (a table with no source, inside an `each` block).
+    Element,
+}
+
+/// Which HTML of an element a field takes (`html = "inner"` or `"outer"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HtmlPart {
+    /// The element's content.
+    Inner,
+    /// The element with its tags.
+    Outer,
+}
+
+/// How to extract one field and turn it into a value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldRule {
+    /// Where the raw value comes from.
+    pub source: Source,
+    /// Attribute to read from matched elements; `None` reads the text, whitespace-normalized.
+    pub attr: Option<String>,
+    /// Take the element's HTML instead of its text.
+    pub html: Option<HtmlPart>,
+    /// Regex applied to the value: its first capture group if it has one, else the whole
+    /// match; no match gives null.
+    pub regex: Option<String>,
+    /// Type of the value (key `as`); `None`: a string from HTML, the JSON value as is.
+    pub kind: Option<ValueKind>,
+    /// Input format of `as = "datetime"` (chrono `strftime` directives).
+    pub format: Option<String>,
+    /// Every match as an array, instead of the first match.
+    pub all: bool,
+    /// Value used when the field comes out null (or an empty list with `all`).
+    pub default: Option<serde_json::Value>,
+    /// An item whose field is null (after `default`) is dropped, counted and logged.
+    pub required: bool,
+}
+
+impl FieldRule {
+    /// A rule with this source and no transforms.
+    pub fn new(source: Source) -> Self {
+        Self {
+            source,
+            attr: None,
+            html: None,
+            regex: None,
+            kind: None,
+            format: None,
+            all: false,
+            default: None,
+            required: false,
+        }
+    }
+}
+
+/// The type a field value is converted to (`as = "..."`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ValueKind {
+    /// The text as is.
+    String,
+    /// A floating-point number; thousands separators are ignored.
+    Number,
+    /// A whole number.
+    Integer,
+    /// `true`/`false`, `yes`/`no`, `on`/`off`, `1`/`0` (any case).
+    Bool,
+    /// A URL resolved against the page URL.
+    Url,
+    /// A date and time, output as RFC 3339 (UTC when the input has no offset).
+    Datetime,
+}
+
+impl PageValue {
+    /// Reads a string field: `Ok(None)` for a constant, the page value for `$...`, an error
+    /// saying what was expected for an unknown `$name`.
+    pub(crate) fn parse(text: &str) -> Result<Option<PageValue>, String> {
+        let Some(name) = text.strip_prefix('$') else {
+            return Ok(None);
+        };
+        if name.starts_with('$') {
+            return Ok(None);
+        }
+        let keyed = |prefix: &str| name.strip_prefix(prefix).filter(|k| !k.is_empty());
+        match name {
+            "url" => Ok(Some(PageValue::Url)),
+            "status" => Ok(Some(PageValue::Status)),
+            "now" => Ok(Some(PageValue::Now)),
+            "project" => Ok(Some(PageValue::Project)),
+            _ => {
+                if let Some(key) = keyed("save.") {
+                    Ok(Some(PageValue::Save(key.to_string())))
+                } else if let Some(header) = keyed("header.") {
+                    Ok(Some(PageValue::Header(header.to_ascii_lowercase())))
+                } else {
+                    Err(format!(
+                        "unknown page value \"{text}\"; expected \"$url\", \"$status\", \"$save.<key>\", \"$header.<name>\", \"$now\" or \"$project\" (write \"$$\" for a literal \"$\")"
+                    ))
+                }
+            }
+        }
+    }
+}
+
+impl Field {
+    /// The field a string in the file stands for.
+    pub(crate) fn from_text(text: &str) -> Result<Field, String> {
+        Ok(match PageValue::parse(text)? {
+            Some(value) => Field::Page(value),
+            None => Field::Const(unescape(text).to_string()),
+        })
+    }
+
+    /// The extraction source of a table field, `None` for the string forms.
+    pub fn source(&self) -> Option<&Source> {
+        match self {
+            Field::Extract(rule) => Some(&rule.source),
+            _ => None,
+        }
+    }
+}
+
+/// The table form of a field, as written.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFieldRule {
+    css: Option<CssSelector>,
+    xpath: Option<XPathExpr>,
+    json: Option<JsonPathExpr>,
+    value: Option<String>,
+    attr: Option<NonEmpty>,
+    html: Option<HtmlPart>,
+    regex: Option<Pattern>,
+    #[serde(rename = "as")]
+    kind: Option<ValueKind>,
+    format: Option<DatetimeFormat>,
+    #[serde(default)]
+    all: bool,
+    default: Option<serde_json::Value>,
+    #[serde(default)]
+    required: bool,
+}
+
+impl RawFieldRule {
+    /// The checks between keys of one table.
+    fn build(self) -> Result<FieldRule, String> {
+        let sources = [
+            self.css.is_some(),
+            self.xpath.is_some(),
+            self.json.is_some(),
+            self.value.is_some(),
+        ];
+        if sources.iter().filter(|s| **s).count() > 1 {
+            return Err(
+                "expected one source per field: `css`, `xpath`, `json` or `value`, not several"
+                    .to_string(),
+            );
+        }
+        let source = if let Some(css) = self.css {
+            Source::Css(css.0)
+        } else if let Some(xpath) = self.xpath {
+            Source::XPath(xpath.0)
+        } else if let Some(json) = self.json {
+            Source::Json(json.0)
+        } else if let Some(value) = self.value {
+            match PageValue::parse(&value)? {
+                Some(v) => Source::Page(v),
+                None => Source::Const(unescape(&value).to_string()),
+            }
+        } else {
+            Source::Element
+        };
+        let reads_elements = matches!(source, Source::Css(_) | Source::Element);
+        if self.html.is_some() && !reads_elements {
+            return Err("`html` reads elements: use it with `css` (or inside `each`)".to_string());
+        }
+        if self.html.is_some() && self.attr.is_some() {
+            return Err("expected `attr` or `html`, not both".to_string());
+        }
+        if self.attr.is_some()
+            && !matches!(source, Source::Css(_) | Source::Element | Source::XPath(_))
+        {
+            return Err("`attr` reads elements: use it with `css` or `xpath`".to_string());
+        }
+        if self.format.is_some() && self.kind != Some(ValueKind::Datetime) {
+            return Err("`format` is the input format of `as = \"datetime\"`".to_string());
+        }
+        Ok(FieldRule {
+            source,
+            attr: self.attr.map(|a| a.0),
+            html: self.html,
+            regex: self.regex.map(|r| r.0),
+            kind: self.kind,
+            format: self.format.map(|f| f.0),
+            all: self.all,
+            default: self.default,
+            required: self.required,
+        })
+    }
+}
+
+/// The constant a string that names no page value stands for: `$$x` is `$x`.
+fn unescape(text: &str) -> &str {
+    text.strip_prefix('$').unwrap_or(text)
+}
+
+impl<'de> Deserialize<'de> for Field {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Field;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(
+                    r#"a page value ("$url", "$status", "$save.<key>", "$header.<name>"), a constant string, or a table { css | xpath | json | value, attr, html, regex, as, format, all, default, required }"#,
+                )
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Field, E> {
+                Field::from_text(v).map_err(E::custom)
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Field, A::Error> {
+                // Hand the map to the derived struct so unknown keys and bad values are
+                // reported by the TOML deserializer at their own spans.
+                let raw = RawFieldRule::deserialize(MapAccessDeserializer::new(map))?;
+                raw.build().map(Field::Extract).map_err(de::Error::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(value: &str) -> Result<Field, toml::de::Error> {
+        #[derive(serde::Deserialize)]
+        struct Doc {
+            v: Field,
+        }
+        toml::from_str::<Doc>(&format!("v = {value}")).map(|d| d.v)
+    }
+
+    #[test]
+    fn page_values_are_recognized() {
+        assert_eq!(read(r#""$url""#).expect("ok"), Field::Page(PageValue::Url));
+        assert_eq!(
+            read(r#""$status""#).expect("ok"),
+            Field::Page(PageValue::Status)
+        );
+        assert_eq!(
+            read(r#""$save.category""#).expect("ok"),
+            Field::Page(PageValue::Save("category".into()))
+        );
+        assert_eq!(
+            read(r#""$header.Content-Type""#).expect("ok"),
+            Field::Page(PageValue::Header("content-type".into()))
+        );
+        assert_eq!(read(r#""$now""#).expect("ok"), Field::Page(PageValue::Now));
+        assert_eq!(
+            read(r#""$project""#).expect("ok"),
+            Field::Page(PageValue::Project)
+        );
+    }
+
+    #[test]
+    fn other_strings_are_constants_and_double_dollar_escapes() {
+        assert_eq!(
+            read(r#""books""#).expect("ok"),
+            Field::Const("books".into())
+        );
+        assert_eq!(
+            read(r#""$$5.00""#).expect("ok"),
+            Field::Const("$5.00".into())
+        );
+        assert_eq!(
+            read(r#""a $url""#).expect("ok"),
+            Field::Const("a $url".into())
+        );
+    }
+
+    #[test]
+    fn unknown_page_values_are_refused_at_the_value() {
+        for bad in [
+            r#""$ulr""#,
+            r#""$save.""#,
+            r#""$""#,
+            r#""$URL""#,
+            r#""$header.""#,
+        ] {
+            let err = read(bad).expect_err(bad);
+            assert!(err.message().contains("unknown page value"), "{bad}: {err}");
+            assert!(err.message().contains("\"$save.<key>\""), "{bad}: {err}");
+            assert_eq!(err.span().map(|s| s.start), Some(4), "{bad}");
+        }
+    }
+
+    #[test]
+    fn tables_are_extraction_rules_with_defaults() {
+        let field = read(r#"{ css = "h1" }"#).expect("ok");
+        assert_eq!(
+            field,
+            Field::Extract(FieldRule::new(Source::Css("h1".into())))
+        );
+        let field = read(
+            r#"{ css = "img", attr = "src", regex = '(\d+)', as = "url", all = true, default = [], required = true }"#,
+        )
+        .expect("ok");
+        assert_eq!(
+            field,
+            Field::Extract(FieldRule {
+                source: Source::Css("img".into()),
+                attr: Some("src".into()),
+                html: None,
+                regex: Some(r"(\d+)".into()),
+                kind: Some(ValueKind::Url),
+                format: None,
+                all: true,
+                default: Some(serde_json::json!([])),
+                required: true,
+            })
+        );
+    }
+
+    #[test]
+    fn every_source_has_its_key() {
+        let source = |text: &str| match read(text).expect(text) {
+            Field::Extract(rule) => rule.source,
+            other => panic!("not a table: {other:?}"),
+        };
+        assert_eq!(
+            source(r#"{ xpath = "//h1" }"#),
+            Source::XPath("//h1".into())
+        );
+        assert_eq!(source(r#"{ json = "$.a" }"#), Source::Json("$.a".into()));
+        assert_eq!(
+            source(r#"{ value = "$url" }"#),
+            Source::Page(PageValue::Url)
+        );
+        assert_eq!(source(r#"{ value = "x" }"#), Source::Const("x".into()));
+        assert_eq!(source(r#"{ attr = "href" }"#), Source::Element);
+        assert_eq!(
+            read(r#"{ css = "div", html = "outer" }"#).expect("ok"),
+            Field::Extract(FieldRule {
+                html: Some(HtmlPart::Outer),
+                ..FieldRule::new(Source::Css("div".into()))
+            })
+        );
+        assert!(read(r#"{ css = "p", as = "datetime", format = "%d/%m/%Y" }"#).is_ok());
+    }
+
+    #[test]
+    fn conflicting_keys_are_refused_at_the_table() {
+        for (bad, why) in [
+            (r#"{ css = "h1", json = "$.a" }"#, "one source"),
+            (
+                r#"{ json = "$.a", html = "inner" }"#,
+                "`html` reads elements",
+            ),
+            (r#"{ css = "a", html = "inner", attr = "x" }"#, "not both"),
+            (r#"{ value = "$url", attr = "x" }"#, "`attr` reads elements"),
+            (r#"{ css = "p", format = "%Y" }"#, "`format`"),
+        ] {
+            let err = read(bad).expect_err(bad);
+            assert!(err.message().contains(why), "{bad}: {err}");
+            assert_eq!(err.span().map(|s| s.start), Some(4), "{bad}");
+        }
+    }
+
+    #[test]
+    fn table_errors_point_inside_the_table() {
+        //            0         1         2         3
+        //            0123456789012345678901234567890123
+        let err = read(r#"{ css = "h1", xpaht = "//h1" }"#).expect_err("unknown key");
+        assert!(err.message().contains("unknown field `xpaht`"), "{err}");
+        assert_eq!(err.span().map(|s| s.start), Some(18));
+
+        let err = read(r#"{ css = "h1", as = "float" }"#).expect_err("bad kind");
+        assert!(err.message().contains("unknown variant `float`"), "{err}");
+        assert!(err.message().contains("`number`"), "{err}");
+        assert_eq!(err.span().map(|s| s.start), Some(23));
+
+        let err = read(r#"{ css = "h1[" }"#).expect_err("bad css");
+        assert!(err.message().contains("invalid CSS selector"), "{err}");
+        assert_eq!(err.span().map(|s| s.start), Some(12));
+
+        let err = read(r#"{ json = "$.a[" }"#).expect_err("bad json path");
+        assert!(err.message().contains("invalid JSONPath"), "{err}");
+        let err = read(r#"{ xpath = "//a[" }"#).expect_err("bad xpath");
+        assert!(err.message().contains("invalid XPath"), "{err}");
+    }
+
+    #[test]
+    fn wrong_types_say_what_was_expected() {
+        let err = read("5").expect_err("number");
+        assert!(err.message().contains("a page value"), "{err}");
+        assert!(err.message().contains("a table"), "{err}");
+    }
+}

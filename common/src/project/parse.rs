@@ -1,0 +1,255 @@
+//! From TOML text to a validated [`Project`].
+//!
+//! Two steps. First the text is deserialized into `Raw*` mirrors of the file, with
+//! `deny_unknown_fields` everywhere and the self-contained checks done by the value newtypes
+//! of [`super::values`] and [`super::exprs`] (so their errors carry the value's span). Then
+//! [`build`] applies defaults and the checks that need more than one value: numeric ranges,
+//! start URLs, cross-references between follows and handlers, where each kind of field may
+//! be used (see [`super::check`]), and script syntax; the values they point at are kept as
+//! [`Spanned`] for that.
+
+use std::ops::Range;
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+use serde_spanned::Spanned;
+
+use super::check::{build_handler, build_on_finished};
+use super::exprs::{Every, JsonPathExpr, XPathExpr};
+use super::fetch::with_fetch_keys;
+use super::field::Field;
+use super::follow::ReadFollow;
+use super::values::{
+    Count, CssSelector, Dur, NonEmpty, Number, PositiveDur, ProjectName, RunStatus,
+};
+use super::{Defaults, Project, ProjectError, START_HANDLER};
+use crate::urlnorm;
+
+/// Requests per second when the file does not say.
+const DEFAULT_RATE: f64 = 5.0;
+/// Requests in flight per host when the file does not say.
+const DEFAULT_HOST_CONCURRENCY: u32 = 8;
+
+/// Reads a `script_file` by the path as written (and the span of that value); the error
+/// says why it cannot.
+pub(super) type ScriptReader<'a> = &'a dyn Fn(&str, Range<usize>) -> Result<String, String>;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProject {
+    name: ProjectName,
+    start: Option<Spanned<Vec<Spanned<String>>>>,
+    rate: Option<Spanned<Number>>,
+    burst: Option<Spanned<Number>>,
+    host_concurrency: Option<Spanned<Count>>,
+    host_delay: Option<Dur>,
+    #[serde(default)]
+    allow_private: bool,
+    every: Option<Every>,
+    status: Option<RunStatus>,
+    group: Option<String>,
+    #[serde(default)]
+    keep_params: Vec<NonEmpty>,
+    #[serde(default)]
+    defaults: RawDefaults,
+    #[serde(default)]
+    handlers: IndexMap<Spanned<String>, RawHandler>,
+    on_finished: Option<RawOnFinished>,
+}
+
+with_fetch_keys! {
+    #[derive(Default, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct RawDefaults {
+        age: Option<Dur>,
+        retries: Option<Count>,
+    }
+}
+
+/// A handler as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawHandler {
+    #[serde(default)]
+    pub follow: Vec<ReadFollow>,
+    #[serde(default)]
+    pub item: IndexMap<NonEmpty, Spanned<Field>>,
+    pub items: Option<Spanned<RawItems>>,
+    pub script: Option<Spanned<String>>,
+    pub script_file: Option<Spanned<String>>,
+    pub script_timeout: Option<PositiveDur>,
+}
+
+/// `[handlers.<name>.items]` as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawItems {
+    pub each: Option<CssSelector>,
+    pub each_xpath: Option<XPathExpr>,
+    pub each_json: Option<JsonPathExpr>,
+    pub key: Option<Spanned<String>>,
+}
+
+/// `[on_finished]` as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawOnFinished {
+    #[serde(default)]
+    pub item: IndexMap<NonEmpty, Spanned<Field>>,
+    #[serde(default)]
+    pub follow: Vec<ReadFollow>,
+}
+
+/// Parses and validates a project file; see [`Project::parse`]. `scripts` reads a
+/// `script_file` (`None`: `script_file` is refused, there is no folder to read it from).
+pub(super) fn parse(
+    text: &str,
+    scripts: Option<ScriptReader<'_>>,
+) -> Result<Project, ProjectError> {
+    let raw: RawProject =
+        toml::from_str(text).map_err(|err| ProjectError::from_toml(text, &err))?;
+    build(text, raw, scripts)
+}
+
+/// Applies defaults and the checks that span several values.
+fn build(
+    text: &str,
+    raw: RawProject,
+    scripts: Option<ScriptReader<'_>>,
+) -> Result<Project, ProjectError> {
+    let err = |span: Range<usize>, message: String| ProjectError::spanned(text, span, message);
+
+    let rate = match raw.rate {
+        Some(rate) => {
+            let value = rate.get_ref().0;
+            if !(value.is_finite() && value > 0.0) {
+                return Err(err(
+                    rate.span(),
+                    format!("expected a rate above 0 (requests per second), found {value}"),
+                ));
+            }
+            value
+        }
+        None => DEFAULT_RATE,
+    };
+    let burst = match raw.burst {
+        Some(burst) => {
+            let value = burst.get_ref().0;
+            if !(value.is_finite() && value >= 1.0) {
+                return Err(err(
+                    burst.span(),
+                    format!("expected a burst of at least 1 request, found {value}"),
+                ));
+            }
+            value
+        }
+        None => rate.max(1.0),
+    };
+    let host_concurrency = match raw.host_concurrency {
+        Some(n) if n.get_ref().0 == 0 => {
+            return Err(err(
+                n.span(),
+                "expected host_concurrency of at least 1, found 0".to_string(),
+            ));
+        }
+        Some(n) => n.into_inner().0,
+        None => DEFAULT_HOST_CONCURRENCY,
+    };
+    let keep_params: Vec<String> = raw.keep_params.into_iter().map(|k| k.0).collect();
+
+    // Handlers first: the start URL check needs to know whether a `start` handler exists.
+    let names: Vec<&str> = raw.handlers.keys().map(|k| k.get_ref().as_str()).collect();
+    let mut handlers = IndexMap::with_capacity(raw.handlers.len());
+    for (name, handler) in &raw.handlers {
+        if name.get_ref().trim().is_empty() {
+            return Err(err(
+                name.span(),
+                "expected a non-empty handler name".to_string(),
+            ));
+        }
+        let built = build_handler(text, &names, handler, scripts)?;
+        handlers.insert(name.get_ref().clone(), built);
+    }
+    let on_finished = match &raw.on_finished {
+        Some(hook) => Some(build_on_finished(text, &names, hook)?),
+        None => None,
+    };
+
+    let mut start = Vec::new();
+    if let Some(urls) = raw.start {
+        if !urls.get_ref().is_empty() && !handlers.contains_key(START_HANDLER) {
+            return Err(err(
+                urls.span(),
+                format!(
+                    "start URLs are fetched with handler \"{START_HANDLER}\", but there is no [handlers.{START_HANDLER}]"
+                ),
+            ));
+        }
+        for url in urls.get_ref() {
+            let normalized = start_url(url.get_ref(), &keep_params)
+                .map_err(|message| err(url.span(), message))?;
+            if !start.contains(&normalized) {
+                start.push(normalized);
+            }
+        }
+    }
+
+    let defaults = {
+        let mut d = raw.defaults;
+        let fallback = Defaults::default();
+        let mut fetch = d.take_fetch().into_options();
+        // These four have fields of their own (the scheduler's merge reads them there).
+        let headers = std::mem::take(&mut fetch.headers);
+        let timeout = fetch.timeout_ms.take();
+        let max_body = fetch.max_body.take();
+        let max_redirects = fetch.max_redirects.take();
+        Defaults {
+            age: d.age.map(|a| a.0),
+            timeout: timeout.map_or(fallback.timeout, std::time::Duration::from_millis),
+            headers,
+            retries: d.retries.map_or(fallback.retries, |n| n.0),
+            max_body: max_body.unwrap_or(fallback.max_body),
+            max_redirects: max_redirects.unwrap_or(fallback.max_redirects),
+            fetch,
+        }
+    };
+    let (every, cron) = match raw.every {
+        Some(Every::Interval(d)) => (Some(d), None),
+        Some(Every::Cron(expr)) => (None, Some(expr)),
+        None => (None, None),
+    };
+
+    Ok(Project {
+        name: raw.name.0,
+        start,
+        rate,
+        burst,
+        host_concurrency,
+        host_delay: raw.host_delay.map(|d| d.0).unwrap_or_default(),
+        allow_private: raw.allow_private,
+        every,
+        cron,
+        status: raw.status.map(|s| s.0),
+        group: raw.group,
+        keep_params,
+        defaults,
+        handlers,
+        on_finished,
+        source: text.to_string(),
+    })
+}
+
+/// A start URL in normalized form, or why it is not a usable one.
+fn start_url(text: &str, keep_params: &[String]) -> Result<String, String> {
+    let expected = "expected an absolute http(s) URL such as \"https://example.com/\"";
+    let url = url::Url::parse(text.trim())
+        .map_err(|e| format!("invalid start URL \"{text}\" ({e}); {expected}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(format!("invalid start URL \"{text}\"; {expected}"));
+    }
+    Ok(urlnorm::normalize(&url, keep_params).to_string())
+}
+
+#[cfg(test)]
+#[path = "parse_tests.rs"]
+mod tests;

@@ -1,0 +1,257 @@
+//! The store: where projects, the task frontier and results are kept.
+//!
+//! One trait, one implementation per database ([`sqlite`] for the embedded default,
+//! [`postgres`] for the distributed mode); [`connect`] picks one by URL. The
+//! store is the frontier of record: the scheduler keeps only a bounded window of it in memory
+//! and *claims* ready tasks in batches. A claimed task is on its way (in the window, on the
+//! bus, or being fetched); [`Store::release_claims`] returns every claim to the queue, which
+//! is how a restarted scheduler recovers what was in flight when the process died.
+
+pub mod postgres;
+pub mod sqlite;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::message::{Item, Task};
+
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
+/// Opens the store a database URL names: `sqlite:…` (e.g. `sqlite://PATH`) or
+/// `postgres://…` / `postgresql://…`, with its schema brought up to date.
+pub async fn connect(url: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    if url.starts_with("sqlite:") {
+        Ok(std::sync::Arc::new(SqliteStore::connect(url).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(std::sync::Arc::new(PgStore::connect(url).await?))
+    } else {
+        // The URL ends up in logs and on screens: never with its password.
+        let shown = match url::Url::parse(url) {
+            Ok(mut parsed) if parsed.password().is_some() => {
+                // Only cannot-be-a-base URLs refuse a password, and those have none.
+                let _ = parsed.set_password(Some("***"));
+                parsed.to_string()
+            }
+            _ => url.to_string(),
+        };
+        Err(StoreError::UnsupportedUrl(shown))
+    }
+}
+
+/// What went wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database failed or is unreachable.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The schema could not be brought up to date.
+    #[error("database migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A stored value could not be read back.
+    #[error("corrupt stored value in {what}: {detail}")]
+    Corrupt {
+        /// Which value.
+        what: &'static str,
+        /// Why it could not be read.
+        detail: String,
+    },
+    /// The database URL names no backend this build has.
+    #[error(
+        "unsupported database URL `{0}` (expected sqlite://PATH or postgres://USER@HOST/DATABASE)"
+    )]
+    UnsupportedUrl(String),
+}
+
+/// Life cycle of a task, as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskStatus {
+    /// Waiting, delayed or in flight.
+    Active,
+    /// Fetched and processed.
+    Success,
+    /// Given up on after its retries.
+    Failed,
+    /// Cancelled.
+    Bad,
+}
+
+impl TaskStatus {
+    /// The stored code.
+    pub fn code(self) -> i64 {
+        match self {
+            TaskStatus::Active => 1,
+            TaskStatus::Success => 2,
+            TaskStatus::Failed => 3,
+            TaskStatus::Bad => 4,
+        }
+    }
+
+    /// The status of a stored code.
+    pub fn from_code(code: i64) -> Option<Self> {
+        Some(match code {
+            1 => TaskStatus::Active,
+            2 => TaskStatus::Success,
+            3 => TaskStatus::Failed,
+            4 => TaskStatus::Bad,
+            _ => return None,
+        })
+    }
+}
+
+/// A project as stored: its definition and run state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProjectRecord {
+    /// Unique name.
+    pub name: String,
+    /// The project file (TOML) it was loaded from.
+    pub definition: String,
+    /// Run state: TODO, STOP, CHECKING, DEBUG, RUNNING.
+    pub status: String,
+    /// Requests per second.
+    pub rate: f64,
+    /// Token bucket size.
+    pub burst: f64,
+    /// Free-form group label.
+    pub group: Option<String>,
+    /// Last change of the definition or status (Unix ms).
+    pub updated_ms: i64,
+    /// Last time the start URLs were submitted (Unix ms), 0 if never.
+    pub last_start_ms: i64,
+}
+
+/// What the scheduler needs to know about a task it sees again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KnownTask {
+    /// The task.
+    pub taskid: String,
+    /// Its stored status.
+    pub status: TaskStatus,
+    /// Last time an attempt of it ended (Unix ms).
+    pub last_crawl_ms: Option<i64>,
+    /// Its re-crawl age.
+    pub age_ms: Option<i64>,
+    /// Its re-crawl tag.
+    pub itag: Option<String>,
+}
+
+/// The end of one attempt of a task, to be written back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskUpdate {
+    /// The task.
+    pub taskid: String,
+    /// New status; `Active` means "retry at `exetime`".
+    pub status: TaskStatus,
+    /// When to retry (Unix ms), for `Active`.
+    pub exetime: i64,
+    /// Attempts so far.
+    pub retries: u32,
+    /// When the attempt ended (Unix ms).
+    pub at_ms: i64,
+    /// Why it failed, if it did.
+    pub last_error: Option<String>,
+    /// `ETag` of a successful fetch; `None` keeps the stored one.
+    pub etag: Option<String>,
+    /// `Last-Modified` of a successful fetch; `None` keeps the stored one.
+    pub last_modified: Option<String>,
+}
+
+/// Everything stored about one task, for `spindle task` and the web UI.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskRecord {
+    /// The task as queued.
+    pub task: Task,
+    /// Its status.
+    pub status: TaskStatus,
+    /// Claimed by the scheduler (waiting in its window or in flight).
+    pub claimed: bool,
+    /// Last time an attempt ended (Unix ms).
+    pub last_crawl_ms: Option<i64>,
+    /// Why the last attempt failed.
+    pub last_error: Option<String>,
+    /// Last change (Unix ms).
+    pub updated_ms: i64,
+}
+
+/// Task counts of one project.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskCounts {
+    /// Active and not claimed: waiting or delayed.
+    pub queued: u64,
+    /// Active and claimed: in the scheduler's window or in flight.
+    pub claimed: u64,
+    /// Done.
+    pub success: u64,
+    /// Given up.
+    pub failed: u64,
+    /// Cancelled.
+    pub bad: u64,
+}
+
+/// Persistent state of Spindle.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Creates or replaces a project.
+    async fn save_project(&self, project: &ProjectRecord) -> Result<(), StoreError>;
+    /// Every project.
+    async fn projects(&self) -> Result<Vec<ProjectRecord>, StoreError>;
+    /// One project.
+    async fn project(&self, name: &str) -> Result<Option<ProjectRecord>, StoreError>;
+    /// Records that the start URLs of `project` were submitted at `at_ms`.
+    async fn mark_started(&self, project: &str, at_ms: i64) -> Result<(), StoreError>;
+
+    /// The stored state of those of `taskids` that are known, in one round trip per chunk.
+    async fn known_tasks(
+        &self,
+        project: &str,
+        taskids: &[&str],
+    ) -> Result<Vec<KnownTask>, StoreError>;
+    /// Inserts or re-queues tasks as active and unclaimed (in one transaction).
+    async fn put_tasks(&self, tasks: &[Task], now_ms: i64) -> Result<(), StoreError>;
+    /// Claims up to `limit` active, unclaimed tasks due by `now_ms`, best first.
+    async fn claim_ready(
+        &self,
+        project: &str,
+        now_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<Task>, StoreError>;
+    /// Returns every claim of `project` to the queue; the number returned.
+    async fn release_claims(&self, project: &str) -> Result<u64, StoreError>;
+    /// Earliest `exetime` of an active, unclaimed task.
+    async fn next_due(&self, project: &str) -> Result<Option<i64>, StoreError>;
+    /// Writes attempt endings (in one transaction); a retry becomes active and unclaimed.
+    async fn finish_tasks(&self, project: &str, updates: &[TaskUpdate]) -> Result<(), StoreError>;
+    /// Task counts by state.
+    async fn task_counts(&self, project: &str) -> Result<TaskCounts, StoreError>;
+    /// One task.
+    async fn task(&self, project: &str, taskid: &str) -> Result<Option<TaskRecord>, StoreError>;
+    /// Marks a task bad (cancelled) and takes it off the queue; false if it is unknown.
+    async fn cancel_task(
+        &self,
+        project: &str,
+        taskid: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError>;
+    /// Deletes a project with all its tasks and results, in one transaction.
+    async fn delete_project(&self, project: &str) -> Result<(), StoreError>;
+    /// Deletes results last updated before `before_ms`; the number deleted.
+    async fn purge_results(&self, project: &str, before_ms: i64) -> Result<u64, StoreError>;
+
+    /// Inserts or replaces items by `(project, taskid)` (in one transaction).
+    async fn upsert_results(
+        &self,
+        project: &str,
+        items: &[Item],
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
+    /// Up to `limit` items with a key after `after`, in key order: the paging of an export.
+    async fn results_page(
+        &self,
+        project: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Item>, StoreError>;
+    /// Number of items of a project.
+    async fn count_results(&self, project: &str) -> Result<u64, StoreError>;
+}

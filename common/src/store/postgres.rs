@@ -1,0 +1,619 @@
+//! The PostgreSQL store of the distributed mode.
+//!
+//! Same semantics as the SQLite store (the conformance suite in
+//! `common/tests/store_conformance.rs` runs one set of cases on both); what differs is how
+//! many processes share it. Several services on several machines use one database through
+//! a connection pool each, so:
+//!
+//! - FIFO order comes from the database sequence `tasks_seq`, not from a counter in one
+//!   process: it is global across writers and survives restarts.
+//! - Claiming locks the rows it picks with `FOR UPDATE SKIP LOCKED` and flips them in the same
+//!   statement, so concurrent claimers never hand out one task twice and never wait on each
+//!   other's rows.
+//! - Multi-row writes send one array per column and `UNNEST` them: one statement (one round
+//!   trip, one plan) per chunk of [`CHUNK`] rows, all chunks of a call in one transaction.
+//! - Migrations run under sqlx's advisory lock, so roles starting together migrate once.
+//!
+//! One difference with SQLite remains by nature: PostgreSQL text cannot hold the NUL
+//! character, so a task id, URL or error message containing one is refused with a database
+//! error (JSON values are unaffected: serde writes NUL in strings as `\u0000`).
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::{Row, SqlSafeStr};
+
+use super::{
+    KnownTask, ProjectRecord, Store, StoreError, TaskCounts, TaskRecord, TaskStatus, TaskUpdate,
+};
+use crate::message::{Item, Task};
+
+/// Rows per statement. PostgreSQL has no small parameter limit for arrays; the chunk only
+/// bounds the size of one message and the time one statement holds its row locks.
+const CHUNK: usize = 1_000;
+
+/// Connections per process: enough for the scheduler's concurrent reads and writes and the
+/// web UI's queries, small enough that many fetcher/processor processes fit the server's
+/// `max_connections` (100 by default).
+const MAX_CONNECTIONS: u32 = 8;
+
+/// How long a query waits for a free connection, or for a new one to be opened, before it
+/// fails: an unreachable database is reported instead of hanging the service.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn migrator() -> Migrator {
+    Migrator::with_migrations(vec![
+        Migration::new(
+            1,
+            Cow::Borrowed("init"),
+            MigrationType::Simple,
+            include_str!("../../migrations/postgres/0001_init.sql").into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            2,
+            Cow::Borrowed("validators"),
+            MigrationType::Simple,
+            include_str!("../../migrations/postgres/0002_validators.sql").into_sql_str(),
+            false,
+        ),
+    ])
+}
+
+/// The PostgreSQL [`Store`], shared by every process of a distributed deployment.
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// Connects to a `postgres://` or `postgresql://` URL and brings the schema up to date.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(StoreError::UnsupportedUrl(url.to_string()));
+        }
+        Self::with_options(PgConnectOptions::from_str(url)?).await
+    }
+
+    /// Connects with explicit options (TLS, `search_path`, application name, …) and brings
+    /// the schema up to date.
+    pub async fn with_options(options: PgConnectOptions) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await?;
+        // The migrator takes a PostgreSQL advisory lock, so services started at the same
+        // time on a fresh database apply the schema once and the others wait for it.
+        migrator().run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// Closes every connection of the pool, waiting for checked-out ones to come back.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn corrupt(what: &'static str, err: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt {
+        what,
+        detail: err.to_string(),
+    }
+}
+
+/// The stored code of a status, in the column's SMALLINT type.
+fn status_code(status: TaskStatus) -> i16 {
+    // Codes are 1..=4 (TaskStatus::code), so the narrowing cannot lose anything.
+    status.code() as i16
+}
+
+fn status_from_row(row: &PgRow) -> Result<TaskStatus, StoreError> {
+    let code: i16 = row.try_get("status")?;
+    TaskStatus::from_code(i64::from(code)).ok_or_else(|| corrupt("tasks.status", code))
+}
+
+fn retries_from_row(row: &PgRow) -> Result<u32, StoreError> {
+    let retries: i64 = row.try_get("retries")?;
+    u32::try_from(retries).map_err(|_| corrupt("tasks.retries", retries))
+}
+
+fn count_from_row(row: &PgRow, column: &str) -> Result<u64, StoreError> {
+    let n: i64 = row.try_get(column)?;
+    u64::try_from(n).map_err(|_| corrupt("row count", n))
+}
+
+/// A row limit as SQL wants it; `usize` beyond `i64` means "no limit" anyway.
+fn sql_limit(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+/// The last occurrence of each key, in the order of those last occurrences.
+///
+/// PostgreSQL refuses an `INSERT … ON CONFLICT DO UPDATE` that touches one row twice, and
+/// an `UPDATE … FROM` with two matches for a row applies one at random. SQLite applies rows
+/// in order, so the last one wins and takes the latest `seq`; keeping the last occurrence at
+/// its position gives PostgreSQL the same result.
+fn last_of_each<'a, T, K: Hash + Eq>(rows: &'a [T], key: impl Fn(&'a T) -> K) -> Vec<&'a T> {
+    let mut last = HashMap::with_capacity(rows.len());
+    for (i, row) in rows.iter().enumerate() {
+        last.insert(key(row), i);
+    }
+    if last.len() == rows.len() {
+        return rows.iter().collect();
+    }
+    rows.iter()
+        .enumerate()
+        .filter(|(i, row)| last.get(&key(row)) == Some(i))
+        .map(|(_, row)| row)
+        .collect()
+}
+
+fn project_from_row(row: &PgRow) -> Result<ProjectRecord, StoreError> {
+    Ok(ProjectRecord {
+        name: row.try_get("name")?,
+        definition: row.try_get("definition")?,
+        status: row.try_get("status")?,
+        rate: row.try_get("rate")?,
+        burst: row.try_get("burst")?,
+        group: row.try_get("grp")?,
+        updated_ms: row.try_get("updated_ms")?,
+        last_start_ms: row.try_get("last_start_ms")?,
+    })
+}
+
+const PROJECT_COLUMNS: &str =
+    "SELECT name, definition, status, rate, burst, grp, updated_ms, last_start_ms FROM projects";
+
+#[async_trait]
+impl Store for PgStore {
+    async fn save_project(&self, p: &ProjectRecord) -> Result<(), StoreError> {
+        // `last_start_ms` is written only on insert: saving an edited definition must not
+        // forget when the start URLs were last submitted (or they would be submitted again).
+        sqlx::query(
+            "INSERT INTO projects (name, definition, status, rate, burst, grp, updated_ms, last_start_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+             ON CONFLICT (name) DO UPDATE SET definition = excluded.definition,
+                status = excluded.status, rate = excluded.rate, burst = excluded.burst,
+                grp = excluded.grp, updated_ms = excluded.updated_ms",
+        )
+        .bind(&p.name)
+        .bind(&p.definition)
+        .bind(&p.status)
+        .bind(p.rate)
+        .bind(p.burst)
+        .bind(&p.group)
+        .bind(p.updated_ms)
+        .bind(p.last_start_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn projects(&self) -> Result<Vec<ProjectRecord>, StoreError> {
+        let sql = format!("{PROJECT_COLUMNS} ORDER BY name");
+        // The statement is built from constants only.
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(project_from_row).collect()
+    }
+
+    async fn project(&self, name: &str) -> Result<Option<ProjectRecord>, StoreError> {
+        let sql = format!("{PROJECT_COLUMNS} WHERE name = $1");
+        // The statement is built from constants only; the name is a bound parameter.
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(project_from_row).transpose()
+    }
+
+    async fn mark_started(&self, project: &str, at_ms: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE projects SET last_start_ms = $1 WHERE name = $2")
+            .bind(at_ms)
+            .bind(project)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn known_tasks(
+        &self,
+        project: &str,
+        taskids: &[&str],
+    ) -> Result<Vec<KnownTask>, StoreError> {
+        let mut known = Vec::new();
+        for chunk in taskids.chunks(CHUNK) {
+            let rows = sqlx::query(
+                "SELECT taskid, status, last_crawl_ms, age_ms, itag FROM tasks
+                 WHERE project = $1 AND taskid = ANY($2::text[])",
+            )
+            .bind(project)
+            .bind(chunk)
+            .fetch_all(&self.pool)
+            .await?;
+            for row in rows {
+                known.push(KnownTask {
+                    taskid: row.try_get("taskid")?,
+                    status: status_from_row(&row)?,
+                    last_crawl_ms: row.try_get("last_crawl_ms")?,
+                    age_ms: row.try_get("age_ms")?,
+                    itag: row.try_get("itag")?,
+                });
+            }
+        }
+        Ok(known)
+    }
+
+    async fn put_tasks(&self, tasks: &[Task], now_ms: i64) -> Result<(), StoreError> {
+        if tasks.is_empty() {
+            return Ok(());
+        }
+        let tasks = last_of_each(tasks, |t| (t.project.as_str(), t.taskid.as_str()));
+        let mut tx = self.pool.begin().await?;
+        for chunk in tasks.chunks(CHUNK) {
+            let json = chunk
+                .iter()
+                .map(|t| serde_json::to_string(t).map_err(|e| corrupt("task", e)))
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            // `seq` is left to its default, nextval('tasks_seq'), drawn for each row as it
+            // comes out of the SELECT, which `ORDER BY ord` keeps in batch order; a re-queue
+            // takes the new value too (`excluded.seq`) and goes to the back of its priority,
+            // as in SQLite.
+            sqlx::query(
+                "INSERT INTO tasks (project, taskid, url, status, claimed, priority, exetime,
+                    retries, age_ms, itag, task, updated_ms)
+                 SELECT u.project, u.taskid, u.url, $10, FALSE, u.priority, u.exetime,
+                    u.retries, u.age_ms, u.itag, u.task::json, $11
+                 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int4[], $5::int8[],
+                    $6::int8[], $7::int8[], $8::text[], $9::text[])
+                    WITH ORDINALITY AS u(project, taskid, url, priority, exetime, retries,
+                        age_ms, itag, task, ord)
+                 ORDER BY u.ord
+                 ON CONFLICT (project, taskid) DO UPDATE SET url = excluded.url,
+                    status = excluded.status, claimed = FALSE, priority = excluded.priority,
+                    exetime = excluded.exetime, seq = excluded.seq, retries = excluded.retries,
+                    age_ms = excluded.age_ms, itag = excluded.itag, task = excluded.task,
+                    updated_ms = excluded.updated_ms",
+            )
+            .bind(chunk.iter().map(|t| t.project.as_str()).collect::<Vec<_>>())
+            .bind(chunk.iter().map(|t| t.taskid.as_str()).collect::<Vec<_>>())
+            .bind(chunk.iter().map(|t| t.url.as_str()).collect::<Vec<_>>())
+            .bind(chunk.iter().map(|t| t.priority).collect::<Vec<_>>())
+            .bind(chunk.iter().map(|t| t.exetime).collect::<Vec<_>>())
+            .bind(
+                chunk
+                    .iter()
+                    .map(|t| i64::from(t.retries))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(chunk.iter().map(|t| t.age_ms).collect::<Vec<_>>())
+            .bind(chunk.iter().map(|t| t.itag.as_deref()).collect::<Vec<_>>())
+            .bind(json)
+            .bind(status_code(TaskStatus::Active))
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn claim_ready(
+        &self,
+        project: &str,
+        now_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<Task>, StoreError> {
+        // SKIP LOCKED: rows another claimer has just picked are passed over rather than
+        // waited for (and re-checked, so none is claimed twice). The picked ids go through an
+        // array rather than `(project, taskid) IN (…)`, which the planner may turn into a
+        // hash join over the whole table; `taskid = ANY(array)` is always a key lookup.
+        // RETURNING has no order, so the outer query puts the rows back in queue order.
+        let rows = sqlx::query(
+            "WITH claimed AS (
+                UPDATE tasks SET claimed = TRUE
+                WHERE project = $1 AND taskid = ANY(ARRAY(
+                    SELECT taskid FROM tasks
+                    WHERE project = $1 AND status = $4 AND NOT claimed AND exetime <= $2
+                    ORDER BY priority DESC, seq
+                    LIMIT $3
+                    FOR UPDATE SKIP LOCKED))
+                RETURNING task::text AS task, priority, exetime, retries, seq, etag, last_modified)
+             SELECT task, priority, exetime, retries, etag, last_modified FROM claimed
+             ORDER BY priority DESC, seq",
+        )
+        .bind(project)
+        .bind(now_ms)
+        .bind(sql_limit(limit))
+        .bind(status_code(TaskStatus::Active))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let json: String = row.try_get("task")?;
+                let mut task: Task =
+                    serde_json::from_str(&json).map_err(|e| corrupt("tasks.task", e))?;
+                // The columns are the truth: a retry changes them without rewriting the JSON.
+                task.priority = row.try_get("priority")?;
+                task.exetime = row.try_get("exetime")?;
+                task.retries = retries_from_row(row)?;
+                task.fetch.etag = row.try_get("etag")?;
+                task.fetch.last_modified = row.try_get("last_modified")?;
+                Ok(task)
+            })
+            .collect()
+    }
+
+    async fn release_claims(&self, project: &str) -> Result<u64, StoreError> {
+        let done = sqlx::query("UPDATE tasks SET claimed = FALSE WHERE project = $1 AND claimed")
+            .bind(project)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn next_due(&self, project: &str) -> Result<Option<i64>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT MIN(exetime) FROM tasks WHERE project = $1 AND status = $2 AND NOT claimed",
+        )
+        .bind(project)
+        .bind(status_code(TaskStatus::Active))
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    async fn finish_tasks(&self, project: &str, updates: &[TaskUpdate]) -> Result<(), StoreError> {
+        if updates.is_empty() {
+            return Ok(());
+        }
+        let updates = last_of_each(updates, |u| u.taskid.as_str());
+        let mut tx = self.pool.begin().await?;
+        for chunk in updates.chunks(CHUNK) {
+            // Every ending takes a new `seq` in the order given, so a retry goes to the back
+            // of its priority as in SQLite. The values are drawn once, in `ord` order, in a
+            // materialized CTE: in a plain subquery the join may rescan it (drawing again)
+            // and visit its rows in any order.
+            sqlx::query(
+                "WITH u AS MATERIALIZED (
+                    SELECT v.taskid, v.status, v.exetime, v.retries, v.at_ms, v.last_error,
+                        v.etag, v.last_modified, nextval('tasks_seq') AS seq
+                    FROM UNNEST($2::text[], $3::int2[], $4::int8[], $5::int8[], $6::int8[],
+                        $7::text[], $8::text[], $9::text[])
+                        WITH ORDINALITY AS v(taskid, status, exetime, retries, at_ms,
+                            last_error, etag, last_modified, ord)
+                    ORDER BY v.ord)
+                 UPDATE tasks AS t SET status = u.status, claimed = FALSE, exetime = u.exetime,
+                    retries = u.retries, seq = u.seq, last_crawl_ms = u.at_ms,
+                    last_error = u.last_error, updated_ms = u.at_ms,
+                    etag = COALESCE(u.etag, t.etag),
+                    last_modified = COALESCE(u.last_modified, t.last_modified)
+                 FROM u
+                 WHERE t.project = $1 AND t.taskid = u.taskid",
+            )
+            .bind(project)
+            .bind(chunk.iter().map(|u| u.taskid.as_str()).collect::<Vec<_>>())
+            .bind(
+                chunk
+                    .iter()
+                    .map(|u| status_code(u.status))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(chunk.iter().map(|u| u.exetime).collect::<Vec<_>>())
+            .bind(
+                chunk
+                    .iter()
+                    .map(|u| i64::from(u.retries))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(chunk.iter().map(|u| u.at_ms).collect::<Vec<_>>())
+            .bind(
+                chunk
+                    .iter()
+                    .map(|u| u.last_error.as_deref())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(chunk.iter().map(|u| u.etag.as_deref()).collect::<Vec<_>>())
+            .bind(
+                chunk
+                    .iter()
+                    .map(|u| u.last_modified.as_deref())
+                    .collect::<Vec<_>>(),
+            )
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn task(&self, project: &str, taskid: &str) -> Result<Option<TaskRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT task::text AS task, status, claimed, priority, exetime, retries, last_crawl_ms,
+                last_error, updated_ms, etag, last_modified
+             FROM tasks WHERE project = $1 AND taskid = $2",
+        )
+        .bind(project)
+        .bind(taskid)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let json: String = row.try_get("task")?;
+        let mut task: Task = serde_json::from_str(&json).map_err(|e| corrupt("tasks.task", e))?;
+        task.priority = row.try_get("priority")?;
+        task.exetime = row.try_get("exetime")?;
+        task.retries = retries_from_row(&row)?;
+        task.fetch.etag = row.try_get("etag")?;
+        task.fetch.last_modified = row.try_get("last_modified")?;
+        Ok(Some(TaskRecord {
+            task,
+            status: status_from_row(&row)?,
+            claimed: row.try_get("claimed")?,
+            last_crawl_ms: row.try_get("last_crawl_ms")?,
+            last_error: row.try_get("last_error")?,
+            updated_ms: row.try_get("updated_ms")?,
+        }))
+    }
+
+    async fn cancel_task(
+        &self,
+        project: &str,
+        taskid: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE tasks SET status = $1, claimed = FALSE, updated_ms = $2
+             WHERE project = $3 AND taskid = $4",
+        )
+        .bind(status_code(TaskStatus::Bad))
+        .bind(now_ms)
+        .bind(project)
+        .bind(taskid)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn delete_project(&self, project: &str) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for sql in [
+            "DELETE FROM results WHERE project = $1",
+            "DELETE FROM tasks WHERE project = $1",
+            "DELETE FROM projects WHERE name = $1",
+        ] {
+            sqlx::query(sql).bind(project).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn purge_results(&self, project: &str, before_ms: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM results WHERE project = $1 AND updated_ms < $2")
+            .bind(project)
+            .bind(before_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn task_counts(&self, project: &str) -> Result<TaskCounts, StoreError> {
+        let rows = sqlx::query(
+            "SELECT status, claimed, COUNT(*) AS n FROM tasks WHERE project = $1
+             GROUP BY status, claimed",
+        )
+        .bind(project)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut counts = TaskCounts::default();
+        for row in rows {
+            let claimed: bool = row.try_get("claimed")?;
+            let n = count_from_row(&row, "n")?;
+            match status_from_row(&row)? {
+                TaskStatus::Active if claimed => counts.claimed += n,
+                TaskStatus::Active => counts.queued += n,
+                TaskStatus::Success => counts.success += n,
+                TaskStatus::Failed => counts.failed += n,
+                TaskStatus::Bad => counts.bad += n,
+            }
+        }
+        Ok(counts)
+    }
+
+    async fn upsert_results(
+        &self,
+        project: &str,
+        items: &[Item],
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        let items = last_of_each(items, |i| i.taskid.as_str());
+        let mut tx = self.pool.begin().await?;
+        for chunk in items.chunks(CHUNK) {
+            let data = chunk
+                .iter()
+                .map(|i| serde_json::to_string(&i.data).map_err(|e| corrupt("item", e)))
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            sqlx::query(
+                "INSERT INTO results (project, taskid, url, data, updated_ms)
+                 SELECT $1, u.taskid, u.url, u.data::json, $5
+                 FROM UNNEST($2::text[], $3::text[], $4::text[]) AS u(taskid, url, data)
+                 ON CONFLICT (project, taskid) DO UPDATE SET url = excluded.url,
+                    data = excluded.data, updated_ms = excluded.updated_ms",
+            )
+            .bind(project)
+            .bind(chunk.iter().map(|i| i.taskid.as_str()).collect::<Vec<_>>())
+            .bind(chunk.iter().map(|i| i.url.as_str()).collect::<Vec<_>>())
+            .bind(data)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn results_page(
+        &self,
+        project: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Item>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT taskid, url, data::text AS data FROM results
+             WHERE project = $1 AND taskid > $2
+             ORDER BY taskid LIMIT $3",
+        )
+        .bind(project)
+        .bind(after.unwrap_or(""))
+        .bind(sql_limit(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let data: String = row.try_get("data")?;
+                Ok(Item {
+                    taskid: row.try_get("taskid")?,
+                    url: row.try_get("url")?,
+                    data: serde_json::from_str(&data).map_err(|e| corrupt("results.data", e))?,
+                })
+            })
+            .collect()
+    }
+
+    async fn count_results(&self, project: &str) -> Result<u64, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM results WHERE project = $1")
+            .bind(project)
+            .fetch_one(&self.pool)
+            .await?;
+        count_from_row(&row, "n")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn last_of_each_keeps_the_last_occurrence_at_its_position() {
+        let rows = [("a", 1), ("b", 1), ("a", 2), ("c", 1), ("b", 2)];
+        let kept: Vec<_> = last_of_each(&rows, |r| r.0).into_iter().copied().collect();
+        assert_eq!(kept, [("a", 2), ("c", 1), ("b", 2)]);
+    }
+
+    #[tokio::test]
+    async fn a_url_of_another_scheme_is_refused_before_connecting() {
+        let err = PgStore::connect("sqlite://x.db")
+            .await
+            .expect_err("refused");
+        assert!(matches!(err, StoreError::UnsupportedUrl(_)), "{err}");
+    }
+}

@@ -1,0 +1,492 @@
+//! The SQLite store of the embedded mode.
+//!
+//! WAL journal, `synchronous = NORMAL` (a power cut may lose the last commits, never corrupt
+//! the file), a busy timeout, and all writes through one connection so writers never fight
+//! for the lock; reads use a small pool of their own. Multi-row writes are chunked to stay
+//! under SQLite's bound-parameter limit and run in one transaction each.
+
+use std::borrow::Cow;
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Row, SqlSafeStr, Sqlite};
+
+use super::{
+    KnownTask, ProjectRecord, Store, StoreError, TaskCounts, TaskRecord, TaskStatus, TaskUpdate,
+};
+use crate::message::{Item, Task};
+
+/// Rows per multi-row statement: 14 parameters a row stays under SQLite's 32,766 limit.
+const CHUNK: usize = 500;
+
+fn migrator() -> Migrator {
+    Migrator::with_migrations(vec![
+        Migration::new(
+            1,
+            Cow::Borrowed("init"),
+            MigrationType::Simple,
+            include_str!("../../migrations/sqlite/0001_init.sql").into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            2,
+            Cow::Borrowed("validators"),
+            MigrationType::Simple,
+            include_str!("../../migrations/sqlite/0002_validators.sql").into_sql_str(),
+            false,
+        ),
+    ])
+}
+
+/// The SQLite [`Store`].
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    write: SqlitePool,
+    read: SqlitePool,
+    seq: std::sync::Arc<AtomicI64>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file at `path` and brings its schema up to date.
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true);
+        Self::with_options(options).await
+    }
+
+    /// Opens a `sqlite://PATH` URL.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        if !url.starts_with("sqlite:") {
+            return Err(StoreError::UnsupportedUrl(url.to_string()));
+        }
+        let options = SqliteConnectOptions::from_str(url)?.create_if_missing(true);
+        Self::with_options(options).await
+    }
+
+    async fn with_options(options: SqliteConnectOptions) -> Result<Self, StoreError> {
+        let options = options
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(30));
+        // Page cache: the writer gets most (it walks the queue index); readers a little each,
+        // so the process stays small whatever the database size.
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone().pragma("cache_size", "-16000"))
+            .await?;
+        migrator().run(&write).await?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options.read_only(true).pragma("cache_size", "-2000"))
+            .await?;
+        let max_seq: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM tasks")
+            .fetch_one(&write)
+            .await?;
+        Ok(Self {
+            write,
+            read,
+            seq: std::sync::Arc::new(AtomicI64::new(max_seq.unwrap_or(0))),
+        })
+    }
+
+    fn next_seq(&self) -> i64 {
+        self.seq.fetch_add(1, Ordering::Relaxed) + 1
+    }
+}
+
+fn corrupt(what: &'static str, err: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt {
+        what,
+        detail: err.to_string(),
+    }
+}
+
+fn project_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<ProjectRecord, StoreError> {
+    Ok(ProjectRecord {
+        name: row.try_get("name")?,
+        definition: row.try_get("definition")?,
+        status: row.try_get("status")?,
+        rate: row.try_get("rate")?,
+        burst: row.try_get("burst")?,
+        group: row.try_get("grp")?,
+        updated_ms: row.try_get("updated_ms")?,
+        last_start_ms: row.try_get("last_start_ms")?,
+    })
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn save_project(&self, p: &ProjectRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO projects (name, definition, status, rate, burst, grp, updated_ms, last_start_ms)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT(name) DO UPDATE SET definition = excluded.definition,
+                status = excluded.status, rate = excluded.rate, burst = excluded.burst,
+                grp = excluded.grp, updated_ms = excluded.updated_ms",
+        )
+        .bind(&p.name)
+        .bind(&p.definition)
+        .bind(&p.status)
+        .bind(p.rate)
+        .bind(p.burst)
+        .bind(&p.group)
+        .bind(p.updated_ms)
+        .bind(p.last_start_ms)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    async fn projects(&self) -> Result<Vec<ProjectRecord>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM projects ORDER BY name")
+            .fetch_all(&self.read)
+            .await?;
+        rows.iter().map(project_from_row).collect()
+    }
+
+    async fn project(&self, name: &str) -> Result<Option<ProjectRecord>, StoreError> {
+        let row = sqlx::query("SELECT * FROM projects WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.read)
+            .await?;
+        row.as_ref().map(project_from_row).transpose()
+    }
+
+    async fn mark_started(&self, project: &str, at_ms: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE projects SET last_start_ms = ? WHERE name = ?")
+            .bind(at_ms)
+            .bind(project)
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    async fn known_tasks(
+        &self,
+        project: &str,
+        taskids: &[&str],
+    ) -> Result<Vec<KnownTask>, StoreError> {
+        let mut known = Vec::new();
+        for chunk in taskids.chunks(CHUNK) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "SELECT taskid, status, last_crawl_ms, age_ms, itag FROM tasks WHERE project = ",
+            );
+            q.push_bind(project).push(" AND taskid IN (");
+            let mut sep = q.separated(", ");
+            for id in chunk {
+                sep.push_bind(*id);
+            }
+            q.push(")");
+            for row in q.build().fetch_all(&self.read).await? {
+                let code: i64 = row.try_get("status")?;
+                known.push(KnownTask {
+                    taskid: row.try_get("taskid")?,
+                    status: TaskStatus::from_code(code)
+                        .ok_or_else(|| corrupt("tasks.status", code))?,
+                    last_crawl_ms: row.try_get("last_crawl_ms")?,
+                    age_ms: row.try_get("age_ms")?,
+                    itag: row.try_get("itag")?,
+                });
+            }
+        }
+        Ok(known)
+    }
+
+    async fn put_tasks(&self, tasks: &[Task], now_ms: i64) -> Result<(), StoreError> {
+        if tasks.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.write.begin().await?;
+        for chunk in tasks.chunks(CHUNK) {
+            let rows = chunk
+                .iter()
+                .map(|t| Ok((t, serde_json::to_string(t).map_err(|e| corrupt("task", e))?)))
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO tasks (project, taskid, url, status, claimed, priority, exetime, seq,
+                    retries, age_ms, itag, task, updated_ms) ",
+            );
+            q.push_values(rows, |mut b, (t, json)| {
+                b.push_bind(&t.project)
+                    .push_bind(&t.taskid)
+                    .push_bind(&t.url)
+                    .push_bind(TaskStatus::Active.code())
+                    .push_bind(0_i64)
+                    .push_bind(t.priority)
+                    .push_bind(t.exetime)
+                    .push_bind(self.next_seq())
+                    .push_bind(t.retries as i64)
+                    .push_bind(t.age_ms)
+                    .push_bind(&t.itag)
+                    .push_bind(json)
+                    .push_bind(now_ms);
+            });
+            q.push(
+                " ON CONFLICT(project, taskid) DO UPDATE SET url = excluded.url,
+                    status = excluded.status, claimed = 0, priority = excluded.priority,
+                    exetime = excluded.exetime, seq = excluded.seq, retries = excluded.retries,
+                    age_ms = excluded.age_ms, itag = excluded.itag, task = excluded.task,
+                    updated_ms = excluded.updated_ms",
+            );
+            q.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn claim_ready(
+        &self,
+        project: &str,
+        now_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<Task>, StoreError> {
+        let rows = sqlx::query(
+            "UPDATE tasks SET claimed = 1
+             WHERE project = ?1 AND taskid IN (
+                SELECT taskid FROM tasks
+                WHERE project = ?1 AND status = 1 AND claimed = 0 AND exetime <= ?2
+                ORDER BY priority DESC, seq LIMIT ?3)
+             RETURNING task, priority, exetime, retries, seq, etag, last_modified",
+        )
+        .bind(project)
+        .bind(now_ms)
+        .bind(limit as i64)
+        .fetch_all(&self.write)
+        .await?;
+        let mut claimed = Vec::with_capacity(rows.len());
+        for row in rows {
+            let json: String = row.try_get("task")?;
+            let mut task: Task =
+                serde_json::from_str(&json).map_err(|e| corrupt("tasks.task", e))?;
+            task.priority = row.try_get("priority")?;
+            task.exetime = row.try_get("exetime")?;
+            task.retries = row.try_get::<i64, _>("retries")? as u32;
+            task.fetch.etag = row.try_get("etag")?;
+            task.fetch.last_modified = row.try_get("last_modified")?;
+            let seq: i64 = row.try_get("seq")?;
+            claimed.push((seq, task));
+        }
+        claimed.sort_by(|(sa, a), (sb, b)| b.priority.cmp(&a.priority).then(sa.cmp(sb)));
+        Ok(claimed.into_iter().map(|(_, t)| t).collect())
+    }
+
+    async fn release_claims(&self, project: &str) -> Result<u64, StoreError> {
+        let done = sqlx::query("UPDATE tasks SET claimed = 0 WHERE project = ? AND claimed = 1")
+            .bind(project)
+            .execute(&self.write)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn next_due(&self, project: &str) -> Result<Option<i64>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT MIN(exetime) FROM tasks WHERE project = ? AND status = 1 AND claimed = 0",
+        )
+        .bind(project)
+        .fetch_one(&self.read)
+        .await?)
+    }
+
+    async fn finish_tasks(&self, project: &str, updates: &[TaskUpdate]) -> Result<(), StoreError> {
+        if updates.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.write.begin().await?;
+        for u in updates {
+            sqlx::query(
+                "UPDATE tasks SET status = ?, claimed = 0, exetime = ?, retries = ?, seq = ?,
+                    last_crawl_ms = ?, last_error = ?, updated_ms = ?,
+                    etag = COALESCE(?, etag), last_modified = COALESCE(?, last_modified)
+                 WHERE project = ? AND taskid = ?",
+            )
+            .bind(u.status.code())
+            .bind(u.exetime)
+            .bind(u.retries as i64)
+            .bind(self.next_seq())
+            .bind(u.at_ms)
+            .bind(&u.last_error)
+            .bind(u.at_ms)
+            .bind(&u.etag)
+            .bind(&u.last_modified)
+            .bind(project)
+            .bind(&u.taskid)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn task_counts(&self, project: &str) -> Result<TaskCounts, StoreError> {
+        let rows = sqlx::query(
+            "SELECT status, claimed, COUNT(*) AS n FROM tasks WHERE project = ? GROUP BY status, claimed",
+        )
+        .bind(project)
+        .fetch_all(&self.read)
+        .await?;
+        let mut counts = TaskCounts::default();
+        for row in rows {
+            let status: i64 = row.try_get("status")?;
+            let claimed: i64 = row.try_get("claimed")?;
+            let n = row.try_get::<i64, _>("n")? as u64;
+            match TaskStatus::from_code(status) {
+                Some(TaskStatus::Active) if claimed != 0 => counts.claimed += n,
+                Some(TaskStatus::Active) => counts.queued += n,
+                Some(TaskStatus::Success) => counts.success += n,
+                Some(TaskStatus::Failed) => counts.failed += n,
+                Some(TaskStatus::Bad) => counts.bad += n,
+                None => return Err(corrupt("tasks.status", status)),
+            }
+        }
+        Ok(counts)
+    }
+
+    async fn task(&self, project: &str, taskid: &str) -> Result<Option<TaskRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT task, status, claimed, priority, exetime, retries, last_crawl_ms, last_error,
+                updated_ms, etag, last_modified
+             FROM tasks WHERE project = ? AND taskid = ?",
+        )
+        .bind(project)
+        .bind(taskid)
+        .fetch_optional(&self.read)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let json: String = row.try_get("task")?;
+        let mut task: Task = serde_json::from_str(&json).map_err(|e| corrupt("tasks.task", e))?;
+        task.priority = row.try_get("priority")?;
+        task.exetime = row.try_get("exetime")?;
+        task.retries = row.try_get::<i64, _>("retries")? as u32;
+        task.fetch.etag = row.try_get("etag")?;
+        task.fetch.last_modified = row.try_get("last_modified")?;
+        let code: i64 = row.try_get("status")?;
+        Ok(Some(TaskRecord {
+            task,
+            status: TaskStatus::from_code(code).ok_or_else(|| corrupt("tasks.status", code))?,
+            claimed: row.try_get::<i64, _>("claimed")? != 0,
+            last_crawl_ms: row.try_get("last_crawl_ms")?,
+            last_error: row.try_get("last_error")?,
+            updated_ms: row.try_get("updated_ms")?,
+        }))
+    }
+
+    async fn cancel_task(
+        &self,
+        project: &str,
+        taskid: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE tasks SET status = 4, claimed = 0, updated_ms = ? WHERE project = ? AND taskid = ?",
+        )
+        .bind(now_ms)
+        .bind(project)
+        .bind(taskid)
+        .execute(&self.write)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn delete_project(&self, project: &str) -> Result<(), StoreError> {
+        let mut tx = self.write.begin().await?;
+        for sql in [
+            "DELETE FROM results WHERE project = ?",
+            "DELETE FROM tasks WHERE project = ?",
+            "DELETE FROM projects WHERE name = ?",
+        ] {
+            sqlx::query(sql).bind(project).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn purge_results(&self, project: &str, before_ms: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM results WHERE project = ? AND updated_ms < ?")
+            .bind(project)
+            .bind(before_ms)
+            .execute(&self.write)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn upsert_results(
+        &self,
+        project: &str,
+        items: &[Item],
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.write.begin().await?;
+        for chunk in items.chunks(CHUNK) {
+            let rows = chunk
+                .iter()
+                .map(|i| {
+                    let data = serde_json::to_string(&i.data).map_err(|e| corrupt("item", e))?;
+                    Ok((i, data))
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO results (project, taskid, url, data, updated_ms) ",
+            );
+            q.push_values(rows, |mut b, (item, data)| {
+                b.push_bind(project)
+                    .push_bind(&item.taskid)
+                    .push_bind(&item.url)
+                    .push_bind(data)
+                    .push_bind(now_ms);
+            });
+            q.push(
+                " ON CONFLICT(project, taskid) DO UPDATE SET url = excluded.url,
+                    data = excluded.data, updated_ms = excluded.updated_ms",
+            );
+            q.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn results_page(
+        &self,
+        project: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Item>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT taskid, url, data FROM results WHERE project = ? AND taskid > ?
+             ORDER BY taskid LIMIT ?",
+        )
+        .bind(project)
+        .bind(after.unwrap_or(""))
+        .bind(limit as i64)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let data: String = row.try_get("data")?;
+                Ok(Item {
+                    taskid: row.try_get("taskid")?,
+                    url: row.try_get("url")?,
+                    data: serde_json::from_str(&data).map_err(|e| corrupt("results.data", e))?,
+                })
+            })
+            .collect()
+    }
+
+    async fn count_results(&self, project: &str) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM results WHERE project = ?")
+            .bind(project)
+            .fetch_one(&self.read)
+            .await?;
+        Ok(n as u64)
+    }
+}

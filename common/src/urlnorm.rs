@@ -1,0 +1,410 @@
+//! URL normalization and fingerprints: when two links are the same page.
+//!
+//! A task's identity is the [`fingerprint`] of its [`normalize`]d URL, so every URL that enters
+//! the frontier (start URLs, follows) goes through [`normalize`] first. The rules only remove
+//! differences that cannot change what a server returns (case of scheme and host, a default
+//! port, the fragment, dot-segments, the spelling of percent-escapes) plus the tracking
+//! parameters that marketing tools append to links, which would otherwise make one page look
+//! like thousands.
+//!
+//! Invariants:
+//! - [`normalize`] is idempotent: normalizing a normalized URL gives it back unchanged.
+//! - [`fingerprint`] is stable across processes, builds and machines (xxh3-128 with no seed),
+//!   so it may be persisted; never replace it with a seeded hash.
+
+use url::Url;
+
+/// Query parameters removed by exact (ASCII case-insensitive) name.
+const TRACKING_PARAMS: &[&str] = &[
+    "gclid", "fbclid", "msclkid", "dclid", "yclid", "mc_cid", "mc_eid", "igshid", "_hsenc", "_hsmi",
+];
+
+/// Query parameters removed by name prefix (ASCII case-insensitive).
+const TRACKING_PREFIXES: &[&str] = &["utm_"];
+
+/// Normalizes an absolute URL: scheme+host lower-cased, default port dropped, fragment dropped,
+/// dot-segments resolved, percent-encoding normalized (hex upper-cased; escapes of unreserved
+/// chars A-Za-z0-9-._~ decoded), tracking parameters removed (utm_* prefix, gclid, fbclid,
+/// msclkid, dclid, yclid, mc_cid, mc_eid, igshid, _hsenc, _hsmi) unless named in `keep_params`;
+/// remaining query order kept; an empty query `?` removed.
+///
+/// Parameter names are compared after escape normalization and ignoring ASCII case, so
+/// `UTM_Source` and `utm%5Fsource` are tracking parameters too.
+pub fn normalize(url: &Url, keep_params: &[String]) -> Url {
+    let mut out = url.clone();
+    out.set_fragment(None);
+
+    // The url crate already lower-cases scheme and host and drops default ports for the
+    // special schemes (http, https, ...); a non-special scheme keeps its host as written, so
+    // lower-case it here. Failure is impossible for a host we just read back, and if the
+    // crate ever refused, keeping the original host is the safe fallback.
+    if !out.is_special()
+        && let Some(host) = out.host_str()
+        && host.bytes().any(|b| b.is_ascii_uppercase())
+    {
+        let lower = host.to_ascii_lowercase();
+        let _ = out.set_host(Some(&lower));
+    }
+
+    // Setting the path runs the URL path parser again, which resolves any dot-segment that
+    // decoding `%2E` may have produced.
+    let path = normalize_escapes(out.path());
+    if path != out.path() {
+        out.set_path(&path);
+    }
+
+    let query = out.query().map(|q| normalize_query(q, keep_params));
+    match query {
+        Some(q) if q.is_empty() => out.set_query(None),
+        Some(q) if out.query() != Some(q.as_str()) => out.set_query(Some(&q)),
+        _ => {}
+    }
+    out
+}
+
+/// Resolves `href` against `base`, then normalizes; None if it is not an http(s) URL or does
+/// not parse (also None for javascript:, mailto:, data: etc.). Trims surrounding whitespace of
+/// href.
+pub fn resolve(base: &Url, href: &str, keep_params: &[String]) -> Option<Url> {
+    let joined = base.join(href.trim()).ok()?;
+    if !matches!(joined.scheme(), "http" | "https") || joined.host_str().is_none() {
+        return None;
+    }
+    Some(normalize(&joined, keep_params))
+}
+
+/// 128-bit fingerprint (xxh3-128) of a normalized URL string, as 32 lower-case hex chars.
+pub fn fingerprint(normalized_url: &str) -> String {
+    format!(
+        "{:032x}",
+        xxhash_rust::xxh3::xxh3_128(normalized_url.as_bytes())
+    )
+}
+
+/// Whether `url`'s host is the same site as one of `hosts` (equal, or a subdomain, ignoring a
+/// leading "www.").
+///
+/// Ports are ignored: a site is a host name. Comparison ignores ASCII case and a trailing dot.
+pub fn same_site(url: &Url, hosts: &[String]) -> bool {
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    let host = site_of(host);
+    hosts.iter().any(|candidate| {
+        let candidate = site_of(candidate);
+        if candidate.is_empty() {
+            return false;
+        }
+        // A subdomain ends with ".<candidate>"; a bare suffix ("notbooks.example") does not.
+        host == candidate
+            || host
+                .strip_suffix(candidate.as_str())
+                .is_some_and(|rest| rest.ends_with('.'))
+    })
+}
+
+/// The comparable form of a host: lower-case, without a trailing dot or a leading `www.`.
+fn site_of(host: &str) -> String {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    match host.strip_prefix("www.") {
+        Some(rest) if !rest.is_empty() => rest.to_string(),
+        _ => host,
+    }
+}
+
+/// Rewrites the query: escapes normalized, tracking parameters and empty pairs removed, the
+/// order of the remaining pairs kept (order can matter to a server).
+fn normalize_query(query: &str, keep_params: &[String]) -> String {
+    let mut out = String::with_capacity(query.len());
+    for pair in query.split('&') {
+        if pair.is_empty() {
+            continue;
+        }
+        let pair = normalize_escapes(pair);
+        let name = pair.split('=').next().unwrap_or_default();
+        if is_tracking(name) && !keep_params.iter().any(|k| k.eq_ignore_ascii_case(name)) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push('&');
+        }
+        out.push_str(&pair);
+    }
+    out
+}
+
+/// Whether a (normalized) query parameter name is a known tracking parameter.
+fn is_tracking(name: &str) -> bool {
+    TRACKING_PARAMS.iter().any(|p| p.eq_ignore_ascii_case(name))
+        || TRACKING_PREFIXES.iter().any(|p| {
+            name.len() >= p.len()
+                && name.is_char_boundary(p.len())
+                && name[..p.len()].eq_ignore_ascii_case(p)
+        })
+}
+
+/// Normalizes percent-escapes: decodes those of unreserved characters (RFC 3986 section 2.3),
+/// upper-cases the hex digits of the rest, and leaves everything else (including a `%` that
+/// does not start a valid escape) as it is.
+fn normalize_escapes(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = String::with_capacity(s.len());
+    let mut i = 0;
+    // Copy runs between escapes as whole `&str` slices so multi-byte characters stay intact.
+    let mut run_start = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let (Some(hi), Some(lo)) = (
+                bytes.get(i + 1).copied().and_then(hex_value),
+                bytes.get(i + 2).copied().and_then(hex_value),
+            )
+        {
+            out.push_str(&s[run_start..i]);
+            let byte = hi << 4 | lo;
+            if is_unreserved(byte) {
+                out.push(char::from(byte));
+            } else {
+                out.push('%');
+                out.push(char::from(HEX_UPPER[usize::from(hi)]));
+                out.push(char::from(HEX_UPPER[usize::from(lo)]));
+            }
+            i += 3;
+            run_start = i;
+        } else {
+            i += 1;
+        }
+    }
+    out.push_str(&s[run_start..]);
+    out
+}
+
+const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";
+
+fn hex_value(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn norm(s: &str) -> String {
+        normalize(&Url::parse(s).expect("test URL parses"), &[]).to_string()
+    }
+
+    #[test]
+    fn the_reference_example_normalizes() {
+        assert_eq!(
+            norm("http://EXAMPLE.com:80/a/./b/../c?utm_source=x&b=2&a=1#frag"),
+            "http://example.com/a/c?b=2&a=1"
+        );
+    }
+
+    #[test]
+    fn scheme_and_host_are_lower_cased() {
+        assert_eq!(
+            norm("HTTPS://Www.Example.COM/Path"),
+            "https://www.example.com/Path"
+        );
+        // Non-special schemes are not lower-cased by the url crate itself.
+        assert_eq!(norm("foo://EXAMPLE.com/x"), "foo://example.com/x");
+    }
+
+    #[test]
+    fn default_ports_are_dropped_and_others_kept() {
+        assert_eq!(norm("https://example.com:443/"), "https://example.com/");
+        assert_eq!(norm("http://example.com:8080/"), "http://example.com:8080/");
+    }
+
+    #[test]
+    fn fragments_are_dropped() {
+        assert_eq!(norm("http://example.com/a#top"), "http://example.com/a");
+        assert_eq!(
+            norm("http://example.com/a?x=1#"),
+            "http://example.com/a?x=1"
+        );
+    }
+
+    #[test]
+    fn dot_segments_are_resolved() {
+        assert_eq!(
+            norm("http://example.com/a/b/../../c/./d"),
+            "http://example.com/c/d"
+        );
+        assert_eq!(
+            norm("http://example.com/a/%2E%2E/b"),
+            "http://example.com/b"
+        );
+    }
+
+    #[test]
+    fn escapes_of_unreserved_characters_are_decoded() {
+        assert_eq!(
+            norm("http://example.com/%7euser"),
+            "http://example.com/~user"
+        );
+        assert_eq!(
+            norm("http://example.com/%41%62%2D%5F?q=%7E"),
+            "http://example.com/Ab-_?q=~"
+        );
+    }
+
+    #[test]
+    fn escapes_of_reserved_characters_stay_and_are_upper_cased() {
+        assert_eq!(norm("http://example.com/a%2fb"), "http://example.com/a%2Fb");
+        assert_eq!(
+            norm("http://example.com/?q=a%2fb%3d"),
+            "http://example.com/?q=a%2Fb%3D"
+        );
+        // A lone `%` is not an escape and is left alone.
+        assert_eq!(normalize_escapes("100%"), "100%");
+        assert_eq!(normalize_escapes("%zz%4"), "%zz%4");
+        assert_eq!(normalize_escapes("é%7e"), "é~");
+    }
+
+    #[test]
+    fn tracking_parameters_are_removed() {
+        assert_eq!(
+            norm(
+                "http://example.com/?utm_medium=a&gclid=1&fbclid=2&msclkid=3&dclid=4&yclid=5\
+                 &mc_cid=6&mc_eid=7&igshid=8&_hsenc=9&_hsmi=10&id=7&UTM_Campaign=z&utm%5Fterm=q"
+            ),
+            "http://example.com/?id=7"
+        );
+        // Only names are matched, not values or lookalikes.
+        assert_eq!(
+            norm("http://example.com/?x=utm_source&utmost=1"),
+            "http://example.com/?x=utm_source&utmost=1"
+        );
+    }
+
+    #[test]
+    fn kept_parameters_survive() {
+        let url = Url::parse("http://example.com/?utm_source=x&gclid=y&a=1").expect("parses");
+        let kept = normalize(&url, &["utm_source".to_string()]);
+        assert_eq!(kept.as_str(), "http://example.com/?utm_source=x&a=1");
+    }
+
+    #[test]
+    fn query_order_is_kept_and_an_empty_query_removed() {
+        assert_eq!(
+            norm("http://example.com/?b=2&a=1"),
+            "http://example.com/?b=2&a=1"
+        );
+        assert_eq!(norm("http://example.com/p?"), "http://example.com/p");
+        assert_eq!(
+            norm("http://example.com/p?utm_source=x"),
+            "http://example.com/p"
+        );
+        assert_eq!(
+            norm("http://example.com/p?&&a=1&"),
+            "http://example.com/p?a=1"
+        );
+    }
+
+    #[test]
+    fn normalization_is_idempotent() {
+        for s in [
+            "http://EXAMPLE.com:80/a/./b/../c?utm_source=x&b=2&a=1#frag",
+            "http://example.com/a%2fb/%7e?q=%e2%82%ac&r=a+b",
+            "https://example.com/%2e%2E/x?",
+            "http://example.com/日本?q=ü",
+        ] {
+            let once = normalize(&Url::parse(s).expect("parses"), &[]);
+            let twice = normalize(&once, &[]);
+            assert_eq!(once, twice, "{s}");
+        }
+    }
+
+    #[test]
+    fn resolve_joins_relative_links_and_normalizes() {
+        let base = Url::parse("http://example.com/dir/page.html").expect("parses");
+        let r = |href: &str| resolve(&base, href, &[]).map(|u| u.to_string());
+        assert_eq!(
+            r("next.html"),
+            Some("http://example.com/dir/next.html".into())
+        );
+        assert_eq!(
+            r("  ../up?utm_source=x#f \n"),
+            Some("http://example.com/up".into())
+        );
+        assert_eq!(r("//other.org/x"), Some("http://other.org/x".into()));
+        assert_eq!(
+            r("https://Other.org:443"),
+            Some("https://other.org/".into())
+        );
+        assert_eq!(r("#top"), Some("http://example.com/dir/page.html".into()));
+    }
+
+    #[test]
+    fn resolve_refuses_non_http_links() {
+        let base = Url::parse("http://example.com/").expect("parses");
+        for href in [
+            "javascript:void(0)",
+            "mailto:a@example.com",
+            "data:text/plain,hi",
+            "ftp://example.com/f",
+            "tel:+123",
+            "http://[::1",
+        ] {
+            assert_eq!(resolve(&base, href, &[]), None, "{href}");
+        }
+    }
+
+    #[test]
+    fn fingerprints_are_32_hex_chars_and_stable() {
+        let f = fingerprint("http://example.com/");
+        assert_eq!(f.len(), 32);
+        assert!(
+            f.bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        );
+        assert_eq!(f, fingerprint("http://example.com/"));
+        assert_ne!(f, fingerprint("http://example.com/a"));
+        // Pinned: a fingerprint is persisted, so it must never change between builds.
+        assert_eq!(
+            fingerprint(""),
+            format!("{:032x}", xxhash_rust::xxh3::xxh3_128(b""))
+        );
+        assert_eq!(fingerprint(""), "99aa06d3014798d86001c324468d497f");
+    }
+
+    #[test]
+    fn same_site_accepts_equal_hosts_and_subdomains() {
+        let hosts = vec!["www.books.example".to_string()];
+        let site = |s: &str| same_site(&Url::parse(s).expect("parses"), &hosts);
+        assert!(site("http://books.example/"));
+        assert!(site("http://www.books.example:8080/"));
+        assert!(site("https://shop.books.example/"));
+        assert!(site("https://a.b.books.example/"));
+        assert!(!site("http://notbooks.example/"));
+        assert!(!site("http://books.example.evil.org/"));
+        assert!(!site("http://example/"));
+        assert!(!same_site(
+            &Url::parse("http://books.example/").expect("parses"),
+            &[]
+        ));
+    }
+
+    #[test]
+    fn same_site_compares_ip_hosts_exactly() {
+        let hosts = vec!["127.0.0.1".to_string()];
+        assert!(same_site(
+            &Url::parse("http://127.0.0.1:9000/").expect("parses"),
+            &hosts
+        ));
+        assert!(!same_site(
+            &Url::parse("http://127.0.0.2/").expect("parses"),
+            &hosts
+        ));
+    }
+}

@@ -1,0 +1,512 @@
+//! Tests of item extraction: fields, transforms, `each`, `default`, `required`, keys.
+
+use serde_json::json;
+
+use crate::handler::run_handler;
+use crate::testutil::{page, rules, task};
+
+const URL: &str = "http://site.example/books/a.html";
+
+/// Runs handler `item` of a project whose only handler has `fields` on `html`; returns the
+/// item's data as JSON and the logs.
+fn item(fields: &str, html: &str) -> (serde_json::Value, Vec<String>) {
+    let rules = rules(&format!("name = \"p\"\n[handlers.item]\n{fields}\n"));
+    let out = run_handler(&rules, &task("item", URL), &page(URL, html)).expect("runs");
+    assert_eq!(out.items.len(), 1, "exactly one item per page");
+    (
+        serde_json::Value::Object(out.items[0].data.clone()),
+        out.logs,
+    )
+}
+
+#[test]
+fn text_is_the_first_match_whitespace_normalized() {
+    let (data, _) = item(
+        r#"item.t = { css = "h1" }"#,
+        "<h1>\n  A   <b>Light</b>\tin the\n Attic </h1><h1>second</h1>",
+    );
+    assert_eq!(data, json!({ "t": "A Light in the Attic" }));
+}
+
+#[test]
+fn first_match_is_in_document_order() {
+    // The parser moves ("foster-parents") the stray <p> in front of the table, although it
+    // creates it after the cell: document order and creation order differ here.
+    let html = "<table><tr><td>cell</td></tr><p>fostered</p></table>";
+    let (data, _) = item(r#"item.t = { css = "p, td" }"#, html);
+    assert_eq!(data, json!({ "t": "fostered" }));
+    let (data, _) = item(
+        r#"item.t = { css = ".x" }"#,
+        r#"<div><p class="x">inner</p></div><p class="x">outer</p>"#,
+    );
+    assert_eq!(data, json!({ "t": "inner" }));
+}
+
+#[test]
+fn all_collects_every_match_in_order() {
+    let (data, _) = item(
+        r#"item.tags = { css = "li", all = true }"#,
+        "<ul><li> a </li><li>b\n c</li><li></li></ul>",
+    );
+    assert_eq!(data, json!({ "tags": ["a", "b c", ""] }));
+}
+
+#[test]
+fn attributes_are_read_raw() {
+    let (data, _) = item(
+        r#"item.alt = { css = "img", attr = "alt" }"#,
+        r#"<img alt=" Cover  art ">"#,
+    );
+    assert_eq!(data, json!({ "alt": " Cover  art " }));
+}
+
+#[test]
+fn a_missing_attribute_is_null_and_logged() {
+    let (data, logs) = item(
+        r#"item.alt = { css = "img", attr = "alt" }
+item.alts = { css = "img", attr = "alt", all = true }"#,
+        r#"<img src="x"><img alt="b">"#,
+    );
+    assert_eq!(data, json!({ "alt": null, "alts": [null, "b"] }));
+    assert!(
+        logs.iter()
+            .any(|l| l.contains("field `alt`") && l.contains("no `alt` attribute")),
+        "{logs:?}"
+    );
+}
+
+#[test]
+fn regex_takes_the_first_group_or_the_whole_match() {
+    let (data, _) = item(
+        r#"item.group = { css = "p", regex = 'In stock \((\d+) available\)' }
+item.whole = { css = "p", regex = '\d+' }
+item.none = { css = "p", regex = 'sold out' }
+item.unused_group = { css = "p", regex = 'x(y)?|In' }"#,
+        "<p>In stock (22 available)</p>",
+    );
+    assert_eq!(
+        data,
+        json!({ "group": "22", "whole": "22", "none": null, "unused_group": null })
+    );
+}
+
+#[test]
+fn numbers_ignore_thousands_separators() {
+    let (data, _) = item(
+        r##"item.a = { css = "#a", as = "number" }
+item.b = { css = "#b", as = "number" }
+item.c = { css = "#c", as = "number" }
+item.d = { css = "#d", as = "number", regex = '[0-9.]+' }
+item.e = { css = "#e", as = "number" }"##,
+        r#"<p id=a>1,234.50</p><p id=b>-3e2</p><p id=c>n/a</p><p id=d>£51.77</p><p id=e>inf</p>"#,
+    );
+    assert_eq!(
+        data,
+        json!({ "a": 1234.5, "b": -300.0, "c": null, "d": 51.77, "e": null })
+    );
+}
+
+#[test]
+fn integers_are_whole_numbers() {
+    let (data, logs) = item(
+        r##"item.a = { css = "#a", as = "integer" }
+item.b = { css = "#b", as = "integer" }
+item.c = { css = "#c", as = "integer" }"##,
+        "<p id=a>1,234</p><p id=b>1.5</p><p id=c> -7 </p>",
+    );
+    assert_eq!(data, json!({ "a": 1234, "b": null, "c": -7 }));
+    assert!(
+        logs.iter()
+            .any(|l| l.contains("field `b`") && l.contains("not a valid integer")),
+        "{logs:?}"
+    );
+}
+
+#[test]
+fn urls_resolve_against_the_page() {
+    let (data, _) = item(
+        r#"item.img = { css = "img", attr = "src", as = "url" }
+item.abs = { css = "a", attr = "href", as = "url" }
+item.empty = { css = "i", attr = "data-x", as = "url" }
+item.all = { css = "img, a", attr = "src", as = "url", all = true }"#,
+        r#"<img src=" ../media/cover.jpg "><a href="https://cdn.example/x.png"></a><i data-x=""></i>"#,
+    );
+    assert_eq!(
+        data,
+        json!({
+            "img": "http://site.example/media/cover.jpg",
+            "abs": "https://cdn.example/x.png",
+            "empty": null,
+            "all": ["http://site.example/media/cover.jpg", null],
+        })
+    );
+}
+
+#[test]
+fn missing_elements_are_null_or_empty_and_logged() {
+    let (data, logs) = item(
+        r#"item.one = { css = "h2" }
+item.many = { css = "h2", all = true }"#,
+        "<h1>x</h1>",
+    );
+    assert_eq!(data, json!({ "one": null, "many": [] }));
+    assert!(
+        logs.iter()
+            .any(|l| l == "field `one`: nothing matches `h2`"),
+        "{logs:?}"
+    );
+}
+
+#[test]
+fn page_values_and_constants() {
+    let rules = rules(
+        r#"
+name = "p"
+[handlers.item]
+item.url = "$url"
+item.status = "$status"
+item.cat = "$save.category"
+item.missing = "$save.nope"
+item.kind = "book"
+item.price = "$$5"
+"#,
+    );
+    let mut t = task("item", "http://site.example/task-url");
+    t.save = Some(serde_json::Map::from_iter([(
+        "category".to_string(),
+        json!({ "id": 3 }),
+    )]));
+    let mut p = page("http://site.example/after-redirect", "");
+    p.status = 404;
+    let out = run_handler(&rules, &t, &p).expect("runs");
+    let item = &out.items[0];
+    assert_eq!(item.taskid, "t1");
+    assert_eq!(item.url, "http://site.example/task-url");
+    assert_eq!(
+        serde_json::Value::Object(item.data.clone()),
+        json!({
+            "url": "http://site.example/task-url",
+            "status": 404,
+            "cat": { "id": 3 },
+            "missing": null,
+            "kind": "book",
+            "price": "$5",
+        })
+    );
+    assert!(
+        out.logs.iter().any(|l| l.contains("saved no `nope`")),
+        "{:?}",
+        out.logs
+    );
+}
+
+#[test]
+fn fields_keep_definition_order() {
+    let (data, _) = item(
+        r#"item.zeta = "z"
+item.alpha = { css = "h1" }
+item.mid = "$url""#,
+        "<h1>t</h1>",
+    );
+    let keys: Vec<&String> = data.as_object().expect("object").keys().collect();
+    assert_eq!(keys, ["zeta", "alpha", "mid"]);
+}
+
+#[test]
+fn a_handler_without_fields_emits_no_item() {
+    let rules = rules(
+        "name = \"p\"\nstart = [\"http://site.example/\"]\n[handlers.start]\nfollow = [{ css = \"a\", callback = \"start\" }]\n",
+    );
+    let out = run_handler(&rules, &task("start", URL), &page(URL, "<h1>x</h1>")).expect("runs");
+    assert!(out.items.is_empty());
+}
+
+fn items_data(out: &crate::HandlerOutput) -> Vec<serde_json::Value> {
+    out.items
+        .iter()
+        .map(|i| serde_json::Value::Object(i.data.clone()))
+        .collect()
+}
+
+#[test]
+fn html_inner_and_outer() {
+    let (data, _) = item(
+        r#"item.inner = { css = "div.d", html = "inner" }
+item.outer = { css = "div.d b", html = "outer" }"#,
+        r#"<div class="d">A <b>bold</b> move</div>"#,
+    );
+    assert_eq!(
+        data,
+        json!({ "inner": "A <b>bold</b> move", "outer": "<b>bold</b>" })
+    );
+}
+
+#[test]
+fn headers_now_project_and_value_tables() {
+    let rules = rules(
+        r#"
+name = "p"
+[handlers.item]
+item.type = "$header.Content-Type"
+item.missing = "$header.x-nope"
+item.project = "$project"
+item.now = { value = "$now", as = "datetime" }
+item.status_text = { value = "$status", as = "string" }
+item.code = { value = "$url", regex = 'a\.(\w+)$' }
+"#,
+    );
+    let out = crate::testutil::run(&rules, &task("item", URL), &page(URL, ""));
+    let d = &out.items[0].data;
+    assert_eq!(d["type"], "text/html");
+    assert_eq!(d["missing"], serde_json::Value::Null);
+    assert_eq!(d["project"], "p");
+    assert!(d["now"].as_str().is_some_and(|s| s.ends_with('Z')), "{d:?}");
+    assert_eq!(d["status_text"], "200");
+    assert_eq!(d["code"], "html");
+    assert!(
+        out.logs.iter().any(|l| l.contains("no `x-nope` header")),
+        "{:?}",
+        out.logs
+    );
+}
+
+#[test]
+fn bools_and_datetimes_from_html() {
+    let (data, _) = item(
+        r##"item.stock = { css = "#s", regex = '(yes|no)', as = "bool" }
+item.date = { css = "#d", as = "datetime", format = "%d %B %Y" }
+item.iso = { css = "time", attr = "datetime", as = "datetime" }"##,
+        r#"<p id=s>In stock: yes</p><p id=d>5 January 2023</p><time datetime="2023-01-05T10:00:00+01:00">x</time>"#,
+    );
+    assert_eq!(
+        data,
+        json!({ "stock": true, "date": "2023-01-05T00:00:00Z", "iso": "2023-01-05T09:00:00Z" })
+    );
+}
+
+#[test]
+fn defaults_fill_nulls_and_required_fields_drop_items() {
+    let (data, _) = item(
+        r#"item.a = { css = "h2", default = "none" }
+item.b = { css = "li", all = true, default = ["x"] }
+item.c = { css = "h1", default = 0 }"#,
+        "<h1>t</h1>",
+    );
+    assert_eq!(data, json!({ "a": "none", "b": ["x"], "c": "t" }));
+
+    let rules = rules(
+        "name = \"p\"\n[handlers.item]\nitem.t = { css = \"h1\" }\nitem.p = { css = \".price\", required = true }\n",
+    );
+    let out = crate::testutil::run(&rules, &task("item", URL), &page(URL, "<h1>t</h1>"));
+    assert!(out.items.is_empty());
+    assert_eq!(out.dropped, 1);
+    assert!(
+        out.logs
+            .iter()
+            .any(|l| l == "item 0 dropped: required field `p` is empty"),
+        "{:?}",
+        out.logs
+    );
+}
+
+const LIST: &str = r#"<html><body><h1>Shop</h1>
+<div class="product" data-sku="A1"><h3><a href="/p/1" title="One">1</a></h3><p class="price">£1.50</p></div>
+<div class="product" data-sku="B2"><h3><a href="/p/2" title="Two">2</a></h3><p class="price">£2.00</p></div>
+<div class="product"><h3><a href="/p/3" title="Three">3</a></h3></div>
+</body></html>"#;
+
+#[test]
+fn each_makes_one_item_per_element_with_relative_fields() {
+    let rules = rules(
+        r#"
+name = "p"
+[handlers.list]
+items = { each = "div.product" }
+item.title = { css = "h3 a", attr = "title" }
+item.link = { css = "a", attr = "href", as = "url" }
+item.price = { css = ".price", regex = '[0-9.]+', as = "number" }
+item.sku = { attr = "data-sku" }
+item.page = "$url"
+"#,
+    );
+    let out = crate::testutil::run(&rules, &task("list", URL), &page(URL, LIST));
+    assert_eq!(
+        items_data(&out),
+        [
+            json!({ "title": "One", "link": "http://site.example/p/1", "price": 1.5, "sku": "A1", "page": URL }),
+            json!({ "title": "Two", "link": "http://site.example/p/2", "price": 2.0, "sku": "B2", "page": URL }),
+            json!({ "title": "Three", "link": "http://site.example/p/3", "price": null, "sku": null, "page": URL }),
+        ]
+    );
+    // Without a key field, item i of task t is keyed fingerprint("t:i").
+    let keys: Vec<&str> = out.items.iter().map(|i| i.taskid.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            crate::extract::item_key("t1", 0),
+            crate::extract::item_key("t1", 1),
+            crate::extract::item_key("t1", 2)
+        ]
+    );
+    assert!(out.items.iter().all(|i| i.url == URL));
+}
+
+#[test]
+fn each_with_a_key_field_and_required_fields() {
+    let rules = rules(
+        r#"
+name = "p"
+[handlers.list.items]
+each = "div.product"
+key = "sku"
+[handlers.list]
+item.sku = { attr = "data-sku" }
+item.price = { css = ".price", required = true }
+"#,
+    );
+    let out = crate::testutil::run(&rules, &task("list", URL), &page(URL, LIST));
+    assert_eq!(out.items.len(), 2);
+    assert_eq!(
+        out.items[0].taskid,
+        spindle_common::urlnorm::fingerprint("A1")
+    );
+    assert_eq!(
+        out.items[1].taskid,
+        spindle_common::urlnorm::fingerprint("B2")
+    );
+    assert_eq!(out.dropped, 1);
+    assert!(
+        out.logs
+            .iter()
+            .any(|l| l.contains("item 2 dropped: required field `price`")),
+        "{:?}",
+        out.logs
+    );
+
+    // A key field that comes out empty drops the item too.
+    let rules = rules_text_key();
+    let out = crate::testutil::run(&rules, &task("list", URL), &page(URL, LIST));
+    assert_eq!((out.items.len(), out.dropped), (2, 1));
+    assert!(
+        out.logs
+            .iter()
+            .any(|l| l.contains("key field `sku` is empty")),
+        "{:?}",
+        out.logs
+    );
+}
+
+fn rules_text_key() -> crate::Rules {
+    rules(
+        "name = \"p\"\n[handlers.list]\nitems = { each = \"div.product\", key = \"sku\" }\nitem.sku = { attr = \"data-sku\" }\n",
+    )
+}
+
+#[test]
+fn xpath_fields_and_each_xpath() {
+    let html = "<table id=specs><tr><th>Weight</th><td> 2 kg </td></tr><tr><th>Colour</th><td>red</td></tr></table><a href='/x' class='n'>next</a>";
+    let (data, _) = item(
+        r#"item.weight = { xpath = "//th[text()='Weight']/following-sibling::td", regex = '\d+', as = "integer" }
+item.href = { xpath = "//a/@href" }
+item.class = { xpath = "//a", attr = "class" }
+item.rows = { xpath = "count(//tr)", as = "integer" }
+item.ths = { xpath = "//th", all = true }"#,
+        html,
+    );
+    assert_eq!(
+        data,
+        json!({ "weight": 2, "href": "/x", "class": "n", "rows": 2, "ths": ["Weight", "Colour"] })
+    );
+    let rules = rules(
+        r#"
+name = "p"
+[handlers.specs]
+items = { each_xpath = "//table[@id='specs']//tr" }
+item.name = { xpath = "th" }
+item.value = { xpath = "td" }
+item.row = {}
+"#,
+    );
+    let out = crate::testutil::run(&rules, &task("specs", URL), &page(URL, html));
+    assert_eq!(
+        items_data(&out),
+        [
+            json!({ "name": "Weight", "value": "2 kg", "row": "Weight 2 kg" }),
+            json!({ "name": "Colour", "value": "red", "row": "Colourred" }),
+        ]
+    );
+}
+
+const API: &str = r#"{"page": 1, "next_page": 2, "total": "1,204",
+ "results": [
+   {"id": 7, "name": "Alpha", "price": 9.5, "tags": ["a", "b"], "in_stock": true, "updated": "2024-02-01 10:00:00"},
+   {"id": 8, "name": "Beta", "price": "12", "tags": [], "in_stock": false}
+ ]}"#;
+
+#[test]
+fn json_fields_keep_json_types() {
+    let rules = rules(
+        r#"
+name = "p"
+[handlers.api]
+item.page = { json = "$.page" }
+item.total = { json = "$.total", as = "integer" }
+item.names = { json = "$.results[*].name", all = true }
+item.first = { json = "$.results[0]" }
+item.nothing = { json = "$.nope", default = "n/a" }
+"#,
+    );
+    let out = crate::testutil::run(
+        &rules,
+        &task("api", URL),
+        &crate::testutil::json_page(URL, API),
+    );
+    let d = &items_data(&out)[0];
+    assert_eq!(d["page"], 1);
+    assert_eq!(d["total"], 1204);
+    assert_eq!(d["names"], json!(["Alpha", "Beta"]));
+    assert_eq!(d["first"]["tags"], json!(["a", "b"]));
+    assert_eq!(d["nothing"], "n/a");
+}
+
+#[test]
+fn each_json_makes_one_item_per_value() {
+    let rules = rules(
+        r#"
+name = "p"
+[handlers.api]
+items = { each_json = "$.results[*]", key = "id" }
+item.id = { json = "$.id" }
+item.name = { json = "$.name" }
+item.price = { json = "$.price", as = "number" }
+item.tags = { json = "$.tags[*]", all = true }
+item.in_stock = { json = "$.in_stock", as = "bool" }
+item.updated = { json = "$.updated", as = "datetime" }
+"#,
+    );
+    let out = crate::testutil::run(
+        &rules,
+        &task("api", URL),
+        &crate::testutil::json_page(URL, API),
+    );
+    assert_eq!(
+        items_data(&out),
+        [
+            json!({ "id": 7, "name": "Alpha", "price": 9.5, "tags": ["a", "b"], "in_stock": true, "updated": "2024-02-01T10:00:00Z" }),
+            json!({ "id": 8, "name": "Beta", "price": 12.0, "tags": [], "in_stock": false, "updated": null }),
+        ]
+    );
+    assert_eq!(
+        out.items[0].taskid,
+        spindle_common::urlnorm::fingerprint("7")
+    );
+}
+
+#[test]
+fn a_json_handler_on_a_page_that_is_not_json_fails_the_task() {
+    let rules = rules("name = \"p\"\n[handlers.api]\nitem.x = { json = \"$.x\" }\n");
+    let err =
+        crate::run_handler(&rules, &task("api", URL), &page(URL, "<html>")).expect_err("not json");
+    assert!(matches!(err, crate::ProcessorError::NotJson(_)), "{err}");
+    assert!(err.is_task_failure());
+}

@@ -1,0 +1,112 @@
+//! The result writer: stores items, then tells the scheduler the task is done.
+//!
+//! Items of many pages are written in one transaction per project. Only after the commit is
+//! each page's outcome forwarded to the scheduler and the messages acknowledged, so a task is
+//! never recorded done while its items could still be lost, and a redelivered message just
+//! upserts the same rows again.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::FutureExt;
+use spindle_common::bus::ConsumerSpec;
+use spindle_common::message::{Item, Message, Outcome};
+use spindle_common::subject::{Stage, durable};
+use spindle_common::{Bus, BusError, Clock, Delivery, Store, StoreError};
+use tokio_util::sync::CancellationToken;
+
+/// Messages written in one batch, at most.
+const BATCH: usize = 1024;
+
+/// What stops the result writer.
+#[derive(Debug, thiserror::Error)]
+pub enum ResultWriterError {
+    /// The bus failed for good.
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Runs the result writer until `shutdown` is cancelled; what is already queued is written first.
+pub async fn run(
+    bus: Arc<dyn Bus>,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    shutdown: CancellationToken,
+) -> Result<(), ResultWriterError> {
+    let spec =
+        ConsumerSpec::new(Stage::Result.filter(), durable::RESULT_WRITER).max_in_flight(BATCH * 2);
+    let mut consumer = bus.consume(spec).await?;
+    loop {
+        let first = tokio::select! {
+            _ = shutdown.cancelled() => None,
+            next = consumer.next() => match next {
+                Some(d) => Some(d?),
+                None => return Ok(()),
+            },
+        };
+        let stopping = first.is_none();
+        let mut batch: Vec<Delivery> = first.into_iter().collect();
+        while batch.len() < BATCH {
+            match consumer.next().now_or_never() {
+                Some(Some(d)) => batch.push(d?),
+                _ => break,
+            }
+        }
+        if !batch.is_empty() {
+            write(&*bus, &*store, &*clock, batch).await?;
+        }
+        if stopping {
+            // Keep draining until nothing is immediately ready.
+            match consumer.next().now_or_never() {
+                Some(Some(d)) => write(&*bus, &*store, &*clock, vec![d?]).await?,
+                _ => return Ok(()),
+            }
+        }
+    }
+}
+
+async fn write(
+    bus: &dyn Bus,
+    store: &dyn Store,
+    clock: &dyn Clock,
+    batch: Vec<Delivery>,
+) -> Result<(), ResultWriterError> {
+    let mut items: HashMap<&str, Vec<Item>> = HashMap::new();
+    let mut outcomes: Vec<&Outcome> = Vec::new();
+    for d in &batch {
+        match d.message.as_ref() {
+            Message::Results(r) => {
+                items
+                    .entry(r.project.as_str())
+                    .or_default()
+                    .extend(r.items.iter().cloned());
+                outcomes.extend(r.outcome.as_ref());
+            }
+            _ => tracing::warn!(subject = %d.subject, "unexpected message on the result stream"),
+        }
+    }
+    let now = clock.now_ms();
+    for (project, items) in &items {
+        if let Err(e) = store.upsert_results(project, items, now).await {
+            // Nothing was acknowledged: give it all back and try again shortly.
+            tracing::error!(error = %e, "writing results failed; retrying");
+            for d in batch {
+                d.nack(Duration::from_secs(1)).await?;
+            }
+            return Ok(());
+        }
+    }
+    for outcome in outcomes {
+        let subject = Stage::Status.subject(&outcome.project);
+        bus.publish(&subject, Message::Status(outcome.clone()))
+            .await?;
+    }
+    for d in batch {
+        d.ack().await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,106 @@
+//! Outcome counters of a project over sliding windows: 5 minutes, 1 hour, 1 day.
+//!
+//! One bucket per minute for a day (1,440 buckets of three numbers), so memory is fixed.
+//! The windows live in memory and start empty after a restart; the all-time figures come
+//! from the store's task counts.
+
+use spindle_common::stats::{WindowCounts, Windows};
+
+const MINUTE_MS: i64 = 60_000;
+const BUCKETS: usize = 24 * 60;
+
+/// Per-minute buckets of outcomes.
+#[derive(Debug, Clone)]
+pub struct Counters {
+    buckets: Vec<(i64, WindowCounts)>,
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Self {
+            buckets: vec![(i64::MIN, WindowCounts::default()); BUCKETS],
+        }
+    }
+}
+
+impl Counters {
+    fn bucket(&mut self, now_ms: i64) -> &mut WindowCounts {
+        let minute = now_ms.div_euclid(MINUTE_MS);
+        let slot = &mut self.buckets[minute.rem_euclid(BUCKETS as i64) as usize];
+        if slot.0 != minute {
+            *slot = (minute, WindowCounts::default());
+        }
+        &mut slot.1
+    }
+
+    /// Adds outcomes at `now_ms`.
+    pub fn add(&mut self, now_ms: i64, success: u64, failed: u64, retry: u64) {
+        let b = self.bucket(now_ms);
+        b.success += success;
+        b.failed += failed;
+        b.retry += retry;
+    }
+
+    /// Sums of the windows ending at `now_ms`.
+    pub fn windows(&self, now_ms: i64) -> Windows {
+        let minute = now_ms.div_euclid(MINUTE_MS);
+        let sum = |minutes: i64| {
+            self.buckets
+                .iter()
+                .filter(|(m, _)| *m > minute - minutes && *m <= minute)
+                .fold(WindowCounts::default(), |acc, (_, c)| WindowCounts {
+                    success: acc.success + c.success,
+                    failed: acc.failed + c.failed,
+                    retry: acc.retry + c.retry,
+                })
+        };
+        Windows {
+            m5: sum(5),
+            h1: sum(60),
+            d1: sum(BUCKETS as i64),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_slide_minute_by_minute() {
+        let mut c = Counters::default();
+        let t0 = 1_000 * MINUTE_MS;
+        c.add(t0, 1, 0, 0);
+        c.add(t0 + 11 * MINUTE_MS, 0, 1, 0);
+        c.add(t0 + 70 * MINUTE_MS, 0, 0, 1);
+        let w = c.windows(t0 + 70 * MINUTE_MS);
+        assert_eq!(
+            w.m5,
+            WindowCounts {
+                success: 0,
+                failed: 0,
+                retry: 1
+            }
+        );
+        assert_eq!(
+            w.h1,
+            WindowCounts {
+                success: 0,
+                failed: 1,
+                retry: 1
+            }
+        );
+        assert_eq!(
+            w.d1,
+            WindowCounts {
+                success: 1,
+                failed: 1,
+                retry: 1
+            }
+        );
+        // A day later the first buckets are reused, not summed again.
+        c.add(t0 + BUCKETS as i64 * MINUTE_MS, 5, 0, 0);
+        let w = c.windows(t0 + BUCKETS as i64 * MINUTE_MS);
+        assert_eq!(w.d1.success, 5);
+    }
+}

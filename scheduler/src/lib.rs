@@ -1,0 +1,72 @@
+//! Spindle's scheduler: the single point of the crawl loop.
+//!
+//! It reads follows and outcomes from the bus, decides what is new or due again
+//! ([`recrawl`]), keeps the frontier in the store and a bounded window of it in memory
+//! ([`frontier`]), and sends tasks to the fetchers as each project's rate ([`token_bucket`])
+//! and per-host politeness allow. Failed attempts are retried on a schedule ([`retry`]);
+//! tasks unanswered past a deadline are sent again. Live figures go to a [`spindle_common::StatsBoard`].
+
+pub mod counters;
+pub mod frontier;
+pub mod recrawl;
+pub mod retry;
+mod service;
+pub mod token_bucket;
+
+use std::time::Duration;
+
+pub use retry::RetryPolicy;
+pub use service::run;
+
+/// What can stop the scheduler.
+#[derive(Debug, thiserror::Error)]
+pub enum SchedulerError {
+    /// The bus failed for good.
+    #[error(transparent)]
+    Bus(#[from] spindle_common::BusError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] spindle_common::StoreError),
+}
+
+/// Tuning of the scheduler; every default is here.
+#[derive(Debug, Clone)]
+pub struct SchedulerConfig {
+    /// Tasks of one project held in memory (claimed, waiting or in flight), at most.
+    pub window: usize,
+    /// Tasks of one project in flight at once, at most.
+    pub max_in_flight: usize,
+    /// A task unanswered this long after dispatch is sent again.
+    pub dispatch_deadline: Duration,
+    /// Retry delays.
+    pub retry: RetryPolicy,
+    /// How often project definitions are re-read from the store.
+    pub reload_every: Duration,
+    /// Follows and outcomes applied to the store in one batch, at most.
+    pub batch: usize,
+    /// Retryable failures in a row after which a project pauses.
+    pub pause_after: u32,
+    /// How long a project waits before it probes with one task.
+    pub pause_for: Duration,
+    /// How long a host that answered 429 or 503 without `Retry-After` gets no request.
+    pub host_backoff: Duration,
+    /// The longest wait a `Retry-After` is obeyed for.
+    pub max_retry_after: Duration,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        Self {
+            window: 4096,
+            max_in_flight: 1024,
+            dispatch_deadline: Duration::from_secs(600),
+            retry: RetryPolicy::default(),
+            reload_every: Duration::from_secs(2),
+            batch: 2048,
+            pause_after: 10,
+            pause_for: Duration::from_secs(300),
+            host_backoff: Duration::from_secs(30),
+            max_retry_after: Duration::from_secs(3600),
+        }
+    }
+}

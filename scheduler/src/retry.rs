@@ -1,0 +1,79 @@
+//! What happens to a task whose attempt failed.
+
+use std::time::Duration;
+
+use spindle_common::message::TaskError;
+
+/// Delays between attempts; the default is pyspider's: 30 s, 1 h, 6 h, then failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Delay before retry number `i + 1`.
+    pub delays: Vec<Duration>,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            delays: vec![
+                Duration::from_secs(30),
+                Duration::from_secs(3600),
+                Duration::from_secs(6 * 3600),
+            ],
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// When to try again after failure number `retries + 1`, or `None` to give up. `max_retries`
+    /// is the project's limit; the last delay repeats if the limit is longer than the list.
+    pub fn next_attempt(
+        &self,
+        error: &TaskError,
+        retries: u32,
+        max_retries: u32,
+        now_ms: i64,
+    ) -> Option<i64> {
+        if !error.retryable || retries >= max_retries {
+            return None;
+        }
+        let delay = self
+            .delays
+            .get(retries as usize)
+            .or(self.delays.last())
+            .copied()
+            .unwrap_or_default();
+        Some(now_ms + delay.as_millis() as i64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use spindle_common::message::ErrorKind;
+
+    fn error(retryable: bool) -> TaskError {
+        TaskError {
+            kind: ErrorKind::Timeout,
+            message: "timed out".into(),
+            retryable,
+        }
+    }
+
+    #[test]
+    fn follows_the_schedule_then_gives_up() {
+        let p = RetryPolicy::default();
+        assert_eq!(p.next_attempt(&error(true), 0, 3, 0), Some(30_000));
+        assert_eq!(p.next_attempt(&error(true), 1, 3, 0), Some(3_600_000));
+        assert_eq!(p.next_attempt(&error(true), 2, 3, 0), Some(21_600_000));
+        assert_eq!(p.next_attempt(&error(true), 3, 3, 0), None);
+        assert_eq!(p.next_attempt(&error(true), 4, 5, 0), Some(21_600_000));
+    }
+
+    #[test]
+    fn permanent_errors_are_not_retried() {
+        assert_eq!(
+            RetryPolicy::default().next_attempt(&error(false), 0, 3, 0),
+            None
+        );
+    }
+}

@@ -1,0 +1,607 @@
+//! The scheduler loop.
+//!
+//! One task owns all state, so nothing here is locked. Each turn it
+//! 1. takes every follow and outcome the bus has ready (one consumer for both, so a task's
+//!    follows always come before its outcome),
+//! 2. writes them to the store in batches — follows first, so a task is never recorded done
+//!    while its follows could still be lost — and only then acknowledges them,
+//! 3. tops up each running project's window from the store and sends what the rate and host
+//!    limits allow, re-sending tasks whose deadline passed,
+//! 4. sleeps until a message arrives or the next token, delay or deadline is due.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::FutureExt;
+use spindle_common::bus::ConsumerSpec;
+use spindle_common::message::{Message, Outcome, Results, Task, WIRE_VERSION};
+use spindle_common::project::Project;
+use spindle_common::store::{ProjectRecord, TaskStatus, TaskUpdate};
+use spindle_common::subject::{Stage, durable};
+use spindle_common::{Bus, Clock, Delivery, StatsBoard, Store};
+use tokio_util::sync::CancellationToken;
+
+use crate::counters::Counters;
+use crate::frontier::{Frontier, HostLimits};
+use crate::recrawl::{Decision, decide};
+use crate::token_bucket::TokenBucket;
+use crate::{SchedulerConfig, SchedulerError};
+
+/// Runs the scheduler until `shutdown` is cancelled.
+pub async fn run(
+    config: SchedulerConfig,
+    bus: Arc<dyn Bus>,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    board: Arc<StatsBoard>,
+    shutdown: CancellationToken,
+) -> Result<(), SchedulerError> {
+    let spec = ConsumerSpec::new(Stage::NewTask.filter(), durable::SCHEDULER)
+        .also(Stage::Status.filter())
+        .max_in_flight(config.batch * 2);
+    let mut consumer = bus.consume(spec).await?;
+    let mut scheduler = Scheduler {
+        config,
+        bus,
+        store,
+        clock,
+        board,
+        projects: HashMap::new(),
+        last_reload_ms: i64::MIN,
+    };
+    scheduler.reload_projects().await?;
+    let mut batch: Vec<Delivery> = Vec::new();
+    loop {
+        if shutdown.is_cancelled() {
+            break;
+        }
+        // Take all that is ready without waiting.
+        while batch.len() < scheduler.config.batch {
+            match consumer.next().now_or_never() {
+                Some(Some(Ok(d))) => batch.push(d),
+                Some(Some(Err(e))) => return Err(e.into()),
+                Some(None) => return Ok(()),
+                None => break,
+            }
+        }
+        if !batch.is_empty() {
+            scheduler.apply(std::mem::take(&mut batch)).await?;
+        }
+        let now = scheduler.clock.now_ms();
+        if now - scheduler.last_reload_ms >= scheduler.config.reload_every.as_millis() as i64 {
+            scheduler.reload_projects().await?;
+        }
+        let wake_ms = scheduler.dispatch().await?;
+        let sleep = Duration::from_millis(wake_ms.clamp(1, 500) as u64);
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            next = consumer.next() => match next {
+                Some(Ok(d)) => batch.push(d),
+                Some(Err(e)) => return Err(e.into()),
+                None => break,
+            },
+            _ = tokio::time::sleep(sleep) => {}
+        }
+    }
+    if !batch.is_empty() {
+        scheduler.apply(batch).await?;
+    }
+    Ok(())
+}
+
+/// A project the scheduler knows, running or not.
+struct Loaded {
+    project: Arc<Project>,
+    record: ProjectRecord,
+    running: Option<Running>,
+}
+
+/// The dispatch state of a running project.
+struct Running {
+    frontier: Frontier,
+    bucket: TokenBucket,
+    counters: Counters,
+    /// Retryable failures in a row.
+    consecutive_failures: u32,
+    /// Paused until then (Unix ms) after too many failures in a row; then one task probes.
+    paused_until: Option<i64>,
+    /// Tasks were sent since the project last finished: the next finish runs `[on_finished]`.
+    busy: bool,
+    /// The store may hold claimable tasks (set by every write, cleared by a short claim).
+    refill: bool,
+    /// Earliest exetime of a delayed task in the store.
+    next_due_ms: Option<i64>,
+}
+
+struct Scheduler {
+    config: SchedulerConfig,
+    bus: Arc<dyn Bus>,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    board: Arc<StatsBoard>,
+    projects: HashMap<String, Loaded>,
+    last_reload_ms: i64,
+}
+
+fn is_running(status: &str) -> bool {
+    matches!(status, "RUNNING" | "DEBUG")
+}
+
+impl Scheduler {
+    /// Re-reads project definitions; starts, updates and stops projects to match.
+    async fn reload_projects(&mut self) -> Result<(), SchedulerError> {
+        let now = self.clock.now_ms();
+        self.last_reload_ms = now;
+        let records = self.store.projects().await?;
+        let names: HashSet<String> = records.iter().map(|r| r.name.clone()).collect();
+        self.projects.retain(|name, _| names.contains(name));
+        for record in records {
+            let unchanged = self
+                .projects
+                .get(&record.name)
+                .is_some_and(|l| l.record.updated_ms == record.updated_ms);
+            if !unchanged {
+                self.load(record, now).await?;
+            }
+        }
+        self.start_due_projects(now).await?;
+        for (name, loaded) in &self.projects {
+            let counts = self.store.task_counts(name).await?;
+            let windows = loaded.running.as_ref().map(|r| r.counters.windows(now));
+            self.board.update(name, |s| {
+                if let Some(w) = windows {
+                    s.windows = w;
+                }
+                s.queued = counts.queued;
+                s.total_success = counts.success;
+                s.total_failed = counts.failed;
+            });
+        }
+        Ok(())
+    }
+
+    async fn load(&mut self, record: ProjectRecord, now: i64) -> Result<(), SchedulerError> {
+        let project = match Project::parse(&record.definition) {
+            Ok(p) => Arc::new(p),
+            Err(e) => {
+                tracing::error!(project = %record.name, error = %e, "stored project does not parse; not scheduling it");
+                self.projects.remove(&record.name);
+                return Ok(());
+            }
+        };
+        let run = is_running(&record.status);
+        let previous = self.projects.remove(&record.name);
+        let running = match previous.and_then(|p| p.running) {
+            Some(mut r) if run => {
+                r.bucket.set(record.rate, record.burst, now);
+                Some(r)
+            }
+            Some(_) => {
+                // Stopped: what was claimed goes back to the queue for the next start.
+                self.store.release_claims(&record.name).await?;
+                None
+            }
+            None if run => {
+                // First start in this process: claims left by a previous process are stale.
+                let released = self.store.release_claims(&record.name).await?;
+                if released > 0 {
+                    tracing::info!(project = %record.name, released, "re-queued tasks that were in flight before a restart");
+                }
+                Some(Running {
+                    frontier: Frontier::new(),
+                    bucket: TokenBucket::new(record.rate, record.burst, now),
+                    counters: Counters::default(),
+                    consecutive_failures: 0,
+                    paused_until: None,
+                    busy: false,
+                    refill: true,
+                    next_due_ms: None,
+                })
+            }
+            None => None,
+        };
+        self.board
+            .update(&record.name, |s| s.status = record.status.clone());
+        let name = record.name.clone();
+        self.projects.insert(
+            name,
+            Loaded {
+                project,
+                record,
+                running,
+            },
+        );
+        Ok(())
+    }
+
+    /// Submits the start URLs of running projects that were never started, or whose `every`
+    /// period has passed.
+    async fn start_due_projects(&mut self, now: i64) -> Result<(), SchedulerError> {
+        let names: Vec<String> = self.projects.keys().cloned().collect();
+        for name in &names {
+            let Some(loaded) = self.projects.get(name) else {
+                continue;
+            };
+            if loaded.running.is_none() {
+                continue;
+            }
+            let last = loaded.record.last_start_ms;
+            // First start: plain submission (known URLs are deduped). Periodic restarts (an
+            // interval or a cron expression) force the start URLs again.
+            let force = if last > 0 {
+                match loaded.project.next_start_after(last) {
+                    Some(due) if due <= now => true,
+                    _ => continue,
+                }
+            } else {
+                false
+            };
+            let mut tasks = loaded.project.start_tasks();
+            for t in &mut tasks {
+                t.force = force;
+            }
+            self.store.mark_started(name, now).await?;
+            if let Some(l) = self.projects.get_mut(name) {
+                l.record.last_start_ms = now;
+            }
+            self.submit(name, tasks, now).await?;
+        }
+        Ok(())
+    }
+
+    /// Dedupes `tasks` against the store and queues the new or due ones.
+    async fn submit(
+        &mut self,
+        project: &str,
+        tasks: Vec<Task>,
+        now: i64,
+    ) -> Result<u64, SchedulerError> {
+        let Some(loaded) = self.projects.get_mut(project) else {
+            tracing::warn!(project, "follows for an unknown project dropped");
+            return Ok(0);
+        };
+        let mut seen = HashSet::with_capacity(tasks.len());
+        let tasks: Vec<Task> = tasks
+            .into_iter()
+            .filter(|t| seen.insert(t.taskid.clone()))
+            .collect();
+        let ids: Vec<&str> = tasks.iter().map(|t| t.taskid.as_str()).collect();
+        let known: HashMap<String, _> = self
+            .store
+            .known_tasks(project, &ids)
+            .await?
+            .into_iter()
+            .map(|k| (k.taskid.clone(), k))
+            .collect();
+        let default_age = loaded.project.defaults.age.map(|d| d.as_millis() as i64);
+        let queue: Vec<Task> = tasks
+            .into_iter()
+            .filter(|t| decide(t, known.get(&t.taskid), default_age, now) == Decision::Queue)
+            .map(|mut t| {
+                t.retries = 0;
+                t
+            })
+            .collect();
+        let n = queue.len() as u64;
+        if n > 0 {
+            self.store.put_tasks(&queue, now).await?;
+            if let Some(r) = loaded.running.as_mut() {
+                r.refill = true;
+            }
+            self.board.update(project, |s| {
+                s.queued_new += n;
+                s.finished = false;
+            });
+        }
+        Ok(n)
+    }
+
+    /// Applies a batch of follows and outcomes, then acknowledges it.
+    async fn apply(&mut self, batch: Vec<Delivery>) -> Result<(), SchedulerError> {
+        let now = self.clock.now_ms();
+        let mut follows: HashMap<String, Vec<Task>> = HashMap::new();
+        let mut outcomes: HashMap<String, Vec<Outcome>> = HashMap::new();
+        for d in &batch {
+            match d.message.as_ref() {
+                Message::NewTasks(n) => follows
+                    .entry(n.project.clone())
+                    .or_default()
+                    .extend(n.tasks.iter().cloned()),
+                Message::Status(o) => outcomes
+                    .entry(o.project.clone())
+                    .or_default()
+                    .push(o.clone()),
+                other => {
+                    tracing::warn!(subject = %d.subject, kind = ?std::mem::discriminant(other), "unexpected message on the scheduler's consumer")
+                }
+            }
+        }
+        for (project, tasks) in follows {
+            self.submit(&project, tasks, now).await?;
+        }
+        for (project, outcomes) in outcomes {
+            self.finish(&project, outcomes, now).await?;
+        }
+        for d in batch {
+            d.ack().await?;
+        }
+        Ok(())
+    }
+
+    /// Records outcomes: done, failed, or retried later.
+    async fn finish(
+        &mut self,
+        project: &str,
+        outcomes: Vec<Outcome>,
+        now: i64,
+    ) -> Result<(), SchedulerError> {
+        let (max_retries, mut running) = match self.projects.get_mut(project) {
+            Some(l) => (l.project.defaults.retries, l.running.as_mut()),
+            None => (0, None),
+        };
+        let mut updates = Vec::with_capacity(outcomes.len());
+        let (mut ok, mut failed, mut retried, mut items, mut fetch_ms, mut process_ms) =
+            (0, 0, 0, 0, 0, 0);
+        for o in &outcomes {
+            if let Some(r) = running.as_mut() {
+                r.frontier.answered(&o.taskid);
+                // The site asked us to slow down: that host waits, the others keep their pace.
+                if matches!(o.status_code, Some(429 | 503)) {
+                    let wait = o
+                        .retry_after_ms
+                        .map(Duration::from_millis)
+                        .unwrap_or(self.config.host_backoff)
+                        .min(self.config.max_retry_after);
+                    let host = crate::frontier::host_of(&o.url);
+                    tracing::info!(project, host = %host, wait_ms = wait.as_millis() as u64, "host backed off");
+                    r.frontier.back_off(&host, now + wait.as_millis() as i64);
+                }
+            }
+            items += o.items as u64;
+            fetch_ms += o.fetch_ms as u64;
+            process_ms += o.process_ms as u64;
+            if let Some(r) = running.as_mut() {
+                match &o.error {
+                    None => {
+                        r.consecutive_failures = 0;
+                        if r.paused_until.take().is_some() {
+                            tracing::info!(project, "probe succeeded; project resumes");
+                        }
+                    }
+                    Some(err) if err.retryable => {
+                        r.consecutive_failures += 1;
+                        if r.consecutive_failures >= self.config.pause_after {
+                            let until = now + self.config.pause_for.as_millis() as i64;
+                            if r.paused_until.is_none() {
+                                tracing::warn!(
+                                    project,
+                                    failures = r.consecutive_failures,
+                                    "too many failures in a row; project paused"
+                                );
+                            }
+                            r.paused_until = Some(until);
+                        }
+                    }
+                    // A permanent failure (e.g. a 404) says nothing about the site's health.
+                    Some(_) => {}
+                }
+            }
+            let update = match &o.error {
+                None => {
+                    ok += 1;
+                    TaskUpdate {
+                        taskid: o.taskid.clone(),
+                        status: TaskStatus::Success,
+                        exetime: now,
+                        retries: o.retries,
+                        at_ms: now,
+                        last_error: None,
+                        etag: o.etag.clone(),
+                        last_modified: o.last_modified.clone(),
+                    }
+                }
+                Some(err) => match self
+                    .config
+                    .retry
+                    .next_attempt(err, o.retries, max_retries, now)
+                {
+                    Some(at) => {
+                        retried += 1;
+                        tracing::debug!(project, url = %o.url, error = %err.message, "retrying later");
+                        TaskUpdate {
+                            taskid: o.taskid.clone(),
+                            status: TaskStatus::Active,
+                            exetime: at,
+                            retries: o.retries + 1,
+                            at_ms: now,
+                            last_error: Some(err.message.clone()),
+                            etag: None,
+                            last_modified: None,
+                        }
+                    }
+                    None => {
+                        failed += 1;
+                        tracing::info!(project, url = %o.url, error = %err.message, "task failed");
+                        TaskUpdate {
+                            taskid: o.taskid.clone(),
+                            status: TaskStatus::Failed,
+                            exetime: now,
+                            retries: o.retries,
+                            at_ms: now,
+                            last_error: Some(err.message.clone()),
+                            etag: None,
+                            last_modified: None,
+                        }
+                    }
+                },
+            };
+            updates.push(update);
+        }
+        self.store.finish_tasks(project, &updates).await?;
+        let (mut windows, mut consecutive, mut paused) = (None, 0, false);
+        if let Some(r) = running.as_mut() {
+            r.refill |= retried > 0;
+            r.counters.add(now, ok, failed, retried);
+            windows = Some(r.counters.windows(now));
+            consecutive = r.consecutive_failures;
+            paused = r.paused_until.is_some();
+        }
+        self.board.update(project, |s| {
+            if let Some(w) = windows {
+                s.windows = w;
+            }
+            s.consecutive_failures = consecutive;
+            if paused {
+                s.status = "PAUSED".to_string();
+            } else if s.status == "PAUSED" {
+                s.status = "RUNNING".to_string();
+            }
+            s.success += ok;
+            s.failed += failed;
+            s.retried += retried;
+            s.items += items;
+            s.fetch_ms += fetch_ms;
+            s.process_ms += process_ms;
+            s.total_success += ok;
+            s.total_failed += failed;
+            let answered = (s.success + s.failed + s.retried).max(1) as f64;
+            s.avg_fetch_ms = s.fetch_ms as f64 / answered;
+            s.avg_process_ms = s.process_ms as f64 / s.success.max(1) as f64;
+        });
+        Ok(())
+    }
+
+    /// Tops up windows and sends what may be sent; returns ms until something is due.
+    async fn dispatch(&mut self) -> Result<i64, SchedulerError> {
+        let now = self.clock.now_ms();
+        let mut wake = 500_i64;
+        let names: Vec<String> = self.projects.keys().cloned().collect();
+        for name in names {
+            let Some(loaded) = self.projects.get_mut(&name) else {
+                continue;
+            };
+            let project = loaded.project.clone();
+            let Some(r) = loaded.running.as_mut() else {
+                continue;
+            };
+            let limits = HostLimits {
+                concurrency: project.host_concurrency.max(1),
+                delay_ms: project.host_delay.as_millis() as i64,
+            };
+            // Top up when half empty and the store may have something.
+            let room = self.config.window.saturating_sub(r.frontier.len());
+            let due = r.next_due_ms.is_some_and(|t| t <= now);
+            if room >= self.config.window / 2 && (r.refill || due) {
+                let claimed = self.store.claim_ready(&name, now, room).await?;
+                if claimed.len() < room {
+                    r.refill = false;
+                    r.next_due_ms = self.store.next_due(&name).await?;
+                }
+                r.frontier.extend(claimed);
+            }
+            if let Some(t) = r.next_due_ms {
+                wake = wake.min(t - now);
+            }
+            // Lost tasks go out again.
+            let deadline = now + self.config.dispatch_deadline.as_millis() as i64;
+            let lost = r.frontier.expired(now, deadline);
+            for task in &lost {
+                tracing::warn!(project = %name, url = %task.url, "no answer before the deadline; sending again");
+                self.bus
+                    .publish(
+                        &Stage::Fetch.subject(&name),
+                        Message::Fetch(with_defaults(&project, task.clone())),
+                    )
+                    .await?;
+            }
+            // A paused project sends nothing until its pause ends, then one probe at a time.
+            let max_in_flight = match r.paused_until {
+                Some(until) if until > now => {
+                    wake = wake.min(until - now);
+                    0
+                }
+                Some(_) => 1,
+                None => self.config.max_in_flight,
+            };
+            while r.frontier.in_flight() < max_in_flight {
+                if let Some(wait) = r.bucket.wait_ms(now)
+                    && wait > 0
+                {
+                    wake = wake.min(wait);
+                    break;
+                }
+                let Some(task) = r.frontier.pop(limits, now) else {
+                    break;
+                };
+                if !r.bucket.try_take(now) {
+                    r.frontier.put_back(task);
+                    break;
+                }
+                let message = Message::Fetch(with_defaults(&project, task.clone()));
+                self.bus
+                    .publish(&Stage::Fetch.subject(&name), message)
+                    .await?;
+                r.frontier.dispatched(task, limits, now, deadline);
+                r.busy = true;
+            }
+            if let Some(t) = r.frontier.next_host_ms(limits) {
+                wake = wake.min(t - now);
+            }
+            r.frontier.prune_hosts(now);
+            let (waiting, in_flight, empty) = (
+                r.frontier.waiting() as u64,
+                r.frontier.in_flight() as u64,
+                r.frontier.is_empty(),
+            );
+            // Nothing in memory, and the last claim found the store without ready or delayed tasks.
+            let finished = empty && !r.refill && r.next_due_ms.is_none();
+            let run_hook = finished && std::mem::take(&mut r.busy);
+            let resent = lost.len() as u64;
+            self.board.update(&name, |s| {
+                s.waiting = waiting;
+                s.in_flight = in_flight;
+                s.resent += resent;
+                s.finished = finished;
+            });
+            if run_hook {
+                self.on_finished(&project, now).await?;
+            }
+        }
+        Ok(wake)
+    }
+
+    /// Runs the project's `[on_finished]` hook: its item goes to the result writer, its
+    /// follows (a webhook, say) into the queue, which starts the project again for them.
+    async fn on_finished(&mut self, project: &Project, now: i64) -> Result<(), SchedulerError> {
+        let output = project.on_finished_output(now);
+        if !output.items.is_empty() {
+            let results = Results {
+                v: WIRE_VERSION,
+                project: project.name.clone(),
+                items: output.items,
+                outcome: None,
+            };
+            self.bus
+                .publish(
+                    &Stage::Result.subject(&project.name),
+                    Message::Results(results),
+                )
+                .await?;
+        }
+        if !output.follows.is_empty() {
+            self.submit(&project.name, output.follows, now).await?;
+        }
+        tracing::info!(project = %project.name, "crawl finished");
+        Ok(())
+    }
+}
+
+/// The task as sent: project defaults merged under the task's own fetch options.
+fn with_defaults(project: &Project, mut task: Task) -> Task {
+    task.fetch = project.fetch_for(&task.fetch);
+    task
+}
+
+#[cfg(test)]
+mod tests;

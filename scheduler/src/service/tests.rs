@@ -1,0 +1,418 @@
+//! The scheduler driven step by step with a manual clock: each rule checked without sleeping.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::FutureExt;
+use spindle_common::bus::{Consumer, ConsumerSpec, MemoryBus};
+use spindle_common::clock::ManualClock;
+use spindle_common::message::{
+    ErrorKind, Message, NewTasks, Outcome, Task, TaskError, WIRE_VERSION,
+};
+use spindle_common::store::{ProjectRecord, SqliteStore};
+use spindle_common::subject::{Stage, durable};
+use spindle_common::{Bus, StatsBoard, Store};
+
+use super::Scheduler;
+use crate::SchedulerConfig;
+
+const T0: i64 = 1_700_000_000_000;
+
+struct Harness {
+    scheduler: Scheduler,
+    bus: MemoryBus,
+    clock: ManualClock,
+    fetch: Box<dyn Consumer>,
+    inbox: Box<dyn Consumer>,
+    store: Arc<dyn Store>,
+    _dir: tempfile::TempDir,
+}
+
+fn project(extra: &str) -> String {
+    format!(
+        "name = \"p\"\nstart = [\"http://a.test/\"]\nrate = 1000\nburst = 1000\n{extra}\n[handlers.start]\n"
+    )
+}
+
+impl Harness {
+    async fn new(toml: &str, config: SchedulerConfig) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store: Arc<dyn Store> = Arc::new(
+            SqliteStore::open(&dir.path().join("s.db"))
+                .await
+                .expect("store"),
+        );
+        let parsed = spindle_common::Project::parse(toml).expect("project parses");
+        store
+            .save_project(&ProjectRecord {
+                name: parsed.name.clone(),
+                definition: toml.to_string(),
+                status: "RUNNING".into(),
+                rate: parsed.rate,
+                burst: parsed.burst,
+                group: None,
+                updated_ms: T0,
+                last_start_ms: 0,
+            })
+            .await
+            .expect("save project");
+        let bus = MemoryBus::new();
+        let fetch = bus
+            .consume(ConsumerSpec::new(Stage::Fetch.filter(), durable::FETCHER))
+            .await
+            .expect("fetch consumer");
+        let inbox = bus
+            .consume(
+                ConsumerSpec::new(Stage::NewTask.filter(), durable::SCHEDULER)
+                    .also(Stage::Status.filter()),
+            )
+            .await
+            .expect("scheduler consumer");
+        let clock = ManualClock::new(T0);
+        let mut scheduler = Scheduler {
+            config,
+            bus: Arc::new(bus.clone()),
+            store: store.clone(),
+            clock: Arc::new(clock.clone()),
+            board: Arc::new(StatsBoard::new()),
+            projects: Default::default(),
+            last_reload_ms: i64::MIN,
+        };
+        scheduler.reload_projects().await.expect("load projects");
+        Self {
+            scheduler,
+            bus,
+            clock,
+            fetch,
+            inbox,
+            store,
+            _dir: dir,
+        }
+    }
+
+    /// One turn: apply what the scheduler's consumer holds, then dispatch; returns what was sent.
+    async fn step(&mut self) -> Vec<Task> {
+        let mut batch = Vec::new();
+        while let Some(Some(d)) = self.inbox.next().now_or_never() {
+            batch.push(d.expect("delivery"));
+        }
+        if !batch.is_empty() {
+            self.scheduler.apply(batch).await.expect("apply");
+        }
+        self.scheduler.dispatch().await.expect("dispatch");
+        let mut sent = Vec::new();
+        while let Some(Some(d)) = self.fetch.next().now_or_never() {
+            let d = d.expect("delivery");
+            if let Message::Fetch(t) = d.message.as_ref() {
+                sent.push(t.clone());
+            }
+            d.ack().await.expect("ack");
+        }
+        sent
+    }
+
+    async fn answer(&self, task: &Task, error: Option<ErrorKind>) {
+        let outcome = Outcome {
+            v: WIRE_VERSION,
+            project: task.project.clone(),
+            taskid: task.taskid.clone(),
+            url: task.url.clone(),
+            retries: task.retries,
+            error: error.map(|kind| TaskError {
+                kind,
+                message: format!("{kind:?}"),
+                retryable: kind != ErrorKind::Http,
+            }),
+            status_code: None,
+            fetch_ms: 1,
+            process_ms: 1,
+            follows: 0,
+            items: 0,
+            etag: None,
+            last_modified: None,
+            retry_after_ms: None,
+        };
+        self.bus
+            .publish(
+                &Stage::Status.subject(&task.project),
+                Message::Status(outcome),
+            )
+            .await
+            .expect("publish outcome");
+    }
+
+    async fn follow(&self, parent: &Task, urls: &[&str]) {
+        let tasks = urls
+            .iter()
+            .map(|u| {
+                let url = url::Url::parse(u).expect("url");
+                let mut t = parent.clone();
+                t.taskid = spindle_common::urlnorm::fingerprint(url.as_str());
+                t.url = url.to_string();
+                t.callback = "start".into();
+                t.fetch = Default::default();
+                t
+            })
+            .collect();
+        self.bus
+            .publish(
+                &Stage::NewTask.subject(&parent.project),
+                Message::NewTasks(NewTasks {
+                    v: WIRE_VERSION,
+                    project: parent.project.clone(),
+                    parent: parent.taskid.clone(),
+                    tasks,
+                }),
+            )
+            .await
+            .expect("publish follows");
+    }
+
+    fn stats(&self) -> spindle_common::ProjectStats {
+        self.scheduler.board.get("p").expect("stats")
+    }
+}
+
+#[tokio::test]
+async fn start_urls_go_out_once_and_the_crawl_finishes() {
+    let mut h = Harness::new(&project(""), SchedulerConfig::default()).await;
+    let sent = h.step().await;
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].callback, "start");
+    assert_eq!(
+        sent[0].fetch.timeout_ms,
+        Some(30_000),
+        "project defaults are merged in"
+    );
+    h.follow(
+        &sent[0],
+        &["http://a.test/x", "http://a.test/x", "http://a.test/"],
+    )
+    .await;
+    h.answer(&sent[0], None).await;
+    let sent2 = h.step().await;
+    assert_eq!(
+        sent2.len(),
+        1,
+        "the start URL is known and a duplicate is dropped"
+    );
+    assert_eq!(sent2[0].url, "http://a.test/x");
+    assert!(!h.stats().finished);
+    h.answer(&sent2[0], None).await;
+    assert!(h.step().await.is_empty());
+    h.step().await;
+    assert!(h.stats().finished);
+    assert_eq!(h.store.task_counts("p").await.expect("counts").success, 2);
+}
+
+#[tokio::test]
+async fn rate_limits_dispatch_and_tokens_refill_with_time() {
+    let mut h = Harness::new(
+        &project("").replace("rate = 1000\nburst = 1000", "rate = 2\nburst = 2"),
+        SchedulerConfig::default(),
+    )
+    .await;
+    let start = h.step().await;
+    let urls: Vec<String> = (0..6).map(|i| format!("http://a.test/{i}")).collect();
+    let refs: Vec<&str> = urls.iter().map(String::as_str).collect();
+    h.follow(&start[0], &refs).await;
+    h.answer(&start[0], None).await;
+    assert_eq!(
+        h.step().await.len(),
+        1,
+        "one token left after the start URL"
+    );
+    assert!(h.step().await.is_empty());
+    h.clock.advance(500);
+    assert_eq!(h.step().await.len(), 1);
+    h.clock.advance(1_000);
+    assert_eq!(h.step().await.len(), 2);
+}
+
+#[tokio::test]
+async fn failures_are_retried_on_schedule_then_fail_with_their_reason() {
+    let toml = project("[defaults]\nretries = 1\n");
+    let mut h = Harness::new(&toml, SchedulerConfig::default()).await;
+    let sent = h.step().await;
+    h.answer(&sent[0], Some(ErrorKind::Timeout)).await;
+    assert!(h.step().await.is_empty());
+    h.clock.advance(29_999);
+    assert!(h.step().await.is_empty(), "not before the 30 s retry delay");
+    h.clock.advance(1);
+    let retry = h.step().await;
+    assert_eq!(retry.len(), 1);
+    assert_eq!(retry[0].retries, 1);
+    h.answer(&retry[0], Some(ErrorKind::Timeout)).await;
+    h.step().await;
+    let counts = h.store.task_counts("p").await.expect("counts");
+    assert_eq!(counts.failed, 1);
+    assert_eq!((h.stats().retried, h.stats().failed), (1, 1));
+}
+
+#[tokio::test]
+async fn an_unanswered_task_is_sent_again_after_the_deadline() {
+    let config = SchedulerConfig {
+        dispatch_deadline: Duration::from_secs(60),
+        ..SchedulerConfig::default()
+    };
+    let mut h = Harness::new(&project(""), config).await;
+    let sent = h.step().await;
+    h.clock.advance(59_000);
+    assert!(h.step().await.is_empty());
+    h.clock.advance(1_000);
+    let again = h.step().await;
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].taskid, sent[0].taskid);
+    assert_eq!(h.stats().resent, 1);
+}
+
+#[tokio::test]
+async fn too_many_failures_in_a_row_pause_the_project_until_a_probe_succeeds() {
+    let config = SchedulerConfig {
+        pause_after: 3,
+        pause_for: Duration::from_secs(60),
+        ..SchedulerConfig::default()
+    };
+    let mut h = Harness::new(
+        &project("host_concurrency = 100\n[defaults]\nretries = 0\n"),
+        config,
+    )
+    .await;
+    let start = h.step().await;
+    let urls: Vec<String> = (0..10).map(|i| format!("http://a.test/{i}")).collect();
+    let refs: Vec<&str> = urls.iter().map(String::as_str).collect();
+    h.follow(&start[0], &refs).await;
+    h.answer(&start[0], None).await;
+    let batch = h.step().await;
+    assert_eq!(batch.len(), 10);
+    // A 404 is not the site's fault: it does not count towards a pause.
+    h.answer(&batch[0], Some(ErrorKind::Http)).await;
+    for t in &batch[1..4] {
+        h.answer(t, Some(ErrorKind::Connect)).await;
+    }
+    h.step().await;
+    assert_eq!(h.stats().status, "PAUSED");
+    // Follows keep arriving, but nothing goes out while paused.
+    h.follow(&batch[4], &["http://a.test/new"]).await;
+    for t in &batch[4..] {
+        h.answer(t, Some(ErrorKind::Connect)).await;
+    }
+    assert!(h.step().await.is_empty());
+    h.clock.advance(60_000);
+    let probe = h.step().await;
+    assert_eq!(probe.len(), 1, "one probe after the pause");
+    assert!(
+        h.step().await.is_empty(),
+        "nothing more while the probe is out"
+    );
+    h.answer(&probe[0], None).await;
+    h.step().await;
+    assert_eq!(h.stats().status, "RUNNING");
+}
+
+#[tokio::test]
+async fn on_finished_emits_its_item_once_per_finished_crawl() {
+    let toml = project("").replace(
+        "[handlers.start]",
+        "[on_finished]\nitem.done = \"$project\"\n\n[handlers.start]",
+    );
+    let mut h = Harness::new(&toml, SchedulerConfig::default()).await;
+    let mut results = h
+        .bus
+        .consume(ConsumerSpec::new(
+            Stage::Result.filter(),
+            durable::RESULT_WRITER,
+        ))
+        .await
+        .expect("result consumer");
+    let sent = h.step().await;
+    h.answer(&sent[0], None).await;
+    h.step().await;
+    h.step().await;
+    assert!(h.stats().finished);
+    let d = results
+        .next()
+        .now_or_never()
+        .flatten()
+        .expect("the final item")
+        .expect("ok");
+    let Message::Results(r) = d.message.as_ref() else {
+        panic!("not results")
+    };
+    assert_eq!(r.items[0].data["done"], "p");
+    h.step().await;
+    assert!(
+        results.next().now_or_never().is_none(),
+        "once per finished crawl"
+    );
+}
+
+#[tokio::test]
+async fn a_host_answering_429_is_backed_off_while_other_hosts_keep_going() {
+    let toml = project("host_concurrency = 1\n[defaults]\nretries = 5\n");
+    let mut h = Harness::new(&toml, SchedulerConfig::default()).await;
+    let start = h.step().await;
+    h.follow(
+        &start[0],
+        &[
+            "http://a.test/1",
+            "http://a.test/2",
+            "http://b.test/1",
+            "http://b.test/2",
+        ],
+    )
+    .await;
+    h.answer(&start[0], None).await;
+    let first = h.step().await;
+    let hosts: Vec<String> = first
+        .iter()
+        .map(|t| crate::frontier::host_of(&t.url))
+        .collect();
+    assert_eq!(
+        hosts,
+        ["a.test", "b.test"],
+        "one request per host at a time"
+    );
+    // a.test says 429, wait 10 s; b.test answers fine.
+    let outcome = |t: &Task, code: Option<u16>, retry_after_ms: Option<u64>| Outcome {
+        v: WIRE_VERSION,
+        project: t.project.clone(),
+        taskid: t.taskid.clone(),
+        url: t.url.clone(),
+        retries: t.retries,
+        error: code.map(|c| TaskError {
+            kind: ErrorKind::Http,
+            message: format!("HTTP {c}"),
+            retryable: true,
+        }),
+        status_code: Some(code.unwrap_or(200)),
+        fetch_ms: 1,
+        process_ms: 1,
+        follows: 0,
+        items: 0,
+        etag: None,
+        last_modified: None,
+        retry_after_ms,
+    };
+    for (t, o) in [
+        (&first[0], outcome(&first[0], Some(429), Some(10_000))),
+        (&first[1], outcome(&first[1], None, None)),
+    ] {
+        h.bus
+            .publish(&Stage::Status.subject(&t.project), Message::Status(o))
+            .await
+            .expect("publish");
+    }
+    let next = h.step().await;
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].url, "http://b.test/2", "b.test keeps its pace");
+    h.clock.advance(9_999);
+    assert!(
+        h.step().await.is_empty(),
+        "a.test waits out its Retry-After"
+    );
+    h.clock.advance(1);
+    let resumed = h.step().await;
+    assert_eq!(resumed.len(), 1);
+    assert_eq!(crate::frontier::host_of(&resumed[0].url), "a.test");
+}

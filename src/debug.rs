@@ -1,0 +1,87 @@
+//! `spindle debug PROJECT.toml URL [--handler NAME]`: fetch one page and run one handler on
+//! it, printing what it found as JSON; nothing is stored and nothing is queued.
+//!
+//! The page is fetched by the production fetcher ([`spindle_fetcher::Fetcher`]) with the
+//! project's default fetch options (`allow_private` included) and the handler is run by the
+//! processor's [`run_step`], so a step behaves as it would in a crawl.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use spindle_common::project::START_HANDLER;
+use spindle_common::{FetchOptions, Project, Task, urlnorm};
+use spindle_fetcher::{Fetcher, FetcherConfig};
+use spindle_processor::Rules;
+use spindle_processor::debug::{DebugReport, PageSummary, Timings, run_step};
+
+/// Loads the project at `path`, fetches `url` and runs `handler` (default `start`) on it.
+/// Fails for a project that does not load, an unknown handler or a URL that is not
+/// absolute http(s); a failed fetch or handler is reported in the report's `errors`.
+pub async fn debug(path: &Path, url: &str, handler: Option<&str>) -> anyhow::Result<DebugReport> {
+    let project = Project::load(path)?;
+    let callback = handler.unwrap_or(START_HANDLER);
+    anyhow::ensure!(
+        project.handler(callback).is_some(),
+        "project {} has no handler `{callback}` (it has: {})",
+        project.name,
+        project
+            .handlers
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let parsed = url::Url::parse(url.trim())
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https"))
+        .with_context(|| format!("`{url}` is not an absolute http(s) URL"))?;
+    let url = urlnorm::normalize(&parsed, &project.keep_params).to_string();
+    let task = Task {
+        project: project.name.clone(),
+        taskid: urlnorm::fingerprint(&url),
+        url: url.clone(),
+        callback: callback.to_string(),
+        priority: 0,
+        exetime: 0,
+        age_ms: None,
+        itag: None,
+        retries: 0,
+        depth: 0,
+        force: true,
+        fetch: project.fetch_for(&FetchOptions::default()),
+        save: None,
+    };
+    let rules = Arc::new(Rules::compile(Arc::new(project))?);
+    let fetcher = Fetcher::new(&FetcherConfig::default())?;
+    let page = match fetcher.fetch(&task).await {
+        Ok(page) => page,
+        Err(err) => {
+            return Ok(DebugReport {
+                project: task.project.clone(),
+                handler: task.callback.clone(),
+                url: task.url.clone(),
+                page: PageSummary {
+                    url: task.url.clone(),
+                    status: 0,
+                    content_type: String::new(),
+                    body_len: 0,
+                },
+                follows: Vec::new(),
+                items: Vec::new(),
+                dropped: 0,
+                logs: Vec::new(),
+                errors: vec![format!("fetch failed ({:?}): {}", err.kind, err.message)],
+                timings: Timings {
+                    fetch_ms: 0,
+                    process_ms: 0.0,
+                },
+            });
+        }
+    };
+    // HTML parsing is CPU work and `scraper::Html` is not `Send`: the blocking pool runs it.
+    let report = tokio::task::spawn_blocking(move || run_step(&rules, &task, &page))
+        .await
+        .context("the handler panicked")?;
+    Ok(report)
+}

@@ -1,0 +1,206 @@
+//! The embedded mode: every role in one process, on the in-process bus and a SQLite store.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use spindle_common::bus::MemoryBus;
+use spindle_common::store::{ProjectRecord, SqliteStore};
+use spindle_common::subject::durable;
+use spindle_common::{Bus, Clock, Project, StatsBoard, Store, SystemClock};
+use spindle_fetcher::{Fetcher, FetcherConfig};
+use spindle_processor::ProcessorConfig;
+use spindle_scheduler::SchedulerConfig;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// Name of the database file inside a data folder.
+pub const DB_FILE: &str = "spindle.db";
+
+/// Tuning of an embedded run.
+#[derive(Debug, Clone, Default)]
+pub struct EmbeddedConfig {
+    /// Scheduler settings.
+    pub scheduler: SchedulerConfig,
+    /// Fetcher settings.
+    pub fetcher: FetcherConfig,
+    /// Processor settings.
+    pub processor: ProcessorConfig,
+}
+
+/// The running roles of an embedded Spindle.
+pub struct Embedded {
+    /// The bus connecting the roles.
+    pub bus: Arc<dyn Bus>,
+    /// The in-process bus, closed on stop; `None` when the roles share an outside bus.
+    memory: Option<MemoryBus>,
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// Live figures.
+    pub board: Arc<StatsBoard>,
+    clock: Arc<dyn Clock>,
+    shutdown: CancellationToken,
+    roles: JoinSet<anyhow::Result<()>>,
+}
+
+/// Opens the SQLite store of a data folder, creating the folder if needed.
+pub async fn open_store(data: &Path) -> anyhow::Result<Arc<dyn Store>> {
+    std::fs::create_dir_all(data)
+        .with_context(|| format!("cannot create data folder {}", data.display()))?;
+    let path = data.join(DB_FILE);
+    let store = SqliteStore::open(&path)
+        .await
+        .with_context(|| format!("cannot open database {}", path.display()))?;
+    Ok(Arc::new(store))
+}
+
+/// The stored form of a project file; keeps `last_start_ms` of an existing record.
+pub fn project_record(project: &Project, now_ms: i64) -> ProjectRecord {
+    ProjectRecord {
+        name: project.name.clone(),
+        definition: project.source.clone(),
+        status: project
+            .status
+            .clone()
+            .unwrap_or_else(|| "RUNNING".to_string()),
+        rate: project.rate,
+        burst: project.burst,
+        group: project.group.clone(),
+        updated_ms: now_ms,
+        last_start_ms: 0,
+    }
+}
+
+impl Embedded {
+    /// Starts scheduler, fetcher, processor and result writer on `store` and the in-process bus.
+    pub async fn start(store: Arc<dyn Store>, config: EmbeddedConfig) -> anyhow::Result<Self> {
+        let memory = MemoryBus::new();
+        let mut run = Self::start_on(Arc::new(memory.clone()), store, config).await?;
+        run.memory = Some(memory);
+        Ok(run)
+    }
+
+    /// Starts every role in this process on the given bus and store: the embedded loop on
+    /// NATS and PostgreSQL, which is how the end-to-end tests run on both backends.
+    pub async fn start_on(
+        bus: Arc<dyn Bus>,
+        store: Arc<dyn Store>,
+        config: EmbeddedConfig,
+    ) -> anyhow::Result<Self> {
+        let board = Arc::new(StatsBoard::new());
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let shutdown = CancellationToken::new();
+        let fetcher =
+            Arc::new(Fetcher::new(&config.fetcher).context("cannot build the HTTP client")?);
+        let mut roles = JoinSet::new();
+        let dyn_bus = bus.clone();
+        roles.spawn({
+            let (bus, store, clock, board, stop) = (
+                dyn_bus.clone(),
+                store.clone(),
+                clock.clone(),
+                board.clone(),
+                shutdown.clone(),
+            );
+            async move {
+                spindle_scheduler::run(config.scheduler, bus, store, clock, board, stop)
+                    .await
+                    .context("scheduler stopped")
+            }
+        });
+        roles.spawn({
+            let (bus, stop) = (dyn_bus.clone(), shutdown.clone());
+            async move {
+                spindle_fetcher::run(fetcher, config.fetcher, bus, stop)
+                    .await
+                    .context("fetcher stopped")
+            }
+        });
+        roles.spawn({
+            let (bus, store, stop) = (dyn_bus.clone(), store.clone(), shutdown.clone());
+            async move {
+                spindle_processor::run(config.processor, bus, store, stop)
+                    .await
+                    .context("processor stopped")
+            }
+        });
+        roles.spawn({
+            let (bus, store, clock, stop) = (
+                dyn_bus.clone(),
+                store.clone(),
+                clock.clone(),
+                shutdown.clone(),
+            );
+            async move {
+                spindle_processor::result_writer::run(bus, store, clock, stop)
+                    .await
+                    .context("result writer stopped")
+            }
+        });
+        Ok(Self {
+            bus,
+            memory: None,
+            store,
+            board,
+            clock,
+            shutdown,
+            roles,
+        })
+    }
+
+    /// Current time of the run's clock (Unix ms).
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// A token cancelled when the run stops.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Whether `project` has nothing left to do: the scheduler has nothing ready, delayed or
+    /// in flight, and every message of every stage is acknowledged.
+    pub async fn is_done(&self, project: &str) -> anyhow::Result<bool> {
+        // The bus first, then the board: with no message anywhere, only the scheduler can make
+        // new work, and it clears `finished` before acknowledging what made it.
+        for name in [
+            durable::FETCHER,
+            durable::PROCESSOR,
+            durable::RESULT_WRITER,
+            durable::SCHEDULER,
+        ] {
+            let stats = self.bus.stats(name).await?;
+            if stats.pending + stats.in_flight > 0 {
+                return Ok(false);
+            }
+        }
+        Ok(self.board.get(project).is_some_and(|s| s.finished))
+    }
+
+    /// Waits for a role to end on its own (an error, since roles run until stopped).
+    pub async fn failed(&mut self) -> anyhow::Error {
+        match self.roles.join_next().await {
+            Some(Ok(Err(e))) => e,
+            Some(Ok(Ok(()))) => anyhow::anyhow!("a role stopped unexpectedly"),
+            Some(Err(e)) => anyhow::anyhow!("a role panicked: {e}"),
+            None => anyhow::anyhow!("no role is running"),
+        }
+    }
+
+    /// Stops every role: they stop pulling, finish what they hold, and exit.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        let mut first_error = None;
+        while let Some(joined) = self.roles.join_next().await {
+            let result = joined.map_err(anyhow::Error::from).and_then(|r| r);
+            if let Err(e) = result {
+                tracing::error!(error = %format!("{e:#}"), "role failed while stopping");
+                first_error.get_or_insert(e);
+            }
+        }
+        if let Some(memory) = &self.memory {
+            memory.close();
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}

@@ -1,0 +1,603 @@
+//! The `spindle` command line: parses arguments and hands over to the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use spindle::crawl::{crawl, load_project};
+use spindle::embedded::{Embedded, EmbeddedConfig, open_store};
+use spindle::export::{Format, export};
+use spindle::site::{Hits, Site, SiteSpec};
+use spindle_common::{Project, SystemClock};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(
+    name = "spindle",
+    version,
+    about = "A distributed web crawler on pyspider's loop model"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run everything in one process (embedded bus, SQLite) until stopped.
+    All {
+        /// Folder of the database.
+        #[arg(long, default_value = "data", env = "SPINDLE_DATA")]
+        data: PathBuf,
+        /// Folder of project files to load and watch.
+        #[arg(long)]
+        projects: Option<PathBuf>,
+        /// Address of the web UI.
+        #[arg(long, default_value = "127.0.0.1:5000")]
+        bind: String,
+        /// Fetches in flight at once.
+        #[arg(long, default_value_t = 256)]
+        concurrency: usize,
+    },
+    /// Crawl one project to completion, then exit.
+    Crawl {
+        /// The project file.
+        project: PathBuf,
+        /// Write items here (`.csv` for CSV, anything else JSON Lines); stdout if absent.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// Keep the crawl's state in this folder (a temporary one if absent).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Fetches in flight at once.
+        #[arg(long, default_value_t = 256)]
+        concurrency: usize,
+        /// Run the roles on this NATS server instead of the in-process bus.
+        #[arg(long)]
+        nats: Option<String>,
+        /// NATS namespace (with --nats).
+        #[arg(long)]
+        namespace: Option<String>,
+        /// Keep state in this database (postgres://… or sqlite://…) instead of --data.
+        #[arg(long)]
+        database: Option<String>,
+    },
+    /// Validate a project file.
+    Check {
+        /// The project file.
+        project: PathBuf,
+    },
+    /// Fetch one page and run one handler on it; print follows, items and logs as JSON.
+    Debug {
+        /// The project file.
+        project: PathBuf,
+        /// The page to fetch.
+        url: String,
+        /// The handler to run.
+        #[arg(long, default_value = "start")]
+        handler: String,
+    },
+    /// Write every item of a project to stdout.
+    Export {
+        /// Project name.
+        project: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "jsonl")]
+        format: Format,
+        /// Folder of the database.
+        #[arg(long, default_value = "data", conflicts_with = "database")]
+        data: PathBuf,
+        /// Database URL (sqlite://PATH).
+        #[arg(long, env = "SPINDLE_DATABASE_URL")]
+        database: Option<String>,
+    },
+    /// Crawl a generated site served by a child process and print throughput and memory.
+    Bench {
+        /// Products on the generated site.
+        #[arg(long, default_value_t = 20_000)]
+        products: u32,
+        /// Fetches in flight at once.
+        #[arg(long, default_value_t = 256)]
+        concurrency: usize,
+        /// Also crawl it distributed on this NATS server (with --database).
+        #[arg(long, requires = "database")]
+        nats: Option<String>,
+        /// Database of the distributed runs (postgres://…).
+        #[arg(long)]
+        database: Option<String>,
+        /// Fetcher processes of each distributed run.
+        #[arg(long, value_delimiter = ',', default_value = "1,2,4")]
+        fetchers: Vec<usize>,
+    },
+    /// Distributed: run the scheduler.
+    Scheduler {
+        /// Folder of project files to load and watch.
+        #[arg(long, env = "SPINDLE_PROJECTS")]
+        projects: Option<PathBuf>,
+        #[command(flatten)]
+        endpoints: EndpointArgs,
+    },
+    /// Distributed: run a fetcher.
+    Fetcher {
+        /// Fetches in flight at once.
+        #[arg(long, env = "SPINDLE_CONCURRENCY", default_value_t = 256)]
+        concurrency: usize,
+        #[command(flatten)]
+        endpoints: EndpointArgs,
+    },
+    /// Distributed: run a processor.
+    Processor {
+        /// Pages processed at once (default: one per core).
+        #[arg(long, env = "SPINDLE_CONCURRENCY")]
+        concurrency: Option<usize>,
+        #[command(flatten)]
+        endpoints: EndpointArgs,
+    },
+    /// Distributed: run a result writer.
+    ResultWriter {
+        #[command(flatten)]
+        endpoints: EndpointArgs,
+    },
+    /// Distributed: run the web UI.
+    WebUi {
+        /// Address of the web UI.
+        #[arg(long, env = "SPINDLE_BIND", default_value = "127.0.0.1:5000")]
+        bind: String,
+        #[command(flatten)]
+        endpoints: EndpointArgs,
+    },
+    /// Distributed: list live instances and the queue of each role.
+    Status {
+        #[command(flatten)]
+        endpoints: EndpointArgs,
+    },
+    /// Show a task by URL or task id, or cancel it.
+    Task {
+        /// Project name.
+        project: String,
+        /// The task's URL or its id.
+        task: String,
+        /// Mark the task bad (cancelled) and take it off the queue.
+        #[arg(long)]
+        cancel: bool,
+        /// Folder of the embedded database (when no --database is given).
+        #[arg(long, default_value = "data")]
+        data: PathBuf,
+        /// Database URL.
+        #[arg(long, env = "SPINDLE_DATABASE_URL")]
+        database: Option<String>,
+    },
+    /// Exit 0 if URL answers 2xx within 3 s (container health checks).
+    #[command(hide = true)]
+    Healthcheck { url: String },
+    /// Serve the generated bench site (used by `spindle bench`); prints its base URL.
+    #[command(hide = true)]
+    ServeSite {
+        #[arg(long, default_value_t = 20_000)]
+        products: u32,
+        #[arg(long, default_value = "127.0.0.1:0")]
+        bind: String,
+    },
+}
+
+/// Where the distributed roles find NATS and the database. Flags beat environment, which
+/// beats the config file (`--config`), which beats the defaults.
+#[derive(clap::Args, Debug, Clone)]
+struct EndpointArgs {
+    /// NATS URL [default: nats://127.0.0.1:4222].
+    #[arg(long, env = "SPINDLE_NATS_URL")]
+    nats: Option<String>,
+    /// Namespace isolating this deployment on a shared NATS server.
+    #[arg(long, env = "SPINDLE_NAMESPACE")]
+    namespace: Option<String>,
+    /// Database URL (postgres://… or sqlite://…).
+    #[arg(long, env = "SPINDLE_DATABASE_URL")]
+    database: Option<String>,
+    /// Config file (TOML with keys nats, namespace, database).
+    #[arg(long, env = "SPINDLE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Time after which the messages of a crashed instance go to another one (e.g. "60s").
+    #[arg(long, env = "SPINDLE_ACK_WAIT", value_parser = humantime::parse_duration)]
+    ack_wait: Option<std::time::Duration>,
+}
+
+/// The config file of the distributed roles.
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    nats: Option<String>,
+    namespace: Option<String>,
+    database: Option<String>,
+}
+
+impl EndpointArgs {
+    fn resolve(self) -> anyhow::Result<spindle::roles::Endpoints> {
+        let file = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                toml::from_str::<ConfigFile>(&text).map_err(|e| {
+                    let (line, col) = e.span().map(|s| line_col(&text, s.start)).unwrap_or((1, 1));
+                    anyhow::anyhow!("{}:{line}:{col}: {}", path.display(), e.message())
+                })?
+            }
+            None => ConfigFile::default(),
+        };
+        Ok(spindle::roles::Endpoints {
+            nats: self
+                .nats
+                .or(file.nats)
+                .unwrap_or_else(|| "nats://127.0.0.1:4222".to_string()),
+            namespace: self.namespace.or(file.namespace),
+            database: self.database.or(file.database),
+            ack_wait: self.ack_wait,
+        })
+    }
+}
+
+/// 1-based line and column of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before
+        .rfind('\n')
+        .map_or(before.len(), |i| before.len() - i - 1)
+        + 1;
+    (line, col)
+}
+
+/// Runs a distributed role until SIGTERM or Ctrl-C.
+async fn run_role(role: spindle::roles::Role, endpoints: EndpointArgs) -> anyhow::Result<ExitCode> {
+    init_logging("info");
+    let endpoints = endpoints.resolve()?;
+    let stop = CancellationToken::new();
+    let signal_stop = stop.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("stopping");
+        signal_stop.cancel();
+    });
+    spindle::roles::run(role, endpoints, stop).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn init_logging(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SPINDLE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // Blocking work (decoding, HTML parsing, SQLite) is CPU-bound: a few threads per core do
+    // it as fast as hundreds would, and each extra thread holds its own allocator caches.
+    let blocking_threads = std::thread::available_parallelism().map_or(2, |n| n.get()) * 4;
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(blocking_threads)
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Check { project } => {
+            init_logging("warn");
+            match load_project(&project) {
+                Ok(p) => {
+                    println!(
+                        "{}: ok (project {}, {} start URLs, {} handlers)",
+                        project.display(),
+                        p.name,
+                        p.start.len(),
+                        p.handlers.len()
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+        Command::Debug {
+            project,
+            url,
+            handler,
+        } => {
+            init_logging("warn");
+            let report = spindle::debug::debug(&project, &url, Some(&handler)).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(if report.errors.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Crawl {
+            project,
+            output,
+            data,
+            concurrency,
+            nats,
+            namespace,
+            database,
+        } => {
+            init_logging("warn");
+            let project = match load_project(&project) {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return Ok(ExitCode::FAILURE);
+                }
+            };
+            let temp;
+            let data = match data {
+                Some(d) => d,
+                None => {
+                    temp = tempfile::tempdir().context("cannot create a temporary folder")?;
+                    temp.path().to_path_buf()
+                }
+            };
+            let mut config = EmbeddedConfig::default();
+            config.fetcher.concurrency = concurrency;
+            let (summary, store) = match (nats, database) {
+                (None, None) => crawl(&project, &data, config, true).await?,
+                (nats, database) => {
+                    let store = match database {
+                        Some(url) => spindle_common::store::connect(&url).await?,
+                        None => open_store(&data).await?,
+                    };
+                    let bus: Arc<dyn spindle_common::Bus> = match nats {
+                        Some(url) => {
+                            let endpoints = spindle::roles::Endpoints {
+                                nats: url,
+                                namespace,
+                                database: None,
+                                ack_wait: None,
+                            };
+                            Arc::new(
+                                spindle::roles::connect_bus(&endpoints, "spindle-crawl").await?,
+                            )
+                        }
+                        None => Arc::new(spindle_common::bus::MemoryBus::new()),
+                    };
+                    let run = Embedded::start_on(bus, store, config).await?;
+                    spindle::crawl::crawl_on(run, &project, &data, true).await?
+                }
+            };
+            let fields = project.item_fields();
+            let written = match &output {
+                Some(path) => {
+                    let file = std::fs::File::create(path)
+                        .with_context(|| format!("cannot create {}", path.display()))?;
+                    export(&*store, &project.name, Format::of_path(path), &fields, file).await?
+                }
+                None => {
+                    export(
+                        &*store,
+                        &project.name,
+                        Format::Jsonl,
+                        &fields,
+                        std::io::stdout().lock(),
+                    )
+                    .await?
+                }
+            };
+            let target = output.map_or("stdout".to_string(), |p| p.display().to_string());
+            eprintln!("{summary}; {written} items written to {target}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::All {
+            data,
+            projects,
+            bind,
+            concurrency,
+        } => {
+            init_logging("info");
+            let store = open_store(&data).await?;
+            let mut config = EmbeddedConfig::default();
+            config.fetcher.concurrency = concurrency;
+            let mut run = Embedded::start(store.clone(), config).await?;
+            let stop = run.shutdown_token();
+            let watcher = projects.map(|dir| {
+                tokio::spawn(spindle::projects_dir::watch(
+                    dir,
+                    store.clone(),
+                    Arc::new(SystemClock),
+                    stop.clone(),
+                ))
+            });
+            let listener = tokio::net::TcpListener::bind(&bind)
+                .await
+                .with_context(|| format!("cannot listen on {bind}"))?;
+            tracing::info!("web UI on http://{}", listener.local_addr()?);
+            let ui = tokio::spawn(spindle_web_ui::serve(
+                listener,
+                run.board.clone(),
+                Arc::default(),
+                stop.clone(),
+            ));
+            let result = tokio::select! {
+                _ = shutdown_signal() => {
+                    tracing::info!("stopping");
+                    Ok(())
+                }
+                e = run.failed() => Err(e),
+            };
+            run.stop().await?;
+            if let Some(w) = watcher {
+                w.await??;
+            }
+            ui.await??;
+            result.map(|()| ExitCode::SUCCESS)
+        }
+        Command::Export {
+            project,
+            format,
+            data,
+            database,
+        } => {
+            init_logging("warn");
+            let store: Arc<dyn spindle_common::Store> = match database {
+                Some(url) => spindle_common::store::connect(&url).await?,
+                None => {
+                    let path = data.join(spindle::embedded::DB_FILE);
+                    anyhow::ensure!(path.exists(), "no database at {}", path.display());
+                    open_store(&data).await?
+                }
+            };
+            let record = store
+                .project(&project)
+                .await?
+                .with_context(|| format!("no project named {project}"))?;
+            let fields = Project::parse(&record.definition)
+                .map(|p| p.item_fields())
+                .unwrap_or_default();
+            export(&*store, &project, format, &fields, std::io::stdout().lock()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench {
+            products,
+            concurrency,
+            nats,
+            database,
+            fetchers,
+        } => {
+            init_logging("warn");
+            let data = tempfile::tempdir().context("cannot create a temporary folder")?;
+            let report = spindle::bench::run(products, concurrency, data.path()).await?;
+            println!(
+                "site: {} products, {} pages",
+                report.products, report.site_pages
+            );
+            println!("embedded crawl: {}", report.summary);
+            println!(
+                "items stored: {} (expected {})",
+                report.items_stored, report.products
+            );
+            println!(
+                "peak RSS of the crawler: {:.1} MiB",
+                report.peak_rss_kib as f64 / 1024.0
+            );
+            anyhow::ensure!(
+                report.items_stored == report.products,
+                "item count is wrong"
+            );
+            if let (Some(nats), Some(database)) = (nats, database) {
+                for n in fetchers {
+                    let r =
+                        spindle::bench::run_distributed(products, n, &nats, &database, data.path())
+                            .await?;
+                    println!(
+                        "distributed crawl, {n} fetcher(s): {} pages, {} items in {:.1}s ({:.0} pages/s)",
+                        r.pages,
+                        r.items,
+                        r.elapsed.as_secs_f64(),
+                        r.pages as f64 / r.elapsed.as_secs_f64().max(0.001)
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Scheduler {
+            projects,
+            endpoints,
+        } => run_role(spindle::roles::Role::Scheduler { projects }, endpoints).await,
+        Command::Fetcher {
+            concurrency,
+            endpoints,
+        } => run_role(spindle::roles::Role::Fetcher { concurrency }, endpoints).await,
+        Command::Processor {
+            concurrency,
+            endpoints,
+        } => run_role(spindle::roles::Role::Processor { concurrency }, endpoints).await,
+        Command::ResultWriter { endpoints } => {
+            run_role(spindle::roles::Role::ResultWriter, endpoints).await
+        }
+        Command::WebUi { bind, endpoints } => {
+            run_role(spindle::roles::Role::WebUi { bind }, endpoints).await
+        }
+        Command::Status { endpoints } => {
+            init_logging("warn");
+            print!("{}", spindle::roles::status(&endpoints.resolve()?).await?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Task {
+            project,
+            task,
+            cancel,
+            data,
+            database,
+        } => {
+            init_logging("warn");
+            let store = match database {
+                Some(url) => spindle_common::store::connect(&url).await?,
+                None => open_store(&data).await?,
+            };
+            spindle::task::run(&*store, &project, &task, cancel).await
+        }
+        Command::Healthcheck { url } => {
+            let healthy = spindle::task::healthcheck(&url).await;
+            Ok(if healthy {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::ServeSite { products, bind } => {
+            init_logging("warn");
+            let listener = tokio::net::TcpListener::bind(&bind).await?;
+            println!("http://{}", listener.local_addr()?);
+            let site = Arc::new(Site::new(SiteSpec::bench(products)));
+            let stop = CancellationToken::new();
+            spindle::site::serve(site, Arc::new(Hits::default()), listener, async move {
+                stop.cancelled().await
+            })
+            .await?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,302 @@
+//! The distributed mode: one role per process, connected by NATS and sharing PostgreSQL.
+//!
+//! Each role builds its clients (bus, store, HTTP) and hands them to its service crate's
+//! `run`, plus a heartbeat every [`events::HEARTBEAT_EVERY_MS`] with its in-flight count and
+//! throughput (counted by a [`MeteredBus`] around the shared bus). SIGTERM or Ctrl-C cancels
+//! one token: services stop pulling, finish what they hold, and the process exits 0.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use spindle_common::bus::{Meter, MeteredBus, NatsBus, NatsOptions};
+use spindle_common::events::{self, Heartbeat};
+use spindle_common::subject::durable;
+use spindle_common::{Bus, Clock, StatsBoard, Store, SystemClock};
+use spindle_fetcher::{Fetcher, FetcherConfig};
+use spindle_processor::ProcessorConfig;
+use spindle_scheduler::SchedulerConfig;
+use tokio_util::sync::CancellationToken;
+
+/// Where the shared services are.
+#[derive(Debug, Clone)]
+pub struct Endpoints {
+    /// NATS URL.
+    pub nats: String,
+    /// Namespace isolating this deployment on a shared NATS server.
+    pub namespace: Option<String>,
+    /// Database URL (`postgres://…` or `sqlite://…`); roles without state don't need one.
+    pub database: Option<String>,
+    /// Ack wait of this instance's consumers (default: the bus's).
+    pub ack_wait: Option<Duration>,
+}
+
+/// One role and its settings.
+#[derive(Debug, Clone)]
+pub enum Role {
+    /// The scheduler, optionally loading project files from a folder.
+    Scheduler {
+        /// Folder of project files.
+        projects: Option<PathBuf>,
+    },
+    /// A fetcher.
+    Fetcher {
+        /// Fetches in flight at once.
+        concurrency: usize,
+    },
+    /// A processor.
+    Processor {
+        /// Pages processed at once.
+        concurrency: Option<usize>,
+    },
+    /// A result writer.
+    ResultWriter,
+    /// The web UI.
+    WebUi {
+        /// Address to listen on.
+        bind: String,
+    },
+}
+
+impl Role {
+    /// The role's name, as in heartbeats and the CLI.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Role::Scheduler { .. } => "scheduler",
+            Role::Fetcher { .. } => "fetcher",
+            Role::Processor { .. } => "processor",
+            Role::ResultWriter => "result-writer",
+            Role::WebUi { .. } => "web-ui",
+        }
+    }
+}
+
+/// Connects to NATS (waiting for it up to a minute: roles may start before it).
+pub async fn connect_bus(endpoints: &Endpoints, client_name: &str) -> anyhow::Result<NatsBus> {
+    let mut options = NatsOptions::new(endpoints.nats.clone());
+    options.namespace = endpoints.namespace.clone();
+    options.client_name = Some(client_name.to_string());
+    NatsBus::connect(options)
+        .await
+        .with_context(|| format!("cannot connect to NATS at {}", endpoints.nats))
+}
+
+/// Opens the store named by the database URL.
+pub async fn connect_store(endpoints: &Endpoints) -> anyhow::Result<Arc<dyn Store>> {
+    let url = endpoints
+        .database
+        .as_deref()
+        .context("this role needs a database: pass --database or set SPINDLE_DATABASE_URL")?;
+    spindle_common::store::connect(url)
+        .await
+        .context("cannot open the database")
+}
+
+/// Runs `role` until `shutdown` is cancelled.
+pub async fn run(
+    role: Role,
+    endpoints: Endpoints,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let id = events::instance_id(role.name());
+    let nats = connect_bus(&endpoints, &id).await?;
+    let metered = MeteredBus::new(Arc::new(nats.clone())).with_ack_wait(endpoints.ack_wait);
+    let bus: Arc<dyn Bus> = Arc::new(metered.clone());
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let meter = metered.meter();
+    let beat = tokio::spawn(heartbeat(
+        bus.clone(),
+        meter.clone(),
+        role.name(),
+        id,
+        shutdown.clone(),
+    ));
+    let role_name = role.name();
+    let result = match role {
+        Role::Scheduler { projects } => {
+            let store = connect_store(&endpoints).await?;
+            let board = Arc::new(StatsBoard::new());
+            if let Some(dir) = projects {
+                tokio::spawn(crate::projects_dir::watch(
+                    dir,
+                    store.clone(),
+                    clock.clone(),
+                    shutdown.clone(),
+                ));
+            }
+            tokio::spawn(publish_figures(
+                bus.clone(),
+                board.clone(),
+                shutdown.clone(),
+            ));
+            spindle_scheduler::run(
+                SchedulerConfig::default(),
+                bus.clone(),
+                store,
+                clock,
+                board,
+                shutdown.clone(),
+            )
+            .await
+            .context("scheduler stopped")
+        }
+        Role::Fetcher { concurrency } => {
+            let config = FetcherConfig {
+                concurrency,
+                ..FetcherConfig::default()
+            };
+            let fetcher = Arc::new(Fetcher::new(&config).context("cannot build the HTTP client")?);
+            spindle_fetcher::run(fetcher, config, bus.clone(), shutdown.clone())
+                .await
+                .context("fetcher stopped")
+        }
+        Role::Processor { concurrency } => {
+            let store = connect_store(&endpoints).await?;
+            let mut config = ProcessorConfig::default();
+            if let Some(n) = concurrency {
+                config.concurrency = n;
+            }
+            spindle_processor::run(config, bus.clone(), store, shutdown.clone())
+                .await
+                .context("processor stopped")
+        }
+        Role::ResultWriter => {
+            let store = connect_store(&endpoints).await?;
+            spindle_processor::result_writer::run(bus.clone(), store, clock, shutdown.clone())
+                .await
+                .context("result writer stopped")
+        }
+        Role::WebUi { bind } => {
+            let board = Arc::new(StatsBoard::new());
+            let instances = Arc::new(spindle_web_ui::Instances::default());
+            tokio::spawn(spindle_web_ui::follow_events(
+                bus.clone(),
+                board.clone(),
+                instances.clone(),
+                shutdown.clone(),
+            ));
+            let listener = tokio::net::TcpListener::bind(&bind)
+                .await
+                .with_context(|| format!("cannot listen on {bind}"))?;
+            tracing::info!("web UI on http://{}", listener.local_addr()?);
+            spindle_web_ui::serve(listener, board, instances, shutdown.clone())
+                .await
+                .context("web UI stopped")
+        }
+    };
+    shutdown.cancel();
+    beat.await.ok();
+    tracing::info!(role = role_name, done = meter.done(), "stopped");
+    // Acks and publishes still in the client's buffer go out before the process ends.
+    nats.flush().await.ok();
+    result
+}
+
+/// Sends this instance's heartbeat every period until `shutdown`.
+async fn heartbeat(
+    bus: Arc<dyn Bus>,
+    meter: Arc<Meter>,
+    role: &'static str,
+    id: String,
+    shutdown: CancellationToken,
+) {
+    let clock = SystemClock;
+    let started_ms = clock.now_ms();
+    let mut last = (started_ms, 0_u64);
+    let mut tick = tokio::time::interval(Duration::from_millis(events::HEARTBEAT_EVERY_MS as u64));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let now = clock.now_ms();
+        let done = meter.done();
+        let per_second = (done - last.1) as f64 * 1000.0 / (now - last.0).max(1) as f64;
+        last = (now, done);
+        let hb = Heartbeat {
+            id: id.clone(),
+            role: role.to_string(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            in_flight: meter.in_flight(),
+            done,
+            per_second,
+            started_ms,
+            at_ms: now,
+        };
+        match serde_json::to_vec(&hb) {
+            Ok(payload) => {
+                if let Err(e) = bus.broadcast(&hb.subject(), payload).await {
+                    tracing::debug!(error = %e, "heartbeat not sent");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "heartbeat not encodable"),
+        }
+    }
+}
+
+/// Sends the scheduler's project figures every second until `shutdown`.
+async fn publish_figures(bus: Arc<dyn Bus>, board: Arc<StatsBoard>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        if let Ok(payload) = serde_json::to_vec(&board.all())
+            && let Err(e) = bus.broadcast(events::PROJECT_STATS, payload).await
+        {
+            tracing::debug!(error = %e, "project figures not sent");
+        }
+    }
+}
+
+/// What `spindle status` prints: live instances and the queue of each role.
+pub async fn status(endpoints: &Endpoints) -> anyhow::Result<String> {
+    use futures::StreamExt;
+    use std::fmt::Write;
+    let bus = connect_bus(endpoints, "spindle-status").await?;
+    let mut heartbeats = bus.listen(&format!("{}.>", events::HEARTBEAT)).await?;
+    let mut seen = std::collections::BTreeMap::new();
+    let listen_for = Duration::from_millis(events::HEARTBEAT_EVERY_MS as u64 + 500);
+    let _ = tokio::time::timeout(listen_for, async {
+        while let Some((_, payload)) = heartbeats.next().await {
+            if let Ok(hb) = serde_json::from_slice::<Heartbeat>(&payload) {
+                seen.insert(hb.id.clone(), hb);
+            }
+        }
+    })
+    .await;
+    let mut out = String::new();
+    writeln!(
+        out,
+        "{:<40} {:<14} {:>9} {:>10} {:>8}",
+        "INSTANCE", "ROLE", "IN FLIGHT", "DONE", "PER S"
+    )?;
+    for hb in seen.values() {
+        writeln!(
+            out,
+            "{:<40} {:<14} {:>9} {:>10} {:>8.1}",
+            hb.id, hb.role, hb.in_flight, hb.done, hb.per_second
+        )?;
+    }
+    writeln!(
+        out,
+        "\n{:<20} {:>9} {:>10}",
+        "QUEUE", "PENDING", "IN FLIGHT"
+    )?;
+    for name in [
+        durable::FETCHER,
+        durable::PROCESSOR,
+        durable::RESULT_WRITER,
+        durable::SCHEDULER,
+    ] {
+        let stats = bus.stats(name).await?;
+        writeln!(
+            out,
+            "{name:<20} {:>9} {:>10}",
+            stats.pending, stats.in_flight
+        )?;
+    }
+    Ok(out)
+}

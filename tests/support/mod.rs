@@ -1,0 +1,226 @@
+//! Shared pieces of the end-to-end tests: a generated site served on 127.0.0.1, and the
+//! `spindle` binary.
+
+#![allow(dead_code)] // each test file uses its own part of this module
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+use spindle::site::{Hits, Site, SiteSpec};
+use tokio_util::sync::CancellationToken;
+
+/// A generated site served by the test on a port of its own.
+pub struct ServedSite {
+    pub site: Arc<Site>,
+    pub hits: Arc<Hits>,
+    pub base: String,
+    stop: CancellationToken,
+}
+
+impl Drop for ServedSite {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// Serves a site of `spec` on 127.0.0.1 from a runtime of its own thread, so the site keeps
+/// answering whatever the test's own runtime does.
+pub fn serve(spec: SiteSpec) -> ServedSite {
+    let site = Arc::new(Site::new(spec));
+    let hits = Arc::new(Hits::new());
+    let stop = CancellationToken::new();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (s, h, st) = (site.clone(), hits.clone(), stop.clone());
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("site runtime");
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            tx.send(listener.local_addr().expect("addr"))
+                .expect("send addr");
+            spindle::site::serve(s, h, listener, async move { st.cancelled().await })
+                .await
+                .expect("serve");
+        });
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("site started");
+    ServedSite {
+        site,
+        hits,
+        base: format!("http://{addr}"),
+        stop,
+    }
+}
+
+/// The `spindle` binary built for these tests.
+pub fn spindle() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_spindle"))
+}
+
+/// Runs `spindle` with `args`, failing the test if it does not end within `limit`.
+pub fn run(args: &[&str], limit: Duration) -> Output {
+    let child = spindle()
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn spindle");
+    wait_output(child, limit)
+}
+
+/// Waits for `child`, killing it and failing the test after `limit`. Its output is read
+/// while it runs, so a child writing more than a pipe holds does not block.
+pub fn wait_output(child: Child, limit: Duration) -> Output {
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(output) => output.expect("output"),
+        Err(_) => {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            let output = rx.recv().expect("output after kill").expect("output");
+            panic!(
+                "spindle did not finish within {limit:?}\nstderr:\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+    }
+}
+
+/// Writes `text` to `dir/name` and returns the path.
+pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write file");
+    path
+}
+
+/// Parses JSON Lines.
+pub fn jsonl(text: &str) -> Vec<Map<String, Value>> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).expect("a JSON object per line"))
+        .collect()
+}
+
+/// Items keyed by their `url` field, asserting no url appears twice.
+pub fn by_url(
+    items: Vec<Map<String, Value>>,
+) -> std::collections::BTreeMap<String, Map<String, Value>> {
+    let mut map = std::collections::BTreeMap::new();
+    for item in items {
+        let url = item["url"].as_str().expect("url field").to_string();
+        assert!(
+            map.insert(url.clone(), item).is_none(),
+            "item for {url} appears twice"
+        );
+    }
+    map
+}
+
+/// Whether missing services fail tests instead of skipping them: `CI=true` in the environment.
+pub fn services_required() -> bool {
+    std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true"))
+}
+
+/// `Some(value)`, or `None` after printing why the test is skipped; under `CI=true` a missing
+/// service fails the test instead.
+#[track_caller]
+pub fn require_service<T, E: std::fmt::Display>(service: &str, attempt: Result<T, E>) -> Option<T> {
+    use std::io::Write;
+    match attempt {
+        Ok(value) => Some(value),
+        Err(err) if services_required() => {
+            panic!("{service} is unreachable ({err}) and CI=true requires it")
+        }
+        Err(err) => {
+            let thread = std::thread::current();
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED {}: {service} is unreachable ({err}); set CI=true to make this a failure",
+                thread.name().unwrap_or("a test")
+            );
+            None
+        }
+    }
+}
+
+/// The test PostgreSQL server.
+pub const POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// A fresh PostgreSQL database for one test, dropped at the end.
+pub struct TestDb {
+    admin: sqlx::PgPool,
+    name: String,
+    /// URL of the database.
+    pub url: String,
+}
+
+impl TestDb {
+    /// Creates it; an error means PostgreSQL is not reachable.
+    pub async fn create(tag: &str) -> Result<TestDb, sqlx::Error> {
+        let admin = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect(POSTGRES)
+            .await?;
+        let name = format!("spindle_{tag}_{}", std::process::id());
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name}"
+        )))
+        .execute(&admin)
+        .await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&admin)
+            .await?;
+        let url = format!("postgres://postgres@127.0.0.1:5432/{name}");
+        Ok(TestDb { admin, name, url })
+    }
+
+    /// Drops it.
+    pub async fn drop_db(self) {
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        )))
+        .execute(&self.admin)
+        .await;
+    }
+}
+
+/// Deletes the streams a test left on the shared NATS server under `namespace`.
+pub async fn delete_nats_namespace(namespace: &str) {
+    let options =
+        spindle_common::bus::NatsOptions::new("nats://127.0.0.1:4222").namespace(namespace);
+    if let Ok(bus) = spindle_common::bus::NatsBus::connect(options).await {
+        let _ = bus.delete_streams().await;
+    }
+}
+
+/// A port free on 127.0.0.1 right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Whether the machine's NATS server answers; prints a skip reason (or fails under CI=true)
+/// when it does not.
+pub async fn require_nats() -> bool {
+    let attempt = tokio::net::TcpStream::connect("127.0.0.1:4222").await;
+    require_service("NATS at 127.0.0.1:4222", attempt).is_some()
+}
