@@ -54,6 +54,23 @@ pub async fn open_store(data: &Path) -> anyhow::Result<Arc<dyn Store>> {
     Ok(Arc::new(store))
 }
 
+/// Opens the store named by `database`, or else the SQLite store of the data folder `data`,
+/// which must already hold one: commands that read or change what a crawl stored (`export`,
+/// `project`) refuse a mistyped `--data` instead of creating an empty database there.
+pub async fn open_existing_store(
+    data: &Path,
+    database: Option<&str>,
+) -> anyhow::Result<Arc<dyn Store>> {
+    match database {
+        Some(url) => Ok(spindle_common::store::connect(url).await?),
+        None => {
+            let path = data.join(DB_FILE);
+            anyhow::ensure!(path.exists(), "no database at {}", path.display());
+            open_store(data).await
+        }
+    }
+}
+
 /// The stored form of a project file; keeps `last_start_ms` of an existing record.
 pub fn project_record(project: &Project, now_ms: i64) -> ProjectRecord {
     ProjectRecord {
@@ -68,6 +85,7 @@ pub fn project_record(project: &Project, now_ms: i64) -> ProjectRecord {
         group: project.group.clone(),
         updated_ms: now_ms,
         last_start_ms: 0,
+        run_requested_ms: 0,
     }
 }
 

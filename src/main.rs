@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use spindle::crawl::{crawl, load_project};
-use spindle::embedded::{Embedded, EmbeddedConfig, open_store};
+use spindle::embedded::{Embedded, EmbeddedConfig, open_existing_store, open_store};
 use spindle::export::{Format, export};
 use spindle::site::{Hits, Site, SiteSpec};
 use spindle_common::{Project, SystemClock};
@@ -169,6 +169,12 @@ enum Command {
         #[arg(long, env = "SPINDLE_DATABASE_URL")]
         database: Option<String>,
     },
+    /// List projects, run one now, start, stop or delete one (in the store; the scheduler
+    /// follows within seconds).
+    Project {
+        #[command(subcommand)]
+        command: ProjectCommand,
+    },
     /// Exit 0 if URL answers 2xx within 3 s (container health checks).
     #[command(hide = true)]
     Healthcheck { url: String },
@@ -180,6 +186,71 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:0")]
         bind: String,
     },
+}
+
+/// `spindle project ...`.
+#[derive(Subcommand)]
+enum ProjectCommand {
+    /// Every project with its status and task counts.
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Submit the project's start URLs again now, forced (known URLs are fetched again).
+    Run {
+        /// Project name.
+        name: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Set the project RUNNING.
+    Start {
+        /// Project name.
+        name: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Set the project STOP: nothing more is sent; its queue waits for the next start.
+    Stop {
+        /// Project name.
+        name: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Delete the project with its tasks and results.
+    Delete {
+        /// Project name.
+        name: String,
+        /// Do not ask for confirmation.
+        #[arg(long, short)]
+        yes: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+impl ProjectCommand {
+    fn split(self) -> (spindle::project_cmd::Action, StoreArgs) {
+        use spindle::project_cmd::Action;
+        match self {
+            ProjectCommand::List { store } => (Action::List, store),
+            ProjectCommand::Run { name, store } => (Action::Run(name), store),
+            ProjectCommand::Start { name, store } => (Action::Start(name), store),
+            ProjectCommand::Stop { name, store } => (Action::Stop(name), store),
+            ProjectCommand::Delete { name, yes, store } => (Action::Delete { name, yes }, store),
+        }
+    }
+}
+
+/// Which store a command reads: `--database URL`, or the SQLite file of `--data DIR`.
+#[derive(clap::Args, Debug, Clone)]
+struct StoreArgs {
+    /// Folder of the embedded database (when no --database is given).
+    #[arg(long, default_value = "data", conflicts_with = "database")]
+    data: PathBuf,
+    /// Database URL (postgres://… or sqlite://…).
+    #[arg(long, env = "SPINDLE_DATABASE_URL")]
+    database: Option<String>,
 }
 
 /// Where the distributed roles find NATS and the database. Flags beat environment, which
@@ -435,6 +506,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 listener,
                 run.board.clone(),
                 Arc::default(),
+                Some(store.clone()),
                 stop.clone(),
             ));
             let result = tokio::select! {
@@ -458,14 +530,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             database,
         } => {
             init_logging("warn");
-            let store: Arc<dyn spindle_common::Store> = match database {
-                Some(url) => spindle_common::store::connect(&url).await?,
-                None => {
-                    let path = data.join(spindle::embedded::DB_FILE);
-                    anyhow::ensure!(path.exists(), "no database at {}", path.display());
-                    open_store(&data).await?
-                }
-            };
+            let store = open_existing_store(&data, database.as_deref()).await?;
             let record = store
                 .project(&project)
                 .await?
@@ -555,6 +620,12 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 None => open_store(&data).await?,
             };
             spindle::task::run(&*store, &project, &task, cancel).await
+        }
+        Command::Project { command } => {
+            init_logging("warn");
+            let (action, store) = command.split();
+            let store = open_existing_store(&store.data, store.database.as_deref()).await?;
+            spindle::project_cmd::run(&*store, action).await
         }
         Command::Healthcheck { url } => {
             let healthy = spindle::task::healthcheck(&url).await;

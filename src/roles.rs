@@ -176,11 +176,21 @@ pub async fn run(
                 instances.clone(),
                 shutdown.clone(),
             ));
+            // With a database the UI can also run, start, stop and delete projects.
+            let store = match endpoints.database {
+                Some(_) => Some(connect_store(&endpoints).await?),
+                None => {
+                    tracing::warn!(
+                        "no database (--database / SPINDLE_DATABASE_URL): the web UI shows figures but cannot control projects"
+                    );
+                    None
+                }
+            };
             let listener = tokio::net::TcpListener::bind(&bind)
                 .await
                 .with_context(|| format!("cannot listen on {bind}"))?;
             tracing::info!("web UI on http://{}", listener.local_addr()?);
-            spindle_web_ui::serve(listener, board, instances, shutdown.clone())
+            spindle_web_ui::serve(listener, board, instances, store, shutdown.clone())
                 .await
                 .context("web UI stopped")
         }

@@ -46,6 +46,7 @@ pub use follow::{DEFAULT_MAX_URL_LENGTH, FollowRule, LinkSource, TemplatePart, U
 pub use handler::{Each, Handler, ItemsRule, Script, ScriptOrigin};
 pub use load::LoadError;
 pub use script::{ScriptLimits, ScriptSyntaxError, check_script, sandboxed_engine};
+pub use values::STATUSES;
 
 /// The handler that processes the start URLs.
 pub const START_HANDLER: &str = "start";
@@ -72,6 +73,9 @@ pub struct Project {
     /// Cron expression (UTC) of the times the start URLs are submitted again (`every` as a
     /// cron expression); see [`Project::next_start_after`].
     pub cron: Option<String>,
+    /// Results not updated for this long are deleted by the scheduler (`result_ttl`);
+    /// `None`: kept for ever.
+    pub result_ttl: Option<Duration>,
     /// Run state set by the file (TODO, STOP, CHECKING, DEBUG, RUNNING), upper-case.
     pub status: Option<String>,
     /// Free-form group label.

@@ -119,6 +119,10 @@ pub struct ProjectRecord {
     pub updated_ms: i64,
     /// Last time the start URLs were submitted (Unix ms), 0 if never.
     pub last_start_ms: i64,
+    /// Last "run now" request (Unix ms), 0 if never; the scheduler submits the start URLs
+    /// again, forced, while it is later than `last_start_ms`. Set by
+    /// [`Store::request_run`] only: [`Store::save_project`] keeps the stored value.
+    pub run_requested_ms: i64,
 }
 
 /// What the scheduler needs to know about a task it sees again.
@@ -134,6 +138,8 @@ pub struct KnownTask {
     pub age_ms: Option<i64>,
     /// Its re-crawl tag.
     pub itag: Option<String>,
+    /// Claimed by the scheduler: waiting in its window or in flight.
+    pub claimed: bool,
 }
 
 /// The end of one attempt of a task, to be written back.
@@ -200,6 +206,19 @@ pub trait Store: Send + Sync + 'static {
     async fn project(&self, name: &str) -> Result<Option<ProjectRecord>, StoreError>;
     /// Records that the start URLs of `project` were submitted at `at_ms`.
     async fn mark_started(&self, project: &str, at_ms: i64) -> Result<(), StoreError>;
+    /// Asks the scheduler (in this process or another) to submit the project's start URLs
+    /// again, forced: sets `run_requested_ms` to `now_ms`, or just after `last_start_ms` if
+    /// that is later (clocks of two machines differ), and bumps `updated_ms` so the scheduler
+    /// reloads the project. False if there is no such project.
+    async fn request_run(&self, project: &str, now_ms: i64) -> Result<bool, StoreError>;
+    /// Sets a project's run state (TODO, STOP, CHECKING, DEBUG, RUNNING) and bumps
+    /// `updated_ms` so the scheduler reloads it. False if there is no such project.
+    async fn set_status(
+        &self,
+        project: &str,
+        status: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError>;
 
     /// The stored state of those of `taskids` that are known, in one round trip per chunk.
     async fn known_tasks(

@@ -219,6 +219,8 @@ conformance!(
         a_task_is_read_and_cancelled_by_id,
         deleting_a_project_removes_its_tasks_and_results,
         old_results_are_purged,
+        a_run_request_comes_after_the_last_start_and_survives_saves,
+        setting_the_status_bumps_the_update_time,
     ],
     db: [
         released_claims_are_claimable_again_and_fifo_survives_reopen,
@@ -396,6 +398,7 @@ fn project(name: &str) -> ProjectRecord {
         group: Some("news".into()),
         updated_ms: 100,
         last_start_ms: 0,
+        run_requested_ms: 0,
     }
 }
 
@@ -946,6 +949,79 @@ async fn saving_a_project_again_keeps_its_last_start(s: &dyn Store) {
     assert_eq!(s.project("nope").await.expect("load"), None);
     s.mark_started("nope", 1).await.expect("marking nothing");
     assert_eq!(s.project("nope").await.expect("load"), None, "not created");
+}
+
+async fn a_run_request_comes_after_the_last_start_and_survives_saves(s: &dyn Store) {
+    assert!(
+        !s.request_run("books", 1_000).await.expect("request"),
+        "no such project"
+    );
+    assert_eq!(s.project("books").await.expect("load"), None, "not created");
+    let first = project("books");
+    s.save_project(&first).await.expect("save");
+    assert!(s.request_run("books", 1_000).await.expect("request"));
+    let stored = s.project("books").await.expect("load").expect("stored");
+    assert_eq!((stored.run_requested_ms, stored.updated_ms), (1_000, 1_000));
+
+    // A request from a process whose clock is behind the scheduler's still comes after the
+    // last start, and still changes `updated_ms` (which makes the scheduler reload).
+    s.mark_started("books", 5_000).await.expect("mark");
+    assert!(s.request_run("books", 900).await.expect("request"));
+    let stored = s.project("books").await.expect("load").expect("stored");
+    assert_eq!((stored.run_requested_ms, stored.updated_ms), (5_001, 1_001));
+
+    // Saving an edited definition keeps the pending request and the last start.
+    let edited = ProjectRecord {
+        definition: "name = \"books\"\nrate = 1".into(),
+        updated_ms: 6_000,
+        run_requested_ms: 0,
+        ..first.clone()
+    };
+    s.save_project(&edited).await.expect("save again");
+    let stored = s.project("books").await.expect("load").expect("stored");
+    assert_eq!(
+        stored,
+        ProjectRecord {
+            last_start_ms: 5_000,
+            run_requested_ms: 5_001,
+            ..edited
+        }
+    );
+    // Deleted and created again, a project starts with no request.
+    s.delete_project("books").await.expect("delete");
+    s.save_project(&first).await.expect("save");
+    let stored = s.project("books").await.expect("load").expect("stored");
+    assert_eq!((stored.run_requested_ms, stored.last_start_ms), (0, 0));
+}
+
+async fn setting_the_status_bumps_the_update_time(s: &dyn Store) {
+    assert!(
+        !s.set_status("books", "STOP", 1).await.expect("status"),
+        "no such project"
+    );
+    let first = project("books");
+    s.save_project(&first).await.expect("save");
+    // A clock behind the stored update time still makes a change the scheduler sees.
+    assert!(s.set_status("books", "STOP", 50).await.expect("status"));
+    let stored = s.project("books").await.expect("load").expect("stored");
+    assert_eq!(
+        stored,
+        ProjectRecord {
+            status: "STOP".into(),
+            updated_ms: 101,
+            ..first.clone()
+        }
+    );
+    assert!(
+        s.set_status("books", "RUNNING", 1_000)
+            .await
+            .expect("status")
+    );
+    let stored = s.project("books").await.expect("load").expect("stored");
+    assert_eq!(
+        (stored.status.as_str(), stored.updated_ms),
+        ("RUNNING", 1_000)
+    );
 }
 
 async fn projects_are_listed_by_name(s: &dyn Store) {

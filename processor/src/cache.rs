@@ -103,6 +103,7 @@ mod tests {
             group: None,
             updated_ms,
             last_start_ms: 0,
+            run_requested_ms: 0,
         }
     }
 

@@ -140,6 +140,7 @@ async fn save_project(store: &SqliteStore, definition: &str, updated_ms: i64) {
             group: None,
             updated_ms,
             last_start_ms: 0,
+            run_requested_ms: 0,
         })
         .await
         .expect("save project");

@@ -1,10 +1,12 @@
 //! Outcome counters of a project over sliding windows: 5 minutes, 1 hour, 1 day.
 //!
 //! One bucket per minute for a day (1,440 buckets of three numbers), so memory is fixed.
-//! The windows live in memory and start empty after a restart; the all-time figures come
-//! from the store's task counts.
+//! The windows live in memory and start empty after a restart. The all-time figures
+//! ([`Tally`]) are counted in the store when a project loads and then kept by applying each
+//! change the scheduler makes, so no full count runs while the crawl goes on.
 
 use spindle_common::stats::{WindowCounts, Windows};
+use spindle_common::store::{TaskCounts, TaskStatus};
 
 const MINUTE_MS: i64 = 60_000;
 const BUCKETS: usize = 24 * 60;
@@ -62,9 +64,81 @@ impl Counters {
     }
 }
 
+/// A project's tasks by status, all time: counted once from the store, then kept up to date.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Waiting, delayed or in flight.
+    pub active: u64,
+    /// Done.
+    pub success: u64,
+    /// Given up.
+    pub failed: u64,
+    /// Cancelled.
+    pub bad: u64,
+}
+
+impl From<TaskCounts> for Tally {
+    fn from(c: TaskCounts) -> Self {
+        Self {
+            active: c.queued + c.claimed,
+            success: c.success,
+            failed: c.failed,
+            bad: c.bad,
+        }
+    }
+}
+
+impl Tally {
+    fn slot(&mut self, status: TaskStatus) -> &mut u64 {
+        match status {
+            TaskStatus::Active => &mut self.active,
+            TaskStatus::Success => &mut self.success,
+            TaskStatus::Failed => &mut self.failed,
+            TaskStatus::Bad => &mut self.bad,
+        }
+    }
+
+    /// A task moved from `from` (`None`: it is new) to `to`.
+    pub fn moved(&mut self, from: Option<TaskStatus>, to: TaskStatus) {
+        if from == Some(to) {
+            return;
+        }
+        if let Some(from) = from {
+            let n = self.slot(from);
+            *n = n.saturating_sub(1);
+        }
+        *self.slot(to) += 1;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tally_follows_moves_between_statuses() {
+        let mut t = Tally::from(TaskCounts {
+            queued: 2,
+            claimed: 1,
+            success: 5,
+            failed: 0,
+            bad: 1,
+        });
+        assert_eq!(t.active, 3);
+        t.moved(None, TaskStatus::Active);
+        t.moved(Some(TaskStatus::Active), TaskStatus::Success);
+        t.moved(Some(TaskStatus::Bad), TaskStatus::Active);
+        t.moved(Some(TaskStatus::Active), TaskStatus::Active);
+        assert_eq!(
+            t,
+            Tally {
+                active: 4,
+                success: 6,
+                failed: 0,
+                bad: 0
+            }
+        );
+    }
 
     #[test]
     fn windows_slide_minute_by_minute() {

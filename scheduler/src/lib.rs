@@ -7,6 +7,7 @@
 //! tasks unanswered past a deadline are sent again. Live figures go to a [`spindle_common::StatsBoard`].
 
 pub mod counters;
+pub mod dedupe;
 pub mod frontier;
 pub mod recrawl;
 pub mod retry;
@@ -42,6 +43,10 @@ pub struct SchedulerConfig {
     pub retry: RetryPolicy,
     /// How often project definitions are re-read from the store.
     pub reload_every: Duration,
+    /// How often a project's task counts are read again from the store in full (between
+    /// counts they follow the scheduler's own writes; other writers, such as a cancel from
+    /// the CLI, show up at the next count).
+    pub recount_every: Duration,
     /// Follows and outcomes applied to the store in one batch, at most.
     pub batch: usize,
     /// Retryable failures in a row after which a project pauses.
@@ -62,6 +67,7 @@ impl Default for SchedulerConfig {
             dispatch_deadline: Duration::from_secs(600),
             retry: RetryPolicy::default(),
             reload_every: Duration::from_secs(2),
+            recount_every: Duration::from_secs(600),
             batch: 2048,
             pause_after: 10,
             pause_for: Duration::from_secs(300),

@@ -3,7 +3,8 @@
 //! | stored status | queued again when |
 //! |---|---|
 //! | unknown | always (a new task) |
-//! | active (waiting, delayed or in flight) | never: it is already on its way |
+//! | active, waiting or delayed in the store | `force` replaces the queued task (new options, priority, time); otherwise never |
+//! | active, claimed (in the scheduler's window or in flight) | `force` queues it again once the running attempt ends; otherwise never |
 //! | success or failed | `force`, or its `itag` changed, or its `age` has passed since the last attempt |
 //! | bad (cancelled) | only with `force` |
 //!
@@ -20,6 +21,8 @@ pub enum Decision {
     Queue,
     /// Drop it: already known and not due.
     Skip,
+    /// Queue it once the attempt in flight ends (a forced update of a running task).
+    AfterRun,
 }
 
 /// Decides whether `task` is queued, given what the store knows about it.
@@ -33,7 +36,8 @@ pub fn decide(
         return Decision::Queue;
     };
     let due = match known.status {
-        TaskStatus::Active => false,
+        TaskStatus::Active if task.force && known.claimed => return Decision::AfterRun,
+        TaskStatus::Active => task.force,
         TaskStatus::Bad => task.force,
         TaskStatus::Success | TaskStatus::Failed => {
             let itag_changed = task.itag.is_some() && task.itag != known.itag;
@@ -79,6 +83,7 @@ mod tests {
             last_crawl_ms: Some(last),
             age_ms: None,
             itag: Some("v1".into()),
+            claimed: false,
         }
     }
 
@@ -88,7 +93,25 @@ mod tests {
         let mut forced = task();
         forced.force = true;
         let active = known(TaskStatus::Active, 0);
-        assert_eq!(decide(&forced, Some(&active), Some(1), 100), Decision::Skip);
+        assert_eq!(decide(&task(), Some(&active), Some(1), 100), Decision::Skip);
+        // A forced update replaces a task still waiting in the store...
+        assert_eq!(
+            decide(&forced, Some(&active), Some(1), 100),
+            Decision::Queue
+        );
+        // ...and waits for the end of a running one.
+        let running = KnownTask {
+            claimed: true,
+            ..active
+        };
+        assert_eq!(
+            decide(&task(), Some(&running), Some(1), 100),
+            Decision::Skip
+        );
+        assert_eq!(
+            decide(&forced, Some(&running), Some(1), 100),
+            Decision::AfterRun
+        );
     }
 
     #[test]

@@ -1,8 +1,12 @@
 //! Spindle's web UI: the project list with live figures, and its JSON API.
 //!
 //! This is the small first version: a page that lists every project with its counters
-//! (refreshing itself every second) and `GET /api/projects`. Editing projects, the
-//! debugger and task views are not built yet (see the README).
+//! (refreshing itself every second) and `GET /api/projects`, with buttons to run a project
+//! now, start or stop it and delete it (module `control` has the `POST`/`DELETE` endpoints
+//! they call). Editing projects, the debugger and task views are not built yet (see the
+//! README).
+
+mod control;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -13,7 +17,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use futures::StreamExt;
 use spindle_common::events::{self, Heartbeat, ProjectStatsEvent};
-use spindle_common::{Bus, BusError, StatsBoard};
+use spindle_common::{Bus, BusError, StatsBoard, Store};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -49,16 +53,28 @@ impl Instances {
 struct AppState {
     board: Arc<StatsBoard>,
     instances: Arc<Instances>,
+    /// Where projects are changed; without it the control endpoints answer 503.
+    store: Option<Arc<dyn Store>>,
 }
 
-/// The router, separate from serving so tests drive it without a socket.
-pub fn app(board: Arc<StatsBoard>, instances: Arc<Instances>) -> Router {
+/// The router, separate from serving so tests drive it without a socket. Without a `store`
+/// the UI only shows figures.
+pub fn app(
+    board: Arc<StatsBoard>,
+    instances: Arc<Instances>,
+    store: Option<Arc<dyn Store>>,
+) -> Router {
     Router::new()
         .route("/", get(index))
         .route("/api/projects", get(projects))
         .route("/api/instances", get(instances_api))
         .route("/healthz", get(|| async { "ok" }))
-        .with_state(AppState { board, instances })
+        .merge(control::router())
+        .with_state(AppState {
+            board,
+            instances,
+            store,
+        })
 }
 
 /// Serves the UI on `listener` until `shutdown` is cancelled.
@@ -66,9 +82,10 @@ pub async fn serve(
     listener: TcpListener,
     board: Arc<StatsBoard>,
     instances: Arc<Instances>,
+    store: Option<Arc<dyn Store>>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(board, instances))
+    axum::serve(listener, app(board, instances, store))
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
 }
@@ -134,7 +151,7 @@ mod tests {
             s.status = "RUNNING".into();
             s.success = 7;
         });
-        let response = app(board, Arc::default())
+        let response = app(board, Arc::default(), None)
             .oneshot(
                 Request::get("/api/projects")
                     .body(Body::empty())
@@ -204,7 +221,7 @@ mod tests {
     #[tokio::test]
     async fn index_page_loads_the_api() {
         let board = Arc::new(StatsBoard::new());
-        let response = app(board, Arc::default())
+        let response = app(board, Arc::default(), None)
             .oneshot(Request::get("/").body(Body::empty()).expect("request"))
             .await
             .expect("response");
@@ -213,5 +230,8 @@ mod tests {
             .expect("body");
         let html = String::from_utf8(body.to_vec()).expect("utf-8");
         assert!(html.contains("/api/projects"));
+        for control in ["/run", "/status", "'DELETE'", "confirm("] {
+            assert!(html.contains(control), "the page has its {control} button");
+        }
     }
 }

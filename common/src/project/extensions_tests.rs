@@ -231,3 +231,20 @@ emit(#{ a: 1 });
         })
     );
 }
+
+#[test]
+fn result_ttl_takes_a_duration_longer_than_zero() {
+    let p = Project::parse("name = \"x\"\nresult_ttl = \"30d\"\n").expect("valid");
+    assert_eq!(p.result_ttl, Some(Duration::from_secs(30 * 86_400)));
+    let p = Project::parse("name = \"x\"\n").expect("valid");
+    assert_eq!(p.result_ttl, None, "kept for ever by default");
+    for (text, column, message) in [
+        ("result_ttl = \"30 days ago\"", 14, "invalid duration"),
+        ("result_ttl = \"0s\"", 14, "longer than zero"),
+        ("result_ttl = true", 14, "a duration such as"),
+    ] {
+        let (line, col, msg) = refused(&format!("name = \"x\"\n{text}\n"));
+        assert_eq!((line, col), (2, column), "{text}: {msg}");
+        assert!(msg.contains(message), "{text}: {msg}");
+    }
+}

@@ -46,6 +46,7 @@ struct RawProject {
     #[serde(default)]
     allow_private: bool,
     every: Option<Every>,
+    result_ttl: Option<PositiveDur>,
     status: Option<RunStatus>,
     group: Option<String>,
     #[serde(default)]
@@ -229,6 +230,7 @@ fn build(
         allow_private: raw.allow_private,
         every,
         cron,
+        result_ttl: raw.result_ttl.map(|d| d.0),
         status: raw.status.map(|s| s.0),
         group: raw.group,
         keep_params,

@@ -297,8 +297,9 @@ impl<'de> Deserialize<'de> for ProjectName {
     }
 }
 
-/// Run states a project file may set.
-pub(super) const STATUSES: [&str; 5] = ["TODO", "STOP", "CHECKING", "DEBUG", "RUNNING"];
+/// Run states a project may be in (set by its file, the CLI or the web UI): the scheduler
+/// dispatches RUNNING and DEBUG projects and holds the others.
+pub const STATUSES: [&str; 5] = ["TODO", "STOP", "CHECKING", "DEBUG", "RUNNING"];
 
 /// A run state, any case in the file, upper-case once read.
 #[derive(Debug, Clone, PartialEq)]

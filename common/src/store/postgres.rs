@@ -63,6 +63,20 @@ fn migrator() -> Migrator {
             include_str!("../../migrations/postgres/0002_validators.sql").into_sql_str(),
             false,
         ),
+        Migration::new(
+            3,
+            Cow::Borrowed("run_requests"),
+            MigrationType::Simple,
+            include_str!("../../migrations/postgres/0003_run_requests.sql").into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            4,
+            Cow::Borrowed("drop_status_index"),
+            MigrationType::Simple,
+            include_str!("../../migrations/postgres/0004_drop_status_index.sql").into_sql_str(),
+            false,
+        ),
     ])
 }
 
@@ -165,20 +179,23 @@ fn project_from_row(row: &PgRow) -> Result<ProjectRecord, StoreError> {
         group: row.try_get("grp")?,
         updated_ms: row.try_get("updated_ms")?,
         last_start_ms: row.try_get("last_start_ms")?,
+        run_requested_ms: row.try_get("run_requested_ms")?,
     })
 }
 
-const PROJECT_COLUMNS: &str =
-    "SELECT name, definition, status, rate, burst, grp, updated_ms, last_start_ms FROM projects";
+const PROJECT_COLUMNS: &str = "SELECT name, definition, status, rate, burst, grp, updated_ms,
+    last_start_ms, run_requested_ms FROM projects";
 
 #[async_trait]
 impl Store for PgStore {
     async fn save_project(&self, p: &ProjectRecord) -> Result<(), StoreError> {
-        // `last_start_ms` is written only on insert: saving an edited definition must not
-        // forget when the start URLs were last submitted (or they would be submitted again).
+        // `last_start_ms` and `run_requested_ms` are written only on insert: saving an edited
+        // definition must not forget when the start URLs were last submitted (or they would
+        // be submitted again), nor drop a pending "run now".
         sqlx::query(
-            "INSERT INTO projects (name, definition, status, rate, burst, grp, updated_ms, last_start_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+            "INSERT INTO projects (name, definition, status, rate, burst, grp, updated_ms,
+                last_start_ms, run_requested_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
              ON CONFLICT (name) DO UPDATE SET definition = excluded.definition,
                 status = excluded.status, rate = excluded.rate, burst = excluded.burst,
                 grp = excluded.grp, updated_ms = excluded.updated_ms",
@@ -191,6 +208,7 @@ impl Store for PgStore {
         .bind(&p.group)
         .bind(p.updated_ms)
         .bind(p.last_start_ms)
+        .bind(p.run_requested_ms)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -224,6 +242,37 @@ impl Store for PgStore {
         Ok(())
     }
 
+    async fn request_run(&self, project: &str, now_ms: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE projects SET run_requested_ms = GREATEST($1, last_start_ms + 1),
+                updated_ms = GREATEST($1, updated_ms + 1)
+             WHERE name = $2",
+        )
+        .bind(now_ms)
+        .bind(project)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn set_status(
+        &self,
+        project: &str,
+        status: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE projects SET status = $1, updated_ms = GREATEST($2, updated_ms + 1)
+             WHERE name = $3",
+        )
+        .bind(status)
+        .bind(now_ms)
+        .bind(project)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
     async fn known_tasks(
         &self,
         project: &str,
@@ -232,7 +281,7 @@ impl Store for PgStore {
         let mut known = Vec::new();
         for chunk in taskids.chunks(CHUNK) {
             let rows = sqlx::query(
-                "SELECT taskid, status, last_crawl_ms, age_ms, itag FROM tasks
+                "SELECT taskid, status, claimed, last_crawl_ms, age_ms, itag FROM tasks
                  WHERE project = $1 AND taskid = ANY($2::text[])",
             )
             .bind(project)
@@ -246,6 +295,7 @@ impl Store for PgStore {
                     last_crawl_ms: row.try_get("last_crawl_ms")?,
                     age_ms: row.try_get("age_ms")?,
                     itag: row.try_get("itag")?,
+                    claimed: row.try_get("claimed")?,
                 });
             }
         }

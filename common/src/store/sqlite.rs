@@ -42,6 +42,20 @@ fn migrator() -> Migrator {
             include_str!("../../migrations/sqlite/0002_validators.sql").into_sql_str(),
             false,
         ),
+        Migration::new(
+            3,
+            Cow::Borrowed("run_requests"),
+            MigrationType::Simple,
+            include_str!("../../migrations/sqlite/0003_run_requests.sql").into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            4,
+            Cow::Borrowed("drop_status_index"),
+            MigrationType::Simple,
+            include_str!("../../migrations/sqlite/0004_drop_status_index.sql").into_sql_str(),
+            false,
+        ),
     ])
 }
 
@@ -119,15 +133,19 @@ fn project_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<ProjectRecord, Stor
         group: row.try_get("grp")?,
         updated_ms: row.try_get("updated_ms")?,
         last_start_ms: row.try_get("last_start_ms")?,
+        run_requested_ms: row.try_get("run_requested_ms")?,
     })
 }
 
 #[async_trait]
 impl Store for SqliteStore {
     async fn save_project(&self, p: &ProjectRecord) -> Result<(), StoreError> {
+        // `last_start_ms` and `run_requested_ms` are written only on insert: saving an edited
+        // definition must neither forget the last start nor drop a pending "run now".
         sqlx::query(
-            "INSERT INTO projects (name, definition, status, rate, burst, grp, updated_ms, last_start_ms)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            "INSERT INTO projects (name, definition, status, rate, burst, grp, updated_ms,
+                last_start_ms, run_requested_ms)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT(name) DO UPDATE SET definition = excluded.definition,
                 status = excluded.status, rate = excluded.rate, burst = excluded.burst,
                 grp = excluded.grp, updated_ms = excluded.updated_ms",
@@ -140,6 +158,7 @@ impl Store for SqliteStore {
         .bind(&p.group)
         .bind(p.updated_ms)
         .bind(p.last_start_ms)
+        .bind(p.run_requested_ms)
         .execute(&self.write)
         .await?;
         Ok(())
@@ -169,6 +188,36 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn request_run(&self, project: &str, now_ms: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE projects SET run_requested_ms = MAX(?1, last_start_ms + 1),
+                updated_ms = MAX(?1, updated_ms + 1)
+             WHERE name = ?2",
+        )
+        .bind(now_ms)
+        .bind(project)
+        .execute(&self.write)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn set_status(
+        &self,
+        project: &str,
+        status: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE projects SET status = ?1, updated_ms = MAX(?2, updated_ms + 1) WHERE name = ?3",
+        )
+        .bind(status)
+        .bind(now_ms)
+        .bind(project)
+        .execute(&self.write)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
     async fn known_tasks(
         &self,
         project: &str,
@@ -177,7 +226,7 @@ impl Store for SqliteStore {
         let mut known = Vec::new();
         for chunk in taskids.chunks(CHUNK) {
             let mut q = QueryBuilder::<Sqlite>::new(
-                "SELECT taskid, status, last_crawl_ms, age_ms, itag FROM tasks WHERE project = ",
+                "SELECT taskid, status, claimed, last_crawl_ms, age_ms, itag FROM tasks WHERE project = ",
             );
             q.push_bind(project).push(" AND taskid IN (");
             let mut sep = q.separated(", ");
@@ -194,6 +243,7 @@ impl Store for SqliteStore {
                     last_crawl_ms: row.try_get("last_crawl_ms")?,
                     age_ms: row.try_get("age_ms")?,
                     itag: row.try_get("itag")?,
+                    claimed: row.try_get::<i64, _>("claimed")? != 0,
                 });
             }
         }

@@ -22,9 +22,9 @@ use spindle_common::subject::{Stage, durable};
 use spindle_common::{Bus, Clock, Delivery, StatsBoard, Store};
 use tokio_util::sync::CancellationToken;
 
-use crate::counters::Counters;
+use crate::counters::{Counters, Tally};
+use crate::dedupe::admit;
 use crate::frontier::{Frontier, HostLimits};
-use crate::recrawl::{Decision, decide};
 use crate::token_bucket::TokenBucket;
 use crate::{SchedulerConfig, SchedulerError};
 
@@ -95,6 +95,11 @@ struct Loaded {
     project: Arc<Project>,
     record: ProjectRecord,
     running: Option<Running>,
+    /// Last purge of its expired results (`result_ttl`); see [`lifecycle`].
+    purged_ms: Option<i64>,
+    /// Its tasks by status, and when they were last counted in the store.
+    tally: Tally,
+    counted_ms: Option<i64>,
 }
 
 /// The dispatch state of a running project.
@@ -112,6 +117,9 @@ struct Running {
     refill: bool,
     /// Earliest exetime of a delayed task in the store.
     next_due_ms: Option<i64>,
+    /// Forced updates of tasks in this window, queued when their running attempt ends. Only
+    /// claimed tasks get here, so this is bounded by the window.
+    deferred: HashMap<String, Task>,
 }
 
 struct Scheduler {
@@ -135,7 +143,7 @@ impl Scheduler {
         self.last_reload_ms = now;
         let records = self.store.projects().await?;
         let names: HashSet<String> = records.iter().map(|r| r.name.clone()).collect();
-        self.projects.retain(|name, _| names.contains(name));
+        self.forget_deleted(&names);
         for record in records {
             let unchanged = self
                 .projects
@@ -146,16 +154,28 @@ impl Scheduler {
             }
         }
         self.start_due_projects(now).await?;
-        for (name, loaded) in &self.projects {
-            let counts = self.store.task_counts(name).await?;
+        self.purge_expired_results(now).await?;
+        let recount_ms = self.config.recount_every.as_millis() as i64;
+        for (name, loaded) in &mut self.projects {
+            // A full count only at load and rarely after (it reads the whole task table);
+            // in between, the tally follows the scheduler's own writes.
+            if loaded.counted_ms.is_none_or(|t| now - t >= recount_ms) {
+                loaded.tally = self.store.task_counts(name).await?.into();
+                loaded.counted_ms = Some(now);
+            }
+            let tally = loaded.tally;
+            let held = loaded
+                .running
+                .as_ref()
+                .map_or(0, |r| r.frontier.len() as u64);
             let windows = loaded.running.as_ref().map(|r| r.counters.windows(now));
             self.board.update(name, |s| {
                 if let Some(w) = windows {
                     s.windows = w;
                 }
-                s.queued = counts.queued;
-                s.total_success = counts.success;
-                s.total_failed = counts.failed;
+                s.queued = tally.active.saturating_sub(held);
+                s.total_success = tally.success;
+                s.total_failed = tally.failed;
             });
         }
         Ok(())
@@ -172,14 +192,20 @@ impl Scheduler {
         };
         let run = is_running(&record.status);
         let previous = self.projects.remove(&record.name);
+        let (previous_tally, counted_ms) = previous
+            .as_ref()
+            .map_or((None, None), |p| (Some(p.tally), p.counted_ms));
         let running = match previous.and_then(|p| p.running) {
             Some(mut r) if run => {
                 r.bucket.set(record.rate, record.burst, now);
                 Some(r)
             }
-            Some(_) => {
-                // Stopped: what was claimed goes back to the queue for the next start.
+            Some(stopped) => {
+                // Stopped: what was claimed goes back to the queue for the next start, with
+                // the forced updates that were waiting for their runs.
                 self.store.release_claims(&record.name).await?;
+                let waiting: Vec<Task> = stopped.deferred.into_values().collect();
+                self.store.put_tasks(&waiting, now).await?;
                 None
             }
             None if run => {
@@ -197,6 +223,7 @@ impl Scheduler {
                     busy: false,
                     refill: true,
                     next_due_ms: None,
+                    deferred: HashMap::new(),
                 })
             }
             None => None,
@@ -210,13 +237,16 @@ impl Scheduler {
                 project,
                 record,
                 running,
+                purged_ms: None,
+                tally: previous_tally.unwrap_or_default(),
+                counted_ms: previous_tally.and(counted_ms),
             },
         );
         Ok(())
     }
 
-    /// Submits the start URLs of running projects that were never started, or whose `every`
-    /// period has passed.
+    /// Submits the start URLs of running projects that were never started, were asked to run
+    /// now, or whose `every` period has passed.
     async fn start_due_projects(&mut self, now: i64) -> Result<(), SchedulerError> {
         let names: Vec<String> = self.projects.keys().cloned().collect();
         for name in &names {
@@ -226,24 +256,17 @@ impl Scheduler {
             if loaded.running.is_none() {
                 continue;
             }
-            let last = loaded.record.last_start_ms;
-            // First start: plain submission (known URLs are deduped). Periodic restarts (an
-            // interval or a cron expression) force the start URLs again.
-            let force = if last > 0 {
-                match loaded.project.next_start_after(last) {
-                    Some(due) if due <= now => true,
-                    _ => continue,
-                }
-            } else {
-                false
+            let Some(force) = lifecycle::start_due(loaded, now) else {
+                continue;
             };
+            let started = lifecycle::started_at(&loaded.record, now);
             let mut tasks = loaded.project.start_tasks();
             for t in &mut tasks {
                 t.force = force;
             }
-            self.store.mark_started(name, now).await?;
+            self.store.mark_started(name, started).await?;
             if let Some(l) = self.projects.get_mut(name) {
-                l.record.last_start_ms = now;
+                l.record.last_start_ms = started;
             }
             self.submit(name, tasks, now).await?;
         }
@@ -261,31 +284,21 @@ impl Scheduler {
             tracing::warn!(project, "follows for an unknown project dropped");
             return Ok(0);
         };
-        let mut seen = HashSet::with_capacity(tasks.len());
-        let tasks: Vec<Task> = tasks
-            .into_iter()
-            .filter(|t| seen.insert(t.taskid.clone()))
-            .collect();
-        let ids: Vec<&str> = tasks.iter().map(|t| t.taskid.as_str()).collect();
-        let known: HashMap<String, _> = self
-            .store
-            .known_tasks(project, &ids)
-            .await?
-            .into_iter()
-            .map(|k| (k.taskid.clone(), k))
-            .collect();
         let default_age = loaded.project.defaults.age.map(|d| d.as_millis() as i64);
-        let queue: Vec<Task> = tasks
-            .into_iter()
-            .filter(|t| decide(t, known.get(&t.taskid), default_age, now) == Decision::Queue)
-            .map(|mut t| {
-                t.retries = 0;
-                t
-            })
-            .collect();
-        let n = queue.len() as u64;
+        let admitted = admit(self.store.as_ref(), project, tasks, default_age, now).await?;
+        for status in &admitted.known_before {
+            loaded.tally.moved(Some(*status), TaskStatus::Active);
+        }
+        for _ in admitted.known_before.len() as u64..admitted.queued {
+            loaded.tally.moved(None, TaskStatus::Active);
+        }
+        if let Some(r) = loaded.running.as_mut() {
+            for task in admitted.deferred {
+                r.deferred.insert(task.taskid.clone(), task);
+            }
+        }
+        let n = admitted.queued;
         if n > 0 {
-            self.store.put_tasks(&queue, now).await?;
             if let Some(r) = loaded.running.as_mut() {
                 r.refill = true;
             }
@@ -355,7 +368,9 @@ impl Scheduler {
                         .min(self.config.max_retry_after);
                     let host = crate::frontier::host_of(&o.url);
                     tracing::info!(project, host = %host, wait_ms = wait.as_millis() as u64, "host backed off");
-                    r.frontier.back_off(&host, now + wait.as_millis() as i64);
+                    // +1: `now` is rounded down, and the wait must not end early.
+                    r.frontier
+                        .back_off(&host, now + wait.as_millis() as i64 + 1);
                 }
             }
             items += o.items as u64;
@@ -407,6 +422,11 @@ impl Scheduler {
                     .next_attempt(err, o.retries, max_retries, now)
                 {
                     Some(at) => {
+                        // The site said when to come back (`Retry-After` on a 429 or 503): that
+                        // replaces the retry schedule's delay, within `max_retry_after`.
+                        let at = o.retry_after_ms.map_or(at, |ms| {
+                            now + ms.min(self.config.max_retry_after.as_millis() as u64) as i64 + 1
+                        });
                         retried += 1;
                         tracing::debug!(project, url = %o.url, error = %err.message, "retrying later");
                         TaskUpdate {
@@ -439,6 +459,14 @@ impl Scheduler {
             updates.push(update);
         }
         self.store.finish_tasks(project, &updates).await?;
+        // Forced updates that waited for these runs to end go to the queue now.
+        let rerun: Vec<Task> = match running.as_mut() {
+            Some(r) if !r.deferred.is_empty() => outcomes
+                .iter()
+                .filter_map(|o| r.deferred.remove(&o.taskid))
+                .collect(),
+            _ => Vec::new(),
+        };
         let (mut windows, mut consecutive, mut paused) = (None, 0, false);
         if let Some(r) = running.as_mut() {
             r.refill |= retried > 0;
@@ -446,6 +474,13 @@ impl Scheduler {
             windows = Some(r.counters.windows(now));
             consecutive = r.consecutive_failures;
             paused = r.paused_until.is_some();
+        }
+        let mut tally = Tally::default();
+        if let Some(l) = self.projects.get_mut(project) {
+            l.tally.active = l.tally.active.saturating_sub(ok + failed);
+            l.tally.success += ok;
+            l.tally.failed += failed;
+            tally = l.tally;
         }
         self.board.update(project, |s| {
             if let Some(w) = windows {
@@ -463,12 +498,15 @@ impl Scheduler {
             s.items += items;
             s.fetch_ms += fetch_ms;
             s.process_ms += process_ms;
-            s.total_success += ok;
-            s.total_failed += failed;
+            s.total_success = tally.success;
+            s.total_failed = tally.failed;
             let answered = (s.success + s.failed + s.retried).max(1) as f64;
             s.avg_fetch_ms = s.fetch_ms as f64 / answered;
             s.avg_process_ms = s.process_ms as f64 / s.success.max(1) as f64;
         });
+        if !rerun.is_empty() {
+            self.submit(project, rerun, now).await?;
+        }
         Ok(())
     }
 
@@ -602,6 +640,8 @@ fn with_defaults(project: &Project, mut task: Task) -> Task {
     task.fetch = project.fetch_for(&task.fetch);
     task
 }
+
+mod lifecycle;
 
 #[cfg(test)]
 mod tests;

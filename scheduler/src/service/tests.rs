@@ -53,6 +53,7 @@ impl Harness {
                 group: None,
                 updated_ms: T0,
                 last_start_ms: 0,
+                run_requested_ms: 0,
             })
             .await
             .expect("save project");
@@ -203,6 +204,49 @@ async fn start_urls_go_out_once_and_the_crawl_finishes() {
     h.step().await;
     assert!(h.stats().finished);
     assert_eq!(h.store.task_counts("p").await.expect("counts").success, 2);
+}
+
+#[tokio::test]
+async fn a_forced_update_of_a_running_task_waits_for_the_run_to_end() {
+    let mut h = Harness::new(&project(""), SchedulerConfig::default()).await;
+    let sent = h.step().await;
+    assert_eq!(sent.len(), 1);
+    let mut update = sent[0].clone();
+    update.force = true;
+    update.save = Some(serde_json::Map::from_iter([("v".to_string(), 2.into())]));
+    let publish = |t: Task| NewTasks {
+        v: WIRE_VERSION,
+        project: "p".into(),
+        parent: String::new(),
+        tasks: vec![t],
+    };
+    let subject = Stage::NewTask.subject("p");
+    h.bus
+        .publish(&subject, Message::NewTasks(publish(update.clone())))
+        .await
+        .expect("publish");
+    assert!(
+        h.step().await.is_empty(),
+        "no second run while the first is in flight"
+    );
+    // The same update sent twice while waiting still makes one run.
+    h.bus
+        .publish(&subject, Message::NewTasks(publish(update)))
+        .await
+        .expect("publish");
+    assert!(h.step().await.is_empty());
+    h.answer(&sent[0], None).await;
+    let rerun = h.step().await;
+    assert_eq!(rerun.len(), 1, "the update runs once the first run ended");
+    assert_eq!(rerun[0].taskid, sent[0].taskid);
+    assert_eq!(
+        rerun[0].save.as_ref().and_then(|s| s.get("v")),
+        Some(&2.into())
+    );
+    h.answer(&rerun[0], None).await;
+    assert!(h.step().await.is_empty());
+    h.step().await;
+    assert!(h.stats().finished);
 }
 
 #[tokio::test]
@@ -406,7 +450,7 @@ async fn a_host_answering_429_is_backed_off_while_other_hosts_keep_going() {
     let next = h.step().await;
     assert_eq!(next.len(), 1);
     assert_eq!(next[0].url, "http://b.test/2", "b.test keeps its pace");
-    h.clock.advance(9_999);
+    h.clock.advance(10_000);
     assert!(
         h.step().await.is_empty(),
         "a.test waits out its Retry-After"
@@ -415,4 +459,125 @@ async fn a_host_answering_429_is_backed_off_while_other_hosts_keep_going() {
     let resumed = h.step().await;
     assert_eq!(resumed.len(), 1);
     assert_eq!(crate::frontier::host_of(&resumed[0].url), "a.test");
+    // The 429'd page comes back when the site said, not 30 s later.
+    h.answer(&resumed[0], None).await;
+    let retried = h.step().await;
+    assert_eq!(retried.len(), 1);
+    assert_eq!(retried[0].url, first[0].url);
+    assert_eq!(retried[0].retries, 1);
+}
+
+#[tokio::test]
+async fn run_now_requeues_known_start_urls_once_whichever_process_asks() {
+    let mut h = Harness::new(&project(""), SchedulerConfig::default()).await;
+    let sent = h.step().await;
+    h.answer(&sent[0], None).await;
+    h.step().await;
+    h.step().await;
+    assert!(h.stats().finished);
+    // The start URL is known and done: reloading does not send it again.
+    h.clock.advance(2_000);
+    h.scheduler.reload_projects().await.expect("reload");
+    assert!(h.step().await.is_empty());
+
+    // Another process (the CLI, the web UI) asks through its own handle on the store.
+    let other = SqliteStore::open(&h._dir.path().join("s.db"))
+        .await
+        .expect("second store");
+    assert!(other.request_run("p", T0 + 2_500).await.expect("request"));
+    h.clock.advance(2_000);
+    h.scheduler.reload_projects().await.expect("reload");
+    let again = h.step().await;
+    assert_eq!(again.len(), 1, "the known start URL is queued again");
+    assert_eq!(again[0].taskid, sent[0].taskid);
+    assert!(again[0].force, "run now forces the start URLs");
+    h.answer(&again[0], None).await;
+    h.step().await;
+    // Served once.
+    h.clock.advance(2_000);
+    h.scheduler.reload_projects().await.expect("reload");
+    assert!(h.step().await.is_empty());
+    assert_eq!(h.store.task_counts("p").await.expect("counts").success, 1);
+
+    // A request stamped by a clock an hour ahead is served once too.
+    assert!(
+        other
+            .request_run("p", T0 + 3_600_000)
+            .await
+            .expect("request")
+    );
+    h.clock.advance(2_000);
+    h.scheduler.reload_projects().await.expect("reload");
+    let ahead = h.step().await;
+    assert_eq!(ahead.len(), 1);
+    h.answer(&ahead[0], None).await;
+    h.step().await;
+    h.clock.advance(2_000);
+    h.scheduler.reload_projects().await.expect("reload");
+    assert!(h.step().await.is_empty(), "not again on the next reload");
+
+    // A stopped project keeps the request until it runs again.
+    assert!(other.set_status("p", "STOP", T0).await.expect("stop"));
+    h.clock.advance(2_000);
+    h.scheduler.reload_projects().await.expect("reload");
+    assert!(other.request_run("p", T0).await.expect("request"));
+    h.clock.advance(2_000);
+    h.scheduler.reload_projects().await.expect("reload");
+    assert!(h.step().await.is_empty(), "nothing is sent while stopped");
+    assert!(other.set_status("p", "RUNNING", T0).await.expect("start"));
+    h.clock.advance(2_000);
+    h.scheduler.reload_projects().await.expect("reload");
+    let started = h.step().await;
+    assert_eq!(started.len(), 1, "the request is served once it runs");
+    assert!(started[0].force);
+}
+
+#[tokio::test]
+async fn result_ttl_purges_old_results_at_load_then_once_a_minute() {
+    let mut h = Harness::new(
+        &project("result_ttl = \"1h\"\n"),
+        SchedulerConfig::default(),
+    )
+    .await;
+    let item = |id: &str| spindle_common::message::Item {
+        taskid: id.into(),
+        url: format!("http://a.test/{id}"),
+        data: Default::default(),
+    };
+    let hour = 3_600_000;
+    h.store
+        .upsert_results("p", &[item("old")], T0 - 2 * hour)
+        .await
+        .expect("old result");
+    h.store
+        .upsert_results("p", &[item("new")], T0)
+        .await
+        .expect("new result");
+    // Loaded (and purged, with nothing to purge yet) at T0: the next purge is a minute later.
+    h.clock.advance(30_000);
+    h.scheduler.reload_projects().await.expect("reload");
+    assert_eq!(h.store.count_results("p").await.expect("count"), 2);
+    h.clock.advance(30_000);
+    h.scheduler.reload_projects().await.expect("reload");
+    assert_eq!(
+        h.store.count_results("p").await.expect("count"),
+        1,
+        "the result older than the ttl is gone"
+    );
+    // Loading the project again (here after a status change) purges at once.
+    h.store
+        .upsert_results("p", &[item("old2")], T0 - 2 * hour)
+        .await
+        .expect("old result");
+    h.store
+        .set_status("p", "RUNNING", T0 + 60_000)
+        .await
+        .expect("status");
+    h.clock.advance(2_000);
+    h.scheduler.reload_projects().await.expect("reload");
+    assert_eq!(h.store.count_results("p").await.expect("count"), 1);
+    // Time passes: the remaining result expires too.
+    h.clock.advance(hour);
+    h.scheduler.reload_projects().await.expect("reload");
+    assert_eq!(h.store.count_results("p").await.expect("count"), 0);
 }
