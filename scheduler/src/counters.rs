@@ -64,50 +64,74 @@ impl Counters {
     }
 }
 
-/// A project's tasks by status, all time: counted once from the store, then kept up to date.
+/// A project's tasks by status, all time: the last full count in the store plus the changes
+/// the scheduler made since. A count runs in the background; changes made while it runs are
+/// kept apart, so the count's result replaces only what it covers.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Tally {
-    /// Waiting, delayed or in flight.
-    pub active: u64,
-    /// Done.
-    pub success: u64,
-    /// Given up.
-    pub failed: u64,
-    /// Cancelled.
-    pub bad: u64,
+    base: [i64; 4],
+    delta: [i64; 4],
+    delta_at_count: Option<[i64; 4]>,
 }
 
-impl From<TaskCounts> for Tally {
-    fn from(c: TaskCounts) -> Self {
-        Self {
-            active: c.queued + c.claimed,
-            success: c.success,
-            failed: c.failed,
-            bad: c.bad,
-        }
+fn slot(status: TaskStatus) -> usize {
+    match status {
+        TaskStatus::Active => 0,
+        TaskStatus::Success => 1,
+        TaskStatus::Failed => 2,
+        TaskStatus::Bad => 3,
     }
 }
 
 impl Tally {
-    fn slot(&mut self, status: TaskStatus) -> &mut u64 {
-        match status {
-            TaskStatus::Active => &mut self.active,
-            TaskStatus::Success => &mut self.success,
-            TaskStatus::Failed => &mut self.failed,
-            TaskStatus::Bad => &mut self.bad,
-        }
-    }
-
     /// A task moved from `from` (`None`: it is new) to `to`.
     pub fn moved(&mut self, from: Option<TaskStatus>, to: TaskStatus) {
         if from == Some(to) {
             return;
         }
         if let Some(from) = from {
-            let n = self.slot(from);
-            *n = n.saturating_sub(1);
+            self.delta[slot(from)] -= 1;
         }
-        *self.slot(to) += 1;
+        self.delta[slot(to)] += 1;
+    }
+
+    /// A full count of the store starts now.
+    pub fn count_started(&mut self) {
+        self.delta_at_count = Some(self.delta);
+    }
+
+    /// The count started by [`Tally::count_started`] returned `counts`.
+    pub fn counted(&mut self, counts: TaskCounts) {
+        let covered = self.delta_at_count.take().unwrap_or(self.delta);
+        self.base = [
+            (counts.queued + counts.claimed) as i64,
+            counts.success as i64,
+            counts.failed as i64,
+            counts.bad as i64,
+        ];
+        for (d, c) in self.delta.iter_mut().zip(covered) {
+            *d -= c;
+        }
+    }
+
+    fn get(&self, status: TaskStatus) -> u64 {
+        let i = slot(status);
+        (self.base[i] + self.delta[i]).max(0) as u64
+    }
+
+    /// Waiting, delayed or in flight.
+    pub fn active(&self) -> u64 {
+        self.get(TaskStatus::Active)
+    }
+
+    /// Done.
+    pub fn success(&self) -> u64 {
+        self.get(TaskStatus::Success)
+    }
+
+    /// Given up.
+    pub fn failed(&self) -> u64 {
+        self.get(TaskStatus::Failed)
     }
 }
 
@@ -116,28 +140,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_tally_follows_moves_between_statuses() {
-        let mut t = Tally::from(TaskCounts {
+    fn a_tally_follows_moves_and_counts_that_run_meanwhile() {
+        let mut t = Tally::default();
+        t.moved(None, TaskStatus::Active);
+        t.count_started();
+        // While the count runs: one more new task, one done.
+        t.moved(None, TaskStatus::Active);
+        t.moved(Some(TaskStatus::Active), TaskStatus::Success);
+        // The count saw the first task and what was stored before.
+        t.counted(TaskCounts {
             queued: 2,
             claimed: 1,
             success: 5,
             failed: 0,
             bad: 1,
         });
-        assert_eq!(t.active, 3);
-        t.moved(None, TaskStatus::Active);
-        t.moved(Some(TaskStatus::Active), TaskStatus::Success);
+        assert_eq!((t.active(), t.success(), t.failed()), (3, 6, 0));
         t.moved(Some(TaskStatus::Bad), TaskStatus::Active);
         t.moved(Some(TaskStatus::Active), TaskStatus::Active);
-        assert_eq!(
-            t,
-            Tally {
-                active: 4,
-                success: 6,
-                failed: 0,
-                bad: 0
-            }
-        );
+        assert_eq!((t.active(), t.success(), t.failed()), (4, 6, 0));
     }
 
     #[test]

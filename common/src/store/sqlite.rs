@@ -101,13 +101,17 @@ impl SqliteStore {
             .max_connections(4)
             .connect_with(options.read_only(true).pragma("cache_size", "-2000"))
             .await?;
-        let max_seq: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM tasks")
-            .fetch_one(&write)
-            .await?;
+        // `seq` orders tasks first-in first-out. It starts from the wall clock in microseconds
+        // rather than from `MAX(seq)`, which would read the whole task table at every start:
+        // a process draws far fewer than a million numbers a second, so a later start always
+        // begins above every number drawn before (unless the clock steps back).
+        let now_us = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as i64);
         Ok(Self {
             write,
             read,
-            seq: std::sync::Arc::new(AtomicI64::new(max_seq.unwrap_or(0))),
+            seq: std::sync::Arc::new(AtomicI64::new(now_us)),
         })
     }
 

@@ -17,7 +17,7 @@ use futures::FutureExt;
 use spindle_common::bus::ConsumerSpec;
 use spindle_common::message::{Message, Outcome, Results, Task, WIRE_VERSION};
 use spindle_common::project::Project;
-use spindle_common::store::{ProjectRecord, TaskStatus, TaskUpdate};
+use spindle_common::store::{ProjectRecord, StoreError, TaskCounts, TaskStatus, TaskUpdate};
 use spindle_common::subject::{Stage, durable};
 use spindle_common::{Bus, Clock, Delivery, StatsBoard, Store};
 use tokio_util::sync::CancellationToken;
@@ -100,6 +100,8 @@ struct Loaded {
     /// Its tasks by status, and when they were last counted in the store.
     tally: Tally,
     counted_ms: Option<i64>,
+    /// A full count running in the background.
+    counting: Option<tokio::task::JoinHandle<Result<TaskCounts, StoreError>>>,
 }
 
 /// The dispatch state of a running project.
@@ -159,8 +161,24 @@ impl Scheduler {
         for (name, loaded) in &mut self.projects {
             // A full count only at load and rarely after (it reads the whole task table);
             // in between, the tally follows the scheduler's own writes.
-            if loaded.counted_ms.is_none_or(|t| now - t >= recount_ms) {
-                loaded.tally = self.store.task_counts(name).await?.into();
+            // It runs in the background: at millions of tasks it takes seconds, and a restart
+            // must not wait for it before dispatching.
+            if loaded.counting.as_ref().is_some_and(|c| c.is_finished())
+                && let Some(counting) = loaded.counting.take()
+            {
+                match counting.await {
+                    Ok(Ok(counts)) => loaded.tally.counted(counts),
+                    Ok(Err(e)) => tracing::warn!(project = %name, error = %e, "task count failed"),
+                    Err(e) => tracing::warn!(project = %name, error = %e, "task count failed"),
+                }
+            }
+            if loaded.counting.is_none() && loaded.counted_ms.is_none_or(|t| now - t >= recount_ms)
+            {
+                loaded.tally.count_started();
+                let (store, project) = (self.store.clone(), name.clone());
+                loaded.counting = Some(tokio::spawn(
+                    async move { store.task_counts(&project).await },
+                ));
                 loaded.counted_ms = Some(now);
             }
             let tally = loaded.tally;
@@ -173,9 +191,9 @@ impl Scheduler {
                 if let Some(w) = windows {
                     s.windows = w;
                 }
-                s.queued = tally.active.saturating_sub(held);
-                s.total_success = tally.success;
-                s.total_failed = tally.failed;
+                s.queued = tally.active().saturating_sub(held);
+                s.total_success = tally.success();
+                s.total_failed = tally.failed();
             });
         }
         Ok(())
@@ -191,10 +209,11 @@ impl Scheduler {
             }
         };
         let run = is_running(&record.status);
-        let previous = self.projects.remove(&record.name);
-        let (previous_tally, counted_ms) = previous
-            .as_ref()
-            .map_or((None, None), |p| (Some(p.tally), p.counted_ms));
+        let mut previous = self.projects.remove(&record.name);
+        let (tally, counted_ms, counting) = match previous.as_mut() {
+            Some(p) => (p.tally, p.counted_ms, p.counting.take()),
+            None => (Tally::default(), None, None),
+        };
         let running = match previous.and_then(|p| p.running) {
             Some(mut r) if run => {
                 r.bucket.set(record.rate, record.burst, now);
@@ -238,8 +257,9 @@ impl Scheduler {
                 record,
                 running,
                 purged_ms: None,
-                tally: previous_tally.unwrap_or_default(),
-                counted_ms: previous_tally.and(counted_ms),
+                tally,
+                counted_ms,
+                counting,
             },
         );
         Ok(())
@@ -477,9 +497,12 @@ impl Scheduler {
         }
         let mut tally = Tally::default();
         if let Some(l) = self.projects.get_mut(project) {
-            l.tally.active = l.tally.active.saturating_sub(ok + failed);
-            l.tally.success += ok;
-            l.tally.failed += failed;
+            for _ in 0..ok {
+                l.tally.moved(Some(TaskStatus::Active), TaskStatus::Success);
+            }
+            for _ in 0..failed {
+                l.tally.moved(Some(TaskStatus::Active), TaskStatus::Failed);
+            }
             tally = l.tally;
         }
         self.board.update(project, |s| {
@@ -498,8 +521,8 @@ impl Scheduler {
             s.items += items;
             s.fetch_ms += fetch_ms;
             s.process_ms += process_ms;
-            s.total_success = tally.success;
-            s.total_failed = tally.failed;
+            s.total_success = tally.success();
+            s.total_failed = tally.failed();
             let answered = (s.success + s.failed + s.retried).max(1) as f64;
             s.avg_fetch_ms = s.fetch_ms as f64 / answered;
             s.avg_process_ms = s.process_ms as f64 / s.success.max(1) as f64;
