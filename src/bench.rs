@@ -12,6 +12,8 @@ use anyhow::Context;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
+use spindle_common::cpu::{self, CpuByStage};
+
 use crate::crawl::{CrawlSummary, crawl};
 use crate::embedded::EmbeddedConfig;
 use crate::site::{Site, SiteSpec};
@@ -29,6 +31,32 @@ pub struct BenchReport {
     pub products: u64,
     /// Peak resident memory of the crawler process, in KiB.
     pub peak_rss_kib: u64,
+    /// CPU time of the crawler during the crawl, by stage.
+    pub cpu: CpuByStage,
+    /// CPU time of the site server process during the crawl, in ms.
+    pub server_cpu_ms: f64,
+}
+
+impl BenchReport {
+    /// The per-page CPU figures, one line.
+    pub fn cpu_line(&self) -> String {
+        let pages = self.summary.pages.max(1) as f64;
+        let c = &self.cpu;
+        let other = c.total_ms - c.fetch_ms - c.process_ms - c.schedule_ms - c.store_ms;
+        let secs = self.summary.elapsed.as_secs_f64().max(0.001);
+        format!(
+            "CPU ms per page: fetch {:.3}, parse and extract {:.3}, schedule {:.3}, store {:.3}, other {:.3} (crawler total {:.3}, {:.0}% of one core); site server {:.3} ({:.0}% of one core)",
+            c.fetch_ms / pages,
+            c.process_ms / pages,
+            c.schedule_ms / pages,
+            c.store_ms / pages,
+            other.max(0.0) / pages,
+            c.total_ms / pages,
+            c.total_ms / 10.0 / secs,
+            self.server_cpu_ms / pages,
+            self.server_cpu_ms / 10.0 / secs,
+        )
+    }
 }
 
 /// Peak resident set size of this process (VmHWM), in KiB.
@@ -75,7 +103,11 @@ pub async fn run(products: u32, concurrency: usize, data: &Path) -> anyhow::Resu
         .map_err(|e| anyhow::anyhow!("bench project: {e}"))?;
     let mut config = EmbeddedConfig::default();
     config.fetcher.concurrency = concurrency;
+    let server_pid = child.id().unwrap_or(0);
+    spindle_common::cpu::enable();
+    let (cpu_before, server_before) = (cpu::snapshot(), cpu::pid_ns(server_pid));
     let (summary, store) = crawl(&project, data, config, false).await?;
+    let (cpu_after, server_after) = (cpu::snapshot(), cpu::pid_ns(server_pid));
     child.kill().await.ok();
     let items_stored = store.count_results("bench").await?;
     let wrong = store
@@ -94,6 +126,14 @@ pub async fn run(products: u32, concurrency: usize, data: &Path) -> anyhow::Resu
         items_stored,
         products: products as u64,
         peak_rss_kib: peak_rss_kib(),
+        cpu: CpuByStage {
+            fetch_ms: cpu_after.fetch_ms - cpu_before.fetch_ms,
+            process_ms: cpu_after.process_ms - cpu_before.process_ms,
+            schedule_ms: cpu_after.schedule_ms - cpu_before.schedule_ms,
+            store_ms: cpu_after.store_ms - cpu_before.store_ms,
+            total_ms: cpu_after.total_ms - cpu_before.total_ms,
+        },
+        server_cpu_ms: server_after.saturating_sub(server_before) as f64 / 1e6,
     })
 }
 
@@ -108,6 +148,8 @@ pub struct DistributedReport {
     pub items: u64,
     /// From starting the roles to the last item stored.
     pub elapsed: Duration,
+    /// CPU time of each role process (scheduler, fetchers, processor, result writer), in ms.
+    pub role_cpu_ms: Vec<(&'static str, f64)>,
 }
 
 /// The same crawl in distributed mode: one scheduler, `fetchers` fetchers, one processor and
@@ -134,6 +176,15 @@ pub async fn run_distributed(
     commands.extend((0..fetchers).map(|_| vec!["fetcher"]));
     commands.push(vec!["processor"]);
     commands.push(vec!["result-writer"]);
+    let names: Vec<&'static str> = commands
+        .iter()
+        .map(|c| match c[0] {
+            "scheduler" => "scheduler",
+            "fetcher" => "fetcher",
+            "processor" => "processor",
+            _ => "result writer",
+        })
+        .collect();
     for args in commands {
         roles.push(
             tokio::process::Command::new(&exe)
@@ -161,6 +212,11 @@ pub async fn run_distributed(
         }
     };
     let elapsed = started.elapsed();
+    let role_cpu_ms = names
+        .into_iter()
+        .zip(&roles)
+        .map(|(name, role)| (name, cpu::pid_ns(role.id().unwrap_or(0)) as f64 / 1e6))
+        .collect();
     for mut role in roles {
         role.kill().await.ok();
     }
@@ -175,5 +231,6 @@ pub async fn run_distributed(
         pages,
         items,
         elapsed,
+        role_cpu_ms,
     })
 }

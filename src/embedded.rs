@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use spindle_common::bus::MemoryBus;
+use spindle_common::cpu::{CpuStage, metered};
 use spindle_common::store::{ProjectRecord, SqliteStore};
 use spindle_common::subject::durable;
 use spindle_common::{Bus, Clock, Project, StatsBoard, Store, SystemClock};
@@ -120,27 +121,27 @@ impl Embedded {
                 board.clone(),
                 shutdown.clone(),
             );
-            async move {
+            metered(CpuStage::Schedule, async move {
                 spindle_scheduler::run(config.scheduler, bus, store, clock, board, stop)
                     .await
                     .context("scheduler stopped")
-            }
+            })
         });
         roles.spawn({
             let (bus, stop) = (dyn_bus.clone(), shutdown.clone());
-            async move {
+            metered(CpuStage::Fetch, async move {
                 spindle_fetcher::run(fetcher, config.fetcher, bus, stop)
                     .await
                     .context("fetcher stopped")
-            }
+            })
         });
         roles.spawn({
             let (bus, store, stop) = (dyn_bus.clone(), store.clone(), shutdown.clone());
-            async move {
+            metered(CpuStage::Process, async move {
                 spindle_processor::run(config.processor, bus, store, stop)
                     .await
                     .context("processor stopped")
-            }
+            })
         });
         roles.spawn({
             let (bus, store, clock, stop) = (
@@ -149,11 +150,11 @@ impl Embedded {
                 clock.clone(),
                 shutdown.clone(),
             );
-            async move {
+            metered(CpuStage::Store, async move {
                 spindle_processor::result_writer::run(bus, store, clock, stop)
                     .await
                     .context("result writer stopped")
-            }
+            })
         });
         Ok(Self {
             bus,

@@ -557,6 +557,11 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             );
             println!("embedded crawl: {}", report.summary);
             println!(
+                "items/s: {:.0}",
+                report.items_stored as f64 / report.summary.elapsed.as_secs_f64().max(0.001)
+            );
+            println!("{}", report.cpu_line());
+            println!(
                 "items stored: {} (expected {})",
                 report.items_stored, report.products
             );
@@ -580,6 +585,12 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                         r.elapsed.as_secs_f64(),
                         r.pages as f64 / r.elapsed.as_secs_f64().max(0.001)
                     );
+                    let per_page: Vec<String> = r
+                        .role_cpu_ms
+                        .iter()
+                        .map(|(role, ms)| format!("{role} {:.3}", ms / r.pages.max(1) as f64))
+                        .collect();
+                    println!("  CPU ms per page by process: {}", per_page.join(", "));
                 }
             }
             Ok(ExitCode::SUCCESS)

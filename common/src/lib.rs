@@ -7,6 +7,7 @@
 
 pub mod bus;
 pub mod clock;
+pub mod cpu;
 pub mod events;
 pub mod message;
 pub mod project;

@@ -10,6 +10,9 @@
 pub mod postgres;
 pub mod sqlite;
 
+use std::collections::HashMap;
+use std::hash::Hash;
+
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
@@ -273,4 +276,39 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<Item>, StoreError>;
     /// Number of items of a project.
     async fn count_results(&self, project: &str) -> Result<u64, StoreError>;
+}
+
+/// The last occurrence of each key, in the order of those last occurrences.
+///
+/// PostgreSQL refuses an `INSERT … ON CONFLICT DO UPDATE` that touches one row twice, and
+/// an `UPDATE … FROM` with two matches for a row applies one of them, in either database:
+/// keeping the last occurrence at its position makes the last one win with the latest `seq`.
+pub(crate) fn last_of_each<'a, T, K: Hash + Eq>(
+    rows: &'a [T],
+    key: impl Fn(&'a T) -> K,
+) -> Vec<&'a T> {
+    let mut last = HashMap::with_capacity(rows.len());
+    for (i, row) in rows.iter().enumerate() {
+        last.insert(key(row), i);
+    }
+    if last.len() == rows.len() {
+        return rows.iter().collect();
+    }
+    rows.iter()
+        .enumerate()
+        .filter(|(i, row)| last.get(&key(row)) == Some(i))
+        .map(|(_, row)| row)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn last_of_each_keeps_the_last_occurrence_at_its_position() {
+        let rows = [("a", 1), ("b", 1), ("a", 2), ("c", 1), ("b", 2)];
+        let kept: Vec<_> = last_of_each(&rows, |r| r.0).into_iter().copied().collect();
+        assert_eq!(kept, [("a", 2), ("c", 1), ("b", 2)]);
+    }
 }

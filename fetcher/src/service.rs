@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use spindle_common::BusError;
 use spindle_common::bus::{Bus, ConsumerSpec, Delivery};
+use spindle_common::cpu::{CpuStage, metered};
 use spindle_common::message::{
     ErrorKind, Message, Outcome, Page, ProcessJob, Task, TaskError, WIRE_VERSION,
 };
@@ -88,7 +89,10 @@ pub async fn run(
         };
         match delivery {
             Some(Ok(delivery)) => {
-                jobs.spawn(handle(fetcher.clone(), bus.clone(), delivery, permit));
+                jobs.spawn(metered(
+                    CpuStage::Fetch,
+                    handle(fetcher.clone(), bus.clone(), delivery, permit),
+                ));
             }
             Some(Err(BusError::Closed)) | None => {
                 info!("bus closed; fetcher stops pulling");

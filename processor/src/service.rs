@@ -33,6 +33,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use spindle_common::cpu::{CpuStage, measure, metered};
 use spindle_common::message::{ErrorKind, TaskError, WIRE_VERSION};
 use spindle_common::subject::{Stage, durable};
 use spindle_common::{
@@ -108,7 +109,9 @@ pub async fn run(
         match next {
             Some(Ok(delivery)) => {
                 let worker = Arc::clone(&worker);
-                jobs.spawn(async move { worker.handle(delivery).await });
+                jobs.spawn(metered(CpuStage::Process, async move {
+                    worker.handle(delivery).await
+                }));
             }
             None | Some(Err(BusError::Closed)) => {
                 tracing::info!("bus closed; processor stopping");
@@ -224,7 +227,9 @@ impl Worker {
                 return None;
             };
             let started = Instant::now();
-            let result = run_handler(&rules, &job.task, &job.page);
+            let result = measure(CpuStage::Process, || {
+                run_handler(&rules, &job.task, &job.page)
+            });
             Some((result, millis(started.elapsed())))
         })
         .await;

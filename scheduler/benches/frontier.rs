@@ -24,7 +24,7 @@ use spindle_common::store::{ProjectRecord, Store};
 use spindle_common::subject::{Stage, durable};
 use spindle_common::{Bus, StatsBoard, SystemClock};
 use spindle_scheduler::SchedulerConfig;
-use spindle_scheduler::dedupe::admit;
+use spindle_scheduler::dedupe::{Recent, admit};
 use tokio_util::sync::CancellationToken;
 
 const PROJECT: &str = "frontier-bench";
@@ -124,6 +124,7 @@ async fn fill(store: &dyn Store, a: &Args) -> Result<(), Box<dyn std::error::Err
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let (mut fresh, mut decided, mut queued) = (0_u64, 0_u64, 0_u64);
     let mut busy = Duration::ZERO;
+    let mut recent = Recent::new(SchedulerConfig::default().recent);
     let mut next_report = 1_000_000;
     let started = Instant::now();
     println!("decisions  known URLs  decisions/s (cumulative)  RSS MiB  peak MiB  RSS/known URL");
@@ -141,7 +142,9 @@ async fn fill(store: &dyn Store, a: &Args) -> Result<(), Box<dyn std::error::Err
             })
             .collect();
         let t = Instant::now();
-        queued += admit(store, PROJECT, batch, None, 0).await?.queued;
+        queued += admit(store, PROJECT, batch, &mut recent, None, 0)
+            .await?
+            .queued;
         busy += t.elapsed();
         decided += n as u64;
         if decided >= next_report || decided == a.urls {

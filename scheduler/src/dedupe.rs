@@ -1,10 +1,13 @@
 //! Admission of incoming tasks: dedupe against the store, then queue what is new or due.
 //!
 //! One batch costs one lookup round trip (chunked `IN` lists) and one write transaction,
-//! whatever its size, so the cost per URL stays flat as the frontier grows; nothing about a
-//! task is kept in memory once its batch is written.
+//! whatever its size, so the cost per URL stays flat as the frontier grows. A bounded set of
+//! recently seen tasks ([`Recent`]) answers the commonest case without the store: a page
+//! linking to pages that were just queued (menus, related items, pagination).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::hash::{Hash, Hasher};
 
 use spindle_common::message::Task;
 use spindle_common::store::{KnownTask, Store, StoreError, TaskStatus};
@@ -23,11 +26,65 @@ pub struct Admitted {
     pub deferred: Vec<Task>,
 }
 
-/// Dedupes `tasks` (within the batch, then against the store) and queues the new or due ones.
+/// Tasks of one project known to the store without re-crawl rules of their own (no stored
+/// `age` or `itag`), most recent first out: a plain follow to one of them is a duplicate
+/// whatever its state, so it is dropped without a lookup. Bounded by its capacity; hashes
+/// of 64 bits, so a false match at 64 Ki entries has odds of about 1 in 2^48.
+#[derive(Debug)]
+pub struct Recent {
+    set: HashSet<u64>,
+    order: VecDeque<u64>,
+    capacity: usize,
+}
+
+impl Recent {
+    /// An empty set holding at most `capacity` tasks.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            set: HashSet::with_capacity(capacity),
+            order: VecDeque::with_capacity(capacity),
+            capacity,
+        }
+    }
+
+    fn key(taskid: &str) -> u64 {
+        let mut h = DefaultHasher::new();
+        taskid.hash(&mut h);
+        h.finish()
+    }
+
+    fn contains(&self, taskid: &str) -> bool {
+        self.set.contains(&Self::key(taskid))
+    }
+
+    fn insert(&mut self, taskid: &str) {
+        if self.capacity == 0 {
+            return;
+        }
+        let key = Self::key(taskid);
+        if self.set.insert(key) {
+            if self.order.len() == self.capacity
+                && let Some(old) = self.order.pop_front()
+            {
+                self.set.remove(&old);
+            }
+            self.order.push_back(key);
+        }
+    }
+}
+
+/// Whether a follow can only be a duplicate of a known task without rules of its own.
+fn plain(task: &Task, default_age_ms: Option<i64>) -> bool {
+    !task.force && task.itag.is_none() && task.age_ms.is_none() && default_age_ms.is_none()
+}
+
+/// Dedupes `tasks` (within the batch, against `recent`, then against the store) and queues
+/// the new or due ones.
 pub async fn admit(
     store: &dyn Store,
     project: &str,
     tasks: Vec<Task>,
+    recent: &mut Recent,
     default_age_ms: Option<i64>,
     now_ms: i64,
 ) -> Result<Admitted, StoreError> {
@@ -35,6 +92,7 @@ pub async fn admit(
     let tasks: Vec<Task> = tasks
         .into_iter()
         .filter(|t| seen.insert(t.taskid.clone()))
+        .filter(|t| !(plain(t, default_age_ms) && recent.contains(&t.taskid)))
         .collect();
     drop(seen);
     let ids: Vec<&str> = tasks.iter().map(|t| t.taskid.as_str()).collect();
@@ -47,7 +105,11 @@ pub async fn admit(
     let mut admitted = Admitted::default();
     let mut queue = Vec::with_capacity(tasks.len() - known.len().min(tasks.len()));
     for mut task in tasks {
-        match decide(&task, known.get(&task.taskid), default_age_ms, now_ms) {
+        let stored = known.get(&task.taskid);
+        if stored.is_some_and(|k| k.age_ms.is_none() && k.itag.is_none()) {
+            recent.insert(&task.taskid);
+        }
+        match decide(&task, stored, default_age_ms, now_ms) {
             Decision::Queue => {
                 if let Some(k) = known.get(&task.taskid) {
                     admitted.known_before.push(k.status);
@@ -61,5 +123,29 @@ pub async fn admit(
     }
     admitted.queued = queue.len() as u64;
     store.put_tasks(&queue, now_ms).await?;
+    for task in queue
+        .iter()
+        .filter(|t| t.age_ms.is_none() && t.itag.is_none())
+    {
+        recent.insert(&task.taskid);
+    }
     Ok(admitted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recent_forgets_the_oldest_beyond_its_capacity() {
+        let mut r = Recent::new(2);
+        r.insert("a");
+        r.insert("b");
+        r.insert("a");
+        assert!(r.contains("a") && r.contains("b"));
+        r.insert("c");
+        assert!(!r.contains("a"), "the oldest goes first");
+        assert!(r.contains("b") && r.contains("c"));
+        assert_eq!(r.set.len(), 2);
+    }
 }

@@ -49,6 +49,9 @@ pub struct SchedulerConfig {
     pub recount_every: Duration,
     /// Follows and outcomes applied to the store in one batch, at most.
     pub batch: usize,
+    /// Tasks per project remembered to drop duplicate follows without a store lookup
+    /// (8 bytes and a queue slot each).
+    pub recent: usize,
     /// Retryable failures in a row after which a project pauses.
     pub pause_after: u32,
     /// How long a project waits before it probes with one task.
@@ -69,6 +72,7 @@ impl Default for SchedulerConfig {
             reload_every: Duration::from_secs(2),
             recount_every: Duration::from_secs(600),
             batch: 2048,
+            recent: 65_536,
             pause_after: 10,
             pause_for: Duration::from_secs(300),
             host_backoff: Duration::from_secs(30),

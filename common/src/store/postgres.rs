@@ -19,8 +19,6 @@
 //! error (JSON values are unaffected: serde writes NUL in strings as `\u0000`).
 
 use std::borrow::Cow;
-use std::collections::HashMap;
-use std::hash::Hash;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -31,6 +29,7 @@ use sqlx::{Row, SqlSafeStr};
 
 use super::{
     KnownTask, ProjectRecord, Store, StoreError, TaskCounts, TaskRecord, TaskStatus, TaskUpdate,
+    last_of_each,
 };
 use crate::message::{Item, Task};
 
@@ -146,27 +145,6 @@ fn count_from_row(row: &PgRow, column: &str) -> Result<u64, StoreError> {
 /// A row limit as SQL wants it; `usize` beyond `i64` means "no limit" anyway.
 fn sql_limit(limit: usize) -> i64 {
     i64::try_from(limit).unwrap_or(i64::MAX)
-}
-
-/// The last occurrence of each key, in the order of those last occurrences.
-///
-/// PostgreSQL refuses an `INSERT … ON CONFLICT DO UPDATE` that touches one row twice, and
-/// an `UPDATE … FROM` with two matches for a row applies one at random. SQLite applies rows
-/// in order, so the last one wins and takes the latest `seq`; keeping the last occurrence at
-/// its position gives PostgreSQL the same result.
-fn last_of_each<'a, T, K: Hash + Eq>(rows: &'a [T], key: impl Fn(&'a T) -> K) -> Vec<&'a T> {
-    let mut last = HashMap::with_capacity(rows.len());
-    for (i, row) in rows.iter().enumerate() {
-        last.insert(key(row), i);
-    }
-    if last.len() == rows.len() {
-        return rows.iter().collect();
-    }
-    rows.iter()
-        .enumerate()
-        .filter(|(i, row)| last.get(&key(row)) == Some(i))
-        .map(|(_, row)| row)
-        .collect()
 }
 
 fn project_from_row(row: &PgRow) -> Result<ProjectRecord, StoreError> {
@@ -651,13 +629,6 @@ impl Store for PgStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn last_of_each_keeps_the_last_occurrence_at_its_position() {
-        let rows = [("a", 1), ("b", 1), ("a", 2), ("c", 1), ("b", 2)];
-        let kept: Vec<_> = last_of_each(&rows, |r| r.0).into_iter().copied().collect();
-        assert_eq!(kept, [("a", 2), ("c", 1), ("b", 2)]);
-    }
 
     #[tokio::test]
     async fn a_url_of_another_scheme_is_refused_before_connecting() {

@@ -20,6 +20,7 @@ use sqlx::{QueryBuilder, Row, SqlSafeStr, Sqlite};
 
 use super::{
     KnownTask, ProjectRecord, Store, StoreError, TaskCounts, TaskRecord, TaskStatus, TaskUpdate,
+    last_of_each,
 };
 use crate::message::{Item, Task};
 
@@ -353,27 +354,36 @@ impl Store for SqliteStore {
         if updates.is_empty() {
             return Ok(());
         }
+        // One statement per chunk rather than one per task: each statement is a round trip
+        // to SQLite's worker thread.
+        let updates = last_of_each(updates, |u| u.taskid.as_str());
         let mut tx = self.write.begin().await?;
-        for u in updates {
-            sqlx::query(
-                "UPDATE tasks SET status = ?, claimed = 0, exetime = ?, retries = ?, seq = ?,
-                    last_crawl_ms = ?, last_error = ?, updated_ms = ?,
-                    etag = COALESCE(?, etag), last_modified = COALESCE(?, last_modified)
-                 WHERE project = ? AND taskid = ?",
-            )
-            .bind(u.status.code())
-            .bind(u.exetime)
-            .bind(u.retries as i64)
-            .bind(self.next_seq())
-            .bind(u.at_ms)
-            .bind(&u.last_error)
-            .bind(u.at_ms)
-            .bind(&u.etag)
-            .bind(&u.last_modified)
-            .bind(project)
-            .bind(&u.taskid)
-            .execute(&mut *tx)
-            .await?;
+        for chunk in updates.chunks(CHUNK) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "WITH v(taskid, status, exetime, retries, seq, at_ms, last_error, etag,
+                    last_modified) AS (",
+            );
+            q.push_values(chunk, |mut b, u| {
+                b.push_bind(&u.taskid)
+                    .push_bind(u.status.code())
+                    .push_bind(u.exetime)
+                    .push_bind(u.retries as i64)
+                    .push_bind(self.next_seq())
+                    .push_bind(u.at_ms)
+                    .push_bind(&u.last_error)
+                    .push_bind(&u.etag)
+                    .push_bind(&u.last_modified);
+            });
+            q.push(
+                ") UPDATE tasks SET status = v.status, claimed = 0, exetime = v.exetime,
+                    retries = v.retries, seq = v.seq, last_crawl_ms = v.at_ms,
+                    last_error = v.last_error, updated_ms = v.at_ms,
+                    etag = COALESCE(v.etag, tasks.etag),
+                    last_modified = COALESCE(v.last_modified, tasks.last_modified)
+                 FROM v WHERE tasks.project = ",
+            );
+            q.push_bind(project).push(" AND tasks.taskid = v.taskid");
+            q.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())

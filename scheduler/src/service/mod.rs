@@ -23,7 +23,7 @@ use spindle_common::{Bus, Clock, Delivery, StatsBoard, Store};
 use tokio_util::sync::CancellationToken;
 
 use crate::counters::{Counters, Tally};
-use crate::dedupe::admit;
+use crate::dedupe::{Recent, admit};
 use crate::frontier::{Frontier, HostLimits};
 use crate::token_bucket::TokenBucket;
 use crate::{SchedulerConfig, SchedulerError};
@@ -102,6 +102,8 @@ struct Loaded {
     counted_ms: Option<i64>,
     /// A full count running in the background.
     counting: Option<tokio::task::JoinHandle<Result<TaskCounts, StoreError>>>,
+    /// Tasks recently seen, to drop duplicate follows without a store lookup.
+    recent: Recent,
 }
 
 /// The dispatch state of a running project.
@@ -210,9 +212,19 @@ impl Scheduler {
         };
         let run = is_running(&record.status);
         let mut previous = self.projects.remove(&record.name);
-        let (tally, counted_ms, counting) = match previous.as_mut() {
-            Some(p) => (p.tally, p.counted_ms, p.counting.take()),
-            None => (Tally::default(), None, None),
+        let (tally, counted_ms, counting, recent) = match previous.as_mut() {
+            Some(p) => (
+                p.tally,
+                p.counted_ms,
+                p.counting.take(),
+                std::mem::replace(&mut p.recent, Recent::new(0)),
+            ),
+            None => (
+                Tally::default(),
+                None,
+                None,
+                Recent::new(self.config.recent),
+            ),
         };
         let running = match previous.and_then(|p| p.running) {
             Some(mut r) if run => {
@@ -260,6 +272,7 @@ impl Scheduler {
                 tally,
                 counted_ms,
                 counting,
+                recent,
             },
         );
         Ok(())
@@ -305,7 +318,15 @@ impl Scheduler {
             return Ok(0);
         };
         let default_age = loaded.project.defaults.age.map(|d| d.as_millis() as i64);
-        let admitted = admit(self.store.as_ref(), project, tasks, default_age, now).await?;
+        let admitted = admit(
+            self.store.as_ref(),
+            project,
+            tasks,
+            &mut loaded.recent,
+            default_age,
+            now,
+        )
+        .await?;
         for status in &admitted.known_before {
             loaded.tally.moved(Some(*status), TaskStatus::Active);
         }
