@@ -95,7 +95,7 @@ impl SqliteStore {
         // so the process stays small whatever the database size.
         let write = SqlitePoolOptions::new()
             .max_connections(1)
-            .connect_with(options.clone().pragma("cache_size", "-16000"))
+            .connect_with(options.clone().pragma("cache_size", "-8000"))
             .await?;
         migrator().run(&write).await?;
         let read = SqlitePoolOptions::new()
