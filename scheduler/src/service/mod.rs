@@ -161,10 +161,9 @@ impl Scheduler {
         self.purge_expired_results(now).await?;
         let recount_ms = self.config.recount_every.as_millis() as i64;
         for (name, loaded) in &mut self.projects {
-            // A full count only at load and rarely after (it reads the whole task table);
-            // in between, the tally follows the scheduler's own writes.
-            // It runs in the background: at millions of tasks it takes seconds, and a restart
-            // must not wait for it before dispatching.
+            // A full count reads the whole task table (seconds at millions of tasks), so it
+            // runs in the background, at load and every `recount_every`; in between, the
+            // tally follows the scheduler's own writes, and a restart never waits for it.
             if loaded.counting.as_ref().is_some_and(|c| c.is_finished())
                 && let Some(counting) = loaded.counting.take()
             {
