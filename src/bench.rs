@@ -59,18 +59,6 @@ impl BenchReport {
     }
 }
 
-/// Peak resident set size of this process (VmHWM), in KiB.
-pub fn peak_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 /// Starts `spindle serve-site` for a site of `products` products; the child and its base URL.
 async fn serve_site(products: u32) -> anyhow::Result<(tokio::process::Child, String)> {
     let exe = std::env::current_exe().context("cannot find the spindle executable")?;
@@ -125,7 +113,7 @@ pub async fn run(products: u32, concurrency: usize, data: &Path) -> anyhow::Resu
         site_pages: site.spec().pages(),
         items_stored,
         products: products as u64,
-        peak_rss_kib: peak_rss_kib(),
+        peak_rss_kib: cpu::rss_kib().1,
         cpu: CpuByStage {
             fetch_ms: cpu_after.fetch_ms - cpu_before.fetch_ms,
             process_ms: cpu_after.process_ms - cpu_before.process_ms,

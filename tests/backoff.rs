@@ -13,8 +13,7 @@ use axum::extract::State;
 use axum::http::header::{CONTENT_TYPE, RETRY_AFTER};
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use support::{by_url, jsonl, run, write};
-use tokio_util::sync::CancellationToken;
+use support::{Server, by_url, jsonl, run, serve_on_own_thread, write};
 
 /// What host A's `Retry-After` says, and so the least gap before its next request.
 const RETRY_AFTER_SECS: u64 = 2;
@@ -112,50 +111,27 @@ fn html(status: StatusCode, body: String) -> Response {
     (status, [(CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response()
 }
 
-/// A [`Host`] served on 127.0.0.1 (a port of its own) from a runtime of its own thread.
+/// A [`Host`] served on 127.0.0.1 (a port of its own).
 struct Served {
     host: Arc<Host>,
     base: String,
-    stop: CancellationToken,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
+    _server: Server,
 }
 
 fn serve(host: Host) -> Served {
     let host = Arc::new(host);
-    let stop = CancellationToken::new();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let (h, st) = (host.clone(), stop.clone());
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("host runtime");
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .expect("bind");
-            tx.send(listener.local_addr().expect("addr"))
-                .expect("send addr");
-            let app = Router::new().fallback(answer).with_state(h);
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move { st.cancelled().await })
-                .await
-                .expect("serve");
-        });
+    let h = host.clone();
+    let server = serve_on_own_thread(move |listener, stop| async move {
+        let app = Router::new().fallback(answer).with_state(h);
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await
+            .expect("serve");
     });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(10))
-        .expect("host started");
     Served {
         host,
-        base: format!("http://{addr}"),
-        stop,
+        base: server.base.clone(),
+        _server: server,
     }
 }
 

@@ -13,7 +13,7 @@ use spindle::site::SiteSpec;
 use spindle_common::message::{Item, Task};
 use spindle_common::store::{TaskCounts, TaskStatus, TaskUpdate};
 use spindle_common::{Project, Store};
-use support::{free_port, serve, spindle, wait_output, write};
+use support::{free_port, serve, spindle, start_all, wait_output, web_ui_projects, write};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
@@ -205,38 +205,6 @@ async fn list_run_stop_start_and_delete_on_a_data_folder() {
     assert_eq!(listing[1][0], "news");
 }
 
-fn start_all(data: &str, projects: &str, bind: &str) -> Child {
-    spindle()
-        .args([
-            "all",
-            "--data",
-            data,
-            "--projects",
-            projects,
-            "--bind",
-            bind,
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn spindle all")
-}
-
-/// The project figures of the web UI's API, if it answers.
-fn figures(bind: &str) -> Option<serde_json::Value> {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(bind).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        stream,
-        "GET /api/projects HTTP/1.1\r\nHost: {bind}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    serde_json::from_str(response.split("\r\n\r\n").nth(1)?).ok()
-}
-
 /// Waits up to a minute for `done`, failing the test with `what` after that.
 fn wait_for(what: &str, child: &mut Child, mut done: impl FnMut() -> bool) {
     let start = Instant::now();
@@ -270,7 +238,7 @@ fn a_running_spindle_all_follows_run_stop_and_delete_from_another_process() {
     let mut all = start_all(d, projects.to_str().expect("utf-8"), &bind);
 
     wait_for("the first crawl to finish", &mut all, || {
-        figures(&bind).is_some_and(|f| f["shop"]["finished"] == true)
+        web_ui_projects(&bind).is_some_and(|f| f["shop"]["finished"] == true)
     });
     assert_eq!(served.hits.count("/"), 1);
     let pages = served.hits.total();
@@ -291,14 +259,14 @@ fn a_running_spindle_all_follows_run_stop_and_delete_from_another_process() {
     // Stop: the scheduler unloads the project.
     ok(&["stop", "shop", "--data", d]);
     wait_for("the scheduler to stop the project", &mut all, || {
-        figures(&bind).is_some_and(|f| f["shop"]["status"] == "STOP")
+        web_ui_projects(&bind).is_some_and(|f| f["shop"]["status"] == "STOP")
     });
 
     // Delete: the scheduler forgets it, and the unchanged file does not bring it back.
     let out = ok(&["delete", "shop", "--yes", "--data", d]);
     assert!(out.contains("deleted project shop"), "{out}");
     wait_for("the scheduler to forget the project", &mut all, || {
-        figures(&bind).is_some_and(|f| f.get("shop").is_none())
+        web_ui_projects(&bind).is_some_and(|f| f.get("shop").is_none())
     });
     std::thread::sleep(Duration::from_secs(3));
     let listing = rows(&ok(&["list", "--data", d]));

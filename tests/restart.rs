@@ -3,48 +3,10 @@
 
 mod support;
 
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use spindle::site::SiteSpec;
-use support::{by_url, free_port, jsonl, run, serve, spindle, write};
-
-fn start_all(data: &str, projects: &str, bind: &str) -> Child {
-    spindle()
-        .args([
-            "all",
-            "--data",
-            data,
-            "--projects",
-            projects,
-            "--bind",
-            bind,
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn spindle all")
-}
-
-/// The project's figures from the web UI's API, if it answers.
-fn figures(bind: &str) -> Option<serde_json::Value> {
-    let agent = std::net::TcpStream::connect(bind).ok()?;
-    agent.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    use std::io::{Read, Write};
-    let mut stream = agent;
-    write!(
-        stream,
-        "GET /api/projects HTTP/1.1\r\nHost: {bind}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let body = response.split("\r\n\r\n").nth(1)?;
-    serde_json::from_str::<serde_json::Value>(body)
-        .ok()?
-        .get("shop")
-        .cloned()
-}
+use support::{by_url, free_port, jsonl, run, serve, start_all, web_ui_projects, write};
 
 #[test]
 fn a_killed_crawl_resumes_and_loses_nothing() {
@@ -100,7 +62,7 @@ fn a_killed_crawl_resumes_and_loses_nothing() {
             second.try_wait().expect("wait").is_none(),
             "spindle all exited early"
         );
-        if figures(&bind).is_some_and(|f| f["finished"] == true) {
+        if web_ui_projects(&bind).is_some_and(|f| f["shop"]["finished"] == true) {
             break;
         }
         std::thread::sleep(Duration::from_millis(200));

@@ -1,4 +1,4 @@
-//! CPU time by crawl stage, for `spindle bench`.
+//! CPU time by crawl stage, and the process's memory, for the benchmarks.
 //!
 //! In the embedded mode every stage shares one process and one runtime, so process CPU time
 //! says nothing about which stage costs what. When metering is on, each stage's futures
@@ -146,6 +146,19 @@ fn stat_ns(path: &std::path::Path) -> u64 {
         .filter_map(|v| v.parse::<u64>().ok())
         .sum();
     ticks_used * 1_000_000_000 / ticks
+}
+
+/// Resident memory of this process in KiB: (now, peak), from `/proc/self/status`.
+pub fn rss_kib() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
 }
 
 /// What has been counted so far.

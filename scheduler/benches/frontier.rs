@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use spindle_common::bus::{ConsumerSpec, MemoryBus};
+use spindle_common::cpu::rss_kib;
 use spindle_common::message::{FetchOptions, Message, Task};
 use spindle_common::store::{ProjectRecord, Store};
 use spindle_common::subject::{Stage, durable};
@@ -75,19 +76,6 @@ fn args() -> Result<Args, String> {
         }
     }
     Ok(a)
-}
-
-/// (current, peak) resident set size of this process in KiB.
-fn rss_kib() -> (u64, u64) {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
 }
 
 /// A small deterministic generator (xorshift64*), so runs are comparable.

@@ -86,13 +86,18 @@ fn slot(status: TaskStatus) -> usize {
 impl Tally {
     /// A task moved from `from` (`None`: it is new) to `to`.
     pub fn moved(&mut self, from: Option<TaskStatus>, to: TaskStatus) {
+        self.moved_n(from, to, 1);
+    }
+
+    /// `n` tasks moved from `from` (`None`: they are new) to `to`.
+    pub fn moved_n(&mut self, from: Option<TaskStatus>, to: TaskStatus, n: u64) {
         if from == Some(to) {
             return;
         }
         if let Some(from) = from {
-            self.delta[slot(from)] -= 1;
+            self.delta[slot(from)] -= n as i64;
         }
-        self.delta[slot(to)] += 1;
+        self.delta[slot(to)] += n as i64;
     }
 
     /// A full count of the store starts now.

@@ -12,53 +12,77 @@ use serde_json::{Map, Value};
 use spindle::site::{Hits, Site, SiteSpec};
 use tokio_util::sync::CancellationToken;
 
-/// A generated site served by the test on a port of its own.
-pub struct ServedSite {
-    pub site: Arc<Site>,
-    pub hits: Arc<Hits>,
+/// A server the test started; it stops when dropped.
+pub struct Server {
+    /// `http://127.0.0.1:PORT`.
     pub base: String,
     stop: CancellationToken,
 }
 
-impl Drop for ServedSite {
+impl Drop for Server {
     fn drop(&mut self) {
         self.stop.cancel();
     }
 }
 
-/// Serves a site of `spec` on 127.0.0.1 from a runtime of its own thread, so the site keeps
-/// answering whatever the test's own runtime does.
-pub fn serve(spec: SiteSpec) -> ServedSite {
-    let site = Arc::new(Site::new(spec));
-    let hits = Arc::new(Hits::new());
+/// Runs `serve` on a listener bound to 127.0.0.1 (a port of its own) from a runtime on a
+/// thread of its own, so it keeps answering whatever the test's own runtime does; `serve`
+/// returns when the token it is given is cancelled.
+pub fn serve_on_own_thread<F, Fut>(serve: F) -> Server
+where
+    F: FnOnce(tokio::net::TcpListener, CancellationToken) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()>,
+{
     let stop = CancellationToken::new();
     let (tx, rx) = std::sync::mpsc::channel();
-    let (s, h, st) = (site.clone(), hits.clone(), stop.clone());
+    let st = stop.clone();
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
             .build()
-            .expect("site runtime");
+            .expect("server runtime");
         rt.block_on(async move {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
                 .await
                 .expect("bind");
             tx.send(listener.local_addr().expect("addr"))
                 .expect("send addr");
-            spindle::site::serve(s, h, listener, async move { st.cancelled().await })
-                .await
-                .expect("serve");
+            serve(listener, st).await;
         });
     });
     let addr = rx
         .recv_timeout(Duration::from_secs(10))
-        .expect("site started");
+        .expect("server started");
+    Server {
+        base: format!("http://{addr}"),
+        stop,
+    }
+}
+
+/// A generated site served by the test on a port of its own.
+pub struct ServedSite {
+    pub site: Arc<Site>,
+    pub hits: Arc<Hits>,
+    pub base: String,
+    _server: Server,
+}
+
+/// Serves a site of `spec` (see [`serve_on_own_thread`]).
+pub fn serve(spec: SiteSpec) -> ServedSite {
+    let site = Arc::new(Site::new(spec));
+    let hits = Arc::new(Hits::new());
+    let (s, h) = (site.clone(), hits.clone());
+    let server = serve_on_own_thread(move |listener, stop| async move {
+        spindle::site::serve(s, h, listener, async move { stop.cancelled().await })
+            .await
+            .expect("serve");
+    });
     ServedSite {
         site,
         hits,
-        base: format!("http://{addr}"),
-        stop,
+        base: server.base.clone(),
+        _server: server,
     }
 }
 
@@ -223,4 +247,37 @@ pub fn free_port() -> u16 {
 pub async fn require_nats() -> bool {
     let attempt = tokio::net::TcpStream::connect("127.0.0.1:4222").await;
     require_service("NATS at 127.0.0.1:4222", attempt).is_some()
+}
+
+/// Starts `spindle all` on a data folder and a projects folder, its web UI on `bind`.
+pub fn start_all(data: &str, projects: &str, bind: &str) -> Child {
+    spindle()
+        .args([
+            "all",
+            "--data",
+            data,
+            "--projects",
+            projects,
+            "--bind",
+            bind,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn spindle all")
+}
+
+/// The web UI's `/api/projects` (figures by project name), if it answers.
+pub fn web_ui_projects(bind: &str) -> Option<Value> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(bind).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "GET /api/projects HTTP/1.1\r\nHost: {bind}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    serde_json::from_str(response.split("\r\n\r\n").nth(1)?).ok()
 }

@@ -329,9 +329,8 @@ impl Scheduler {
         for status in &admitted.known_before {
             loaded.tally.moved(Some(*status), TaskStatus::Active);
         }
-        for _ in admitted.known_before.len() as u64..admitted.queued {
-            loaded.tally.moved(None, TaskStatus::Active);
-        }
+        let new = admitted.queued - admitted.known_before.len() as u64;
+        loaded.tally.moved_n(None, TaskStatus::Active, new);
         if let Some(r) = loaded.running.as_mut() {
             for task in admitted.deferred {
                 r.deferred.insert(task.taskid.clone(), task);
@@ -517,12 +516,10 @@ impl Scheduler {
         }
         let mut tally = Tally::default();
         if let Some(l) = self.projects.get_mut(project) {
-            for _ in 0..ok {
-                l.tally.moved(Some(TaskStatus::Active), TaskStatus::Success);
-            }
-            for _ in 0..failed {
-                l.tally.moved(Some(TaskStatus::Active), TaskStatus::Failed);
-            }
+            l.tally
+                .moved_n(Some(TaskStatus::Active), TaskStatus::Success, ok);
+            l.tally
+                .moved_n(Some(TaskStatus::Active), TaskStatus::Failed, failed);
             tally = l.tally;
         }
         self.board.update(project, |s| {
