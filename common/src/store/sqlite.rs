@@ -57,6 +57,13 @@ fn migrator() -> Migrator {
             include_str!("../../migrations/sqlite/0004_drop_status_index.sql").into_sql_str(),
             false,
         ),
+        Migration::new(
+            5,
+            Cow::Borrowed("results_age_index"),
+            MigrationType::Simple,
+            include_str!("../../migrations/sqlite/0005_results_age_index.sql").into_sql_str(),
+            false,
+        ),
     ])
 }
 
