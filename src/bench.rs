@@ -4,14 +4,17 @@
 //! in the crawler's peak memory, and so the two compete for the cores as they would on a
 //! machine where the crawler shares the host with nothing else but the network.
 
+use std::collections::HashMap;
+use std::fmt;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::Context;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
+use spindle_common::Store;
 use spindle_common::cpu::{self, CpuByStage};
 
 use crate::crawl::{CrawlSummary, crawl};
@@ -25,7 +28,7 @@ pub struct BenchReport {
     pub summary: CrawlSummary,
     /// Pages the site serves.
     pub site_pages: u64,
-    /// Items found versus products on the site.
+    /// Items stored, every one checked against the site.
     pub items_stored: u64,
     /// Products on the site.
     pub products: u64,
@@ -37,9 +40,33 @@ pub struct BenchReport {
     pub server_cpu_ms: f64,
 }
 
+impl fmt::Display for BenchReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secs = self.summary.elapsed.as_secs_f64().max(0.001);
+        writeln!(
+            f,
+            "site: {} products, {} pages",
+            self.products, self.site_pages
+        )?;
+        writeln!(f, "embedded crawl: {}", self.summary)?;
+        writeln!(f, "items/s: {:.0}", self.items_stored as f64 / secs)?;
+        writeln!(f, "{}", self.cpu_line())?;
+        writeln!(
+            f,
+            "items stored: {} (expected {}, every one checked)",
+            self.items_stored, self.products
+        )?;
+        write!(
+            f,
+            "peak RSS of the crawler: {:.1} MiB",
+            self.peak_rss_kib as f64 / 1024.0
+        )
+    }
+}
+
 impl BenchReport {
     /// The per-page CPU figures, one line.
-    pub fn cpu_line(&self) -> String {
+    fn cpu_line(&self) -> String {
         let pages = self.summary.pages.max(1) as f64;
         let c = &self.cpu;
         let other = c.total_ms - c.fetch_ms - c.process_ms - c.schedule_ms - c.store_ms;
@@ -97,17 +124,7 @@ pub async fn run(products: u32, concurrency: usize, data: &Path) -> anyhow::Resu
     let (summary, store) = crawl(&project, data, config, false).await?;
     let (cpu_after, server_after) = (cpu::snapshot(), cpu::pid_ns(server_pid));
     child.kill().await.ok();
-    let items_stored = store.count_results("bench").await?;
-    let wrong = store
-        .results_page("bench", None, 1)
-        .await?
-        .iter()
-        .filter(|i| i.data.get("title").is_none_or(Value::is_null))
-        .count();
-    anyhow::ensure!(
-        wrong == 0,
-        "bench items lack their title: the crawl is broken"
-    );
+    let items_stored = verify_items(&*store, "bench", &site, &base).await?;
     Ok(BenchReport {
         summary,
         site_pages: site.spec().pages(),
@@ -125,6 +142,52 @@ pub async fn run(products: u32, concurrency: usize, data: &Path) -> anyhow::Resu
     })
 }
 
+/// Checks the stored items of `project` against the site: one item per product, each with
+/// the fields the site generated. The number of items, or what is wrong.
+async fn verify_items(
+    store: &dyn Store,
+    project: &str,
+    site: &Site,
+    base: &str,
+) -> anyhow::Result<u64> {
+    let mut expected: HashMap<String, Map<String, Value>> = site
+        .expected_items(base)
+        .into_iter()
+        .filter_map(|item| Some((item.get("url")?.as_str()?.to_string(), item)))
+        .collect();
+    let products = expected.len();
+    let mut after: Option<String> = None;
+    let mut stored = 0u64;
+    loop {
+        let page = store.results_page(project, after.as_deref(), 1_000).await?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.taskid.clone());
+        for item in page {
+            stored += 1;
+            let url = item.data.get("url").and_then(Value::as_str).unwrap_or("");
+            match expected.remove(url) {
+                Some(want) if want == item.data => {}
+                Some(want) => anyhow::bail!(
+                    "the item of {url} is wrong: stored {}, expected {}",
+                    Value::Object(item.data.clone()),
+                    Value::Object(want)
+                ),
+                None => anyhow::bail!(
+                    "unexpected or duplicate item for {:?} (page {})",
+                    url,
+                    item.url
+                ),
+            }
+        }
+    }
+    anyhow::ensure!(
+        expected.is_empty(),
+        "{} of {products} products have no item",
+        expected.len()
+    );
+    Ok(stored)
+}
+
 /// Figures of a distributed bench run.
 #[derive(Debug, Clone)]
 pub struct DistributedReport {
@@ -138,6 +201,26 @@ pub struct DistributedReport {
     pub elapsed: Duration,
     /// CPU time of each role process (scheduler, fetchers, processor, result writer), in ms.
     pub role_cpu_ms: Vec<(&'static str, f64)>,
+}
+
+impl fmt::Display for DistributedReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secs = self.elapsed.as_secs_f64().max(0.001);
+        writeln!(
+            f,
+            "distributed crawl, {} fetcher(s): {} pages, {} items in {secs:.1}s ({:.0} pages/s)",
+            self.fetchers,
+            self.pages,
+            self.items,
+            self.pages as f64 / secs
+        )?;
+        let per_page: Vec<String> = self
+            .role_cpu_ms
+            .iter()
+            .map(|(role, ms)| format!("{role} {:.3}", ms / self.pages.max(1) as f64))
+            .collect();
+        write!(f, "  CPU ms per page by process: {}", per_page.join(", "))
+    }
 }
 
 /// The same crawl in distributed mode: one scheduler, `fetchers` fetchers, one processor and
@@ -186,7 +269,7 @@ pub async fn run_distributed(
         );
     }
     let limit = Duration::from_secs(600);
-    let (pages, items) = loop {
+    let (pages, _) = loop {
         anyhow::ensure!(
             started.elapsed() < limit,
             "distributed crawl did not finish in {limit:?}"
@@ -209,6 +292,7 @@ pub async fn run_distributed(
         role.kill().await.ok();
     }
     site_child.kill().await.ok();
+    let items = verify_items(&*store, &tag, &site, &base).await?;
     let cleanup = spindle_common::bus::NatsOptions::new(nats).namespace(&tag);
     if let Ok(bus) = spindle_common::bus::NatsBus::connect(cleanup).await {
         bus.delete_streams().await.ok();
@@ -221,4 +305,75 @@ pub async fn run_distributed(
         elapsed,
         role_cpu_ms,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use spindle_common::message::Item;
+
+    async fn store_with(
+        items: &[Map<String, Value>],
+    ) -> (tempfile::TempDir, std::sync::Arc<dyn Store>) {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let store = crate::embedded::open_store(dir.path())
+            .await
+            .expect("store");
+        let project = spindle_common::store::ProjectRecord {
+            name: "bench".into(),
+            definition: String::new(),
+            status: "RUNNING".into(),
+            rate: 1.0,
+            burst: 1.0,
+            group: None,
+            updated_ms: 0,
+            last_start_ms: 0,
+            run_requested_ms: 0,
+        };
+        store.save_project(&project).await.expect("save");
+        let items: Vec<Item> = items
+            .iter()
+            .enumerate()
+            .map(|(n, data)| Item {
+                taskid: format!("t{n}"),
+                url: format!("page{n}"),
+                data: data.clone(),
+            })
+            .collect();
+        store
+            .upsert_results("bench", &items, 0)
+            .await
+            .expect("upsert");
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn every_item_is_checked_against_the_site() {
+        let site = Site::new(SiteSpec::bench(3));
+        let base = "http://127.0.0.1:9";
+        let good = site.expected_items(base);
+        let (_dir, store) = store_with(&good).await;
+        assert_eq!(
+            verify_items(&*store, "bench", &site, base)
+                .await
+                .expect("good"),
+            3
+        );
+
+        let (_dir, store) = store_with(&good[..2]).await;
+        let missing = verify_items(&*store, "bench", &site, base).await;
+        assert!(format!("{:?}", missing.expect_err("missing")).contains("1 of 3 products"));
+
+        let mut wrong = good.clone();
+        wrong[1].insert("price".into(), Value::from(0));
+        let (_dir, store) = store_with(&wrong).await;
+        let err = verify_items(&*store, "bench", &site, base).await;
+        assert!(format!("{:?}", err.expect_err("wrong")).contains("is wrong"));
+
+        let mut twice = good.clone();
+        twice.push(good[0].clone());
+        let (_dir, store) = store_with(&twice).await;
+        let err = verify_items(&*store, "bench", &site, base).await;
+        assert!(format!("{:?}", err.expect_err("duplicate")).contains("duplicate"));
+    }
 }

@@ -5,10 +5,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use spindle_common::{Project, Store};
+use spindle_common::bus::MemoryBus;
+use spindle_common::{Bus, Project, Store};
 
 use crate::embedded::{Embedded, EmbeddedConfig, open_store, project_record};
+use crate::export::{Format, export};
 use crate::progress::Progress;
+use crate::roles::{Endpoints, connect_bus};
 
 /// What a finished crawl did.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -110,4 +113,79 @@ pub async fn crawl_on(
         elapsed: started.elapsed(),
     };
     Ok((summary, store))
+}
+
+/// Where `spindle crawl` runs its roles: the in-process bus and the SQLite file of the data
+/// folder unless NATS or a database is named.
+#[derive(Debug, Clone, Default)]
+pub struct Backend {
+    /// NATS URL (`--nats`).
+    pub nats: Option<String>,
+    /// Namespace on that NATS server.
+    pub namespace: Option<String>,
+    /// Database URL (`--database`).
+    pub database: Option<String>,
+}
+
+/// `spindle crawl`: crawls `project` on `backend` with a progress display, then writes its
+/// items to `output` (CSV for `.csv`, JSON Lines otherwise) or to stdout. The summary and the
+/// number of items written.
+pub async fn crawl_to(
+    project: &Project,
+    data: &Path,
+    config: EmbeddedConfig,
+    backend: Backend,
+    output: Option<&Path>,
+) -> anyhow::Result<(CrawlSummary, u64)> {
+    let (summary, store) = match backend {
+        Backend {
+            nats: None,
+            database: None,
+            ..
+        } => crawl(project, data, config, true).await?,
+        Backend {
+            nats,
+            namespace,
+            database,
+        } => {
+            let store = match database {
+                Some(url) => spindle_common::store::connect(&url).await?,
+                None => open_store(data).await?,
+            };
+            let bus: Arc<dyn Bus> = match nats {
+                Some(url) => {
+                    let endpoints = Endpoints {
+                        nats: url,
+                        namespace,
+                        database: None,
+                        ack_wait: None,
+                        heartbeat_file: None,
+                    };
+                    Arc::new(connect_bus(&endpoints, "spindle-crawl").await?)
+                }
+                None => Arc::new(MemoryBus::new()),
+            };
+            let run = Embedded::start_on(bus, store, config).await?;
+            crawl_on(run, project, data, true).await?
+        }
+    };
+    let fields = project.item_fields();
+    let written = match output {
+        Some(path) => {
+            let file = std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?;
+            export(&*store, &project.name, Format::of_path(path), &fields, file).await?
+        }
+        None => {
+            export(
+                &*store,
+                &project.name,
+                Format::Jsonl,
+                &fields,
+                std::io::stdout().lock(),
+            )
+            .await?
+        }
+    };
+    Ok((summary, written))
 }

@@ -19,7 +19,34 @@ use spindle_processor::debug::{DebugReport, PageSummary, Timings, run_step};
 /// Fails for a project that does not load, an unknown handler or a URL that is not
 /// absolute http(s); a failed fetch or handler is reported in the report's `errors`.
 pub async fn debug(path: &Path, url: &str, handler: Option<&str>) -> anyhow::Result<DebugReport> {
-    let project = Project::load(path)?;
+    debug_project(Project::load(path)?, url, handler).await
+}
+
+/// The web UI's debugger: the same step on a project given as text (the editor's).
+pub struct EditorDebugger;
+
+#[async_trait::async_trait]
+impl spindle_web_ui::Debugger for EditorDebugger {
+    async fn step(
+        &self,
+        definition: &str,
+        url: &str,
+        handler: Option<&str>,
+    ) -> Result<serde_json::Value, String> {
+        let project = Project::parse(definition).map_err(|e| format!("project: {e}"))?;
+        let report = debug_project(project, url, handler)
+            .await
+            .map_err(|e| format!("{e:#}"))?;
+        serde_json::to_value(report).map_err(|e| e.to_string())
+    }
+}
+
+/// [`debug`] on a loaded project.
+async fn debug_project(
+    project: Project,
+    url: &str,
+    handler: Option<&str>,
+) -> anyhow::Result<DebugReport> {
     let callback = handler.unwrap_or(START_HANDLER);
     anyhow::ensure!(
         project.handler(callback).is_some(),

@@ -1,6 +1,6 @@
 //! The embedded mode: every role in one process, on the in-process bus and a SQLite store.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -88,6 +88,53 @@ pub fn project_record(project: &Project, now_ms: i64) -> ProjectRecord {
         last_start_ms: 0,
         run_requested_ms: 0,
     }
+}
+
+/// `spindle all`: the embedded loop on the SQLite file in `data`, the project files of
+/// `projects` loaded and watched, and the web UI on `bind`, until `stop_signal` or a role fails.
+pub async fn run_all(
+    data: &Path,
+    config: EmbeddedConfig,
+    projects: Option<PathBuf>,
+    bind: &str,
+    stop_signal: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let store = open_store(data).await?;
+    let mut run = Embedded::start(store.clone(), config).await?;
+    let stop = run.shutdown_token();
+    let watcher = projects.map(|dir| {
+        tokio::spawn(crate::projects_dir::watch(
+            dir,
+            store.clone(),
+            Arc::new(SystemClock),
+            stop.clone(),
+        ))
+    });
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .with_context(|| format!("cannot listen on {bind}"))?;
+    tracing::info!("web UI on http://{}", listener.local_addr()?);
+    let ui = tokio::spawn(spindle_web_ui::serve(
+        listener,
+        run.board.clone(),
+        Arc::default(),
+        Some(store.clone()),
+        Some(Arc::new(crate::debug::EditorDebugger)),
+        stop.clone(),
+    ));
+    let result = tokio::select! {
+        _ = stop_signal => {
+            tracing::info!("stopping");
+            Ok(())
+        }
+        e = run.failed() => Err(e),
+    };
+    run.stop().await?;
+    if let Some(w) = watcher {
+        w.await??;
+    }
+    ui.await??;
+    result
 }
 
 impl Embedded {

@@ -8,6 +8,7 @@ pub mod crawl;
 pub mod debug;
 pub mod embedded;
 pub mod export;
+pub mod healthcheck;
 pub mod progress;
 pub mod project_cmd;
 pub mod projects_dir;

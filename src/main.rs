@@ -6,11 +6,12 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use spindle::crawl::{crawl, load_project};
-use spindle::embedded::{Embedded, EmbeddedConfig, open_existing_store, open_store};
+use spindle::crawl::{Backend, crawl_to, load_project};
+use spindle::embedded::{EmbeddedConfig, open_existing_store, open_store};
 use spindle::export::{Format, export};
+use spindle::roles::ConfigFile;
 use spindle::site::{Hits, Site, SiteSpec};
-use spindle_common::{Project, SystemClock};
+use spindle_common::Project;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
@@ -175,9 +176,19 @@ enum Command {
         #[command(subcommand)]
         command: ProjectCommand,
     },
-    /// Exit 0 if URL answers 2xx within 3 s (container health checks).
+    /// Exit 0 if URL answers 2xx within 3 s, or if the heartbeat file a role writes
+    /// (`--heartbeat-file`) is younger than --max-age (container health checks).
     #[command(hide = true)]
-    Healthcheck { url: String },
+    Healthcheck {
+        #[arg(required_unless_present = "file", conflicts_with = "file")]
+        url: Option<String>,
+        /// Heartbeat file of a role.
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// Age after which the heartbeat file means the role is unhealthy.
+        #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+        max_age: std::time::Duration,
+    },
     /// Serve the generated bench site (used by `spindle bench`); prints its base URL.
     #[command(hide = true)]
     ServeSite {
@@ -272,28 +283,15 @@ struct EndpointArgs {
     /// Time after which the messages of a crashed instance go to another one (e.g. "60s").
     #[arg(long, env = "SPINDLE_ACK_WAIT", value_parser = humantime::parse_duration)]
     ack_wait: Option<std::time::Duration>,
-}
-
-/// The config file of the distributed roles.
-#[derive(serde::Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct ConfigFile {
-    nats: Option<String>,
-    namespace: Option<String>,
-    database: Option<String>,
+    /// File rewritten after every heartbeat, for `spindle healthcheck --file`.
+    #[arg(long, env = "SPINDLE_HEARTBEAT_FILE")]
+    heartbeat_file: Option<PathBuf>,
 }
 
 impl EndpointArgs {
     fn resolve(self) -> anyhow::Result<spindle::roles::Endpoints> {
         let file = match &self.config {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("cannot read {}", path.display()))?;
-                toml::from_str::<ConfigFile>(&text).map_err(|e| {
-                    let (line, col) = e.span().map(|s| line_col(&text, s.start)).unwrap_or((1, 1));
-                    anyhow::anyhow!("{}:{line}:{col}: {}", path.display(), e.message())
-                })?
-            }
+            Some(path) => ConfigFile::load(path)?,
             None => ConfigFile::default(),
         };
         Ok(spindle::roles::Endpoints {
@@ -304,19 +302,9 @@ impl EndpointArgs {
             namespace: self.namespace.or(file.namespace),
             database: self.database.or(file.database),
             ack_wait: self.ack_wait,
+            heartbeat_file: self.heartbeat_file,
         })
     }
-}
-
-/// 1-based line and column of a byte offset.
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let col = before
-        .rfind('\n')
-        .map_or(before.len(), |i| before.len() - i - 1)
-        + 1;
-    (line, col)
 }
 
 /// Runs a distributed role until SIGTERM or Ctrl-C.
@@ -401,10 +389,11 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             match load_project(&project) {
                 Ok(p) => {
                     println!(
-                        "{}: ok (project {}, {} start URLs, {} handlers)",
+                        "{}: ok (project {}, {} start URLs, {} sitemaps, {} handlers)",
                         project.display(),
                         p.name,
                         p.start.len(),
+                        p.sitemaps.len(),
                         p.handlers.len()
                     );
                     Ok(ExitCode::SUCCESS)
@@ -456,49 +445,13 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             };
             let mut config = EmbeddedConfig::default();
             config.fetcher.concurrency = concurrency;
-            let (summary, store) = match (nats, database) {
-                (None, None) => crawl(&project, &data, config, true).await?,
-                (nats, database) => {
-                    let store = match database {
-                        Some(url) => spindle_common::store::connect(&url).await?,
-                        None => open_store(&data).await?,
-                    };
-                    let bus: Arc<dyn spindle_common::Bus> = match nats {
-                        Some(url) => {
-                            let endpoints = spindle::roles::Endpoints {
-                                nats: url,
-                                namespace,
-                                database: None,
-                                ack_wait: None,
-                            };
-                            Arc::new(
-                                spindle::roles::connect_bus(&endpoints, "spindle-crawl").await?,
-                            )
-                        }
-                        None => Arc::new(spindle_common::bus::MemoryBus::new()),
-                    };
-                    let run = Embedded::start_on(bus, store, config).await?;
-                    spindle::crawl::crawl_on(run, &project, &data, true).await?
-                }
+            let backend = Backend {
+                nats,
+                namespace,
+                database,
             };
-            let fields = project.item_fields();
-            let written = match &output {
-                Some(path) => {
-                    let file = std::fs::File::create(path)
-                        .with_context(|| format!("cannot create {}", path.display()))?;
-                    export(&*store, &project.name, Format::of_path(path), &fields, file).await?
-                }
-                None => {
-                    export(
-                        &*store,
-                        &project.name,
-                        Format::Jsonl,
-                        &fields,
-                        std::io::stdout().lock(),
-                    )
-                    .await?
-                }
-            };
+            let (summary, written) =
+                crawl_to(&project, &data, config, backend, output.as_deref()).await?;
             let target = output.map_or("stdout".to_string(), |p| p.display().to_string());
             eprintln!("{summary}; {written} items written to {target}");
             Ok(ExitCode::SUCCESS)
@@ -510,43 +463,10 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             concurrency,
         } => {
             init_logging("info");
-            let store = open_store(&data).await?;
             let mut config = EmbeddedConfig::default();
             config.fetcher.concurrency = concurrency;
-            let mut run = Embedded::start(store.clone(), config).await?;
-            let stop = run.shutdown_token();
-            let watcher = projects.map(|dir| {
-                tokio::spawn(spindle::projects_dir::watch(
-                    dir,
-                    store.clone(),
-                    Arc::new(SystemClock),
-                    stop.clone(),
-                ))
-            });
-            let listener = tokio::net::TcpListener::bind(&bind)
-                .await
-                .with_context(|| format!("cannot listen on {bind}"))?;
-            tracing::info!("web UI on http://{}", listener.local_addr()?);
-            let ui = tokio::spawn(spindle_web_ui::serve(
-                listener,
-                run.board.clone(),
-                Arc::default(),
-                Some(store.clone()),
-                stop.clone(),
-            ));
-            let result = tokio::select! {
-                _ = shutdown_signal() => {
-                    tracing::info!("stopping");
-                    Ok(())
-                }
-                e = run.failed() => Err(e),
-            };
-            run.stop().await?;
-            if let Some(w) = watcher {
-                w.await??;
-            }
-            ui.await??;
-            result.map(|()| ExitCode::SUCCESS)
+            spindle::embedded::run_all(&data, config, projects, &bind, shutdown_signal()).await?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Export {
             project,
@@ -576,46 +496,13 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             init_logging("warn");
             let data = tempfile::tempdir().context("cannot create a temporary folder")?;
             let report = spindle::bench::run(products, concurrency, data.path()).await?;
-            println!(
-                "site: {} products, {} pages",
-                report.products, report.site_pages
-            );
-            println!("embedded crawl: {}", report.summary);
-            println!(
-                "items/s: {:.0}",
-                report.items_stored as f64 / report.summary.elapsed.as_secs_f64().max(0.001)
-            );
-            println!("{}", report.cpu_line());
-            println!(
-                "items stored: {} (expected {})",
-                report.items_stored, report.products
-            );
-            println!(
-                "peak RSS of the crawler: {:.1} MiB",
-                report.peak_rss_kib as f64 / 1024.0
-            );
-            anyhow::ensure!(
-                report.items_stored == report.products,
-                "item count is wrong"
-            );
+            println!("{report}");
             if let (Some(nats), Some(database)) = (nats, database) {
                 for n in fetchers {
-                    let r =
+                    let report =
                         spindle::bench::run_distributed(products, n, &nats, &database, data.path())
                             .await?;
-                    println!(
-                        "distributed crawl, {n} fetcher(s): {} pages, {} items in {:.1}s ({:.0} pages/s)",
-                        r.pages,
-                        r.items,
-                        r.elapsed.as_secs_f64(),
-                        r.pages as f64 / r.elapsed.as_secs_f64().max(0.001)
-                    );
-                    let per_page: Vec<String> = r
-                        .role_cpu_ms
-                        .iter()
-                        .map(|(role, ms)| format!("{role} {:.3}", ms / r.pages.max(1) as f64))
-                        .collect();
-                    println!("  CPU ms per page by process: {}", per_page.join(", "));
+                    println!("{report}");
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -663,8 +550,12 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             let store = open_existing_store(&store.data, store.database.as_deref()).await?;
             spindle::project_cmd::run(&*store, action).await
         }
-        Command::Healthcheck { url } => {
-            let healthy = spindle::task::healthcheck(&url).await;
+        Command::Healthcheck { url, file, max_age } => {
+            let healthy = match (url, file) {
+                (Some(url), _) => spindle::healthcheck::healthcheck(&url).await,
+                (None, Some(file)) => spindle::healthcheck::heartbeat_is_fresh(&file, max_age),
+                (None, None) => false,
+            };
             Ok(if healthy {
                 ExitCode::SUCCESS
             } else {

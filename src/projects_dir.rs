@@ -3,6 +3,10 @@
 //! Every `*.toml` file is read at start and re-read when its modification time changes. A
 //! valid file is saved (a project it loads starts RUNNING unless it sets `status`); an
 //! invalid one is reported with its line and column and the stored version is kept.
+//!
+//! Editing a file keeps the status the project has in the store (set with `spindle project
+//! stop|start` or the web UI), unless the edit changes the file's own `status` key: a stopped
+//! project is not restarted by a fix to one of its selectors.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -46,6 +50,10 @@ pub async fn scan(
                         continue;
                     }
                     record.last_start_ms = old.last_start_ms;
+                    let old_status = Project::parse(&old.definition).ok().map(|p| p.status);
+                    if old_status.as_ref() == Some(&project.status) {
+                        record.status = old.status;
+                    }
                 }
                 store.save_project(&record).await?;
                 tracing::info!(project = %project.name, file = %path.display(), "project loaded");
@@ -72,5 +80,75 @@ pub async fn watch(
             _ = shutdown.cancelled() => return Ok(()),
             _ = tokio::time::sleep(SCAN_EVERY) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use spindle_common::clock::ManualClock;
+
+    const FILE: &str = "name = \"p\"\nstart = [\"http://127.0.0.1:1/\"]\n\n[handlers.start]\n";
+
+    /// Writes `text` as the folder's project file with a new modification time, then scans.
+    async fn save_and_scan(
+        dir: &Path,
+        text: &str,
+        store: &dyn Store,
+        seen: &mut HashMap<PathBuf, SystemTime>,
+    ) -> String {
+        let path = dir.join("p.toml");
+        std::fs::write(&path, text).expect("write project file");
+        let file = std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .expect("open");
+        // A modification time of its own, so the scan sees an edit even within one second.
+        let version = seen.get(&path).map_or(1, |t| {
+            t.duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(1, |d| d.as_secs() + 1)
+        });
+        file.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(version))
+            .expect("touch");
+        scan(dir, store, &ManualClock::new(1_000), seen)
+            .await
+            .expect("scan");
+        store
+            .project("p")
+            .await
+            .expect("read")
+            .expect("saved")
+            .status
+    }
+
+    #[tokio::test]
+    async fn an_edit_keeps_the_stored_status_unless_it_changes_the_files_own() {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let url = format!("sqlite://{}", dir.path().join("spindle.db").display());
+        let store = spindle_common::store::connect(&url).await.expect("store");
+        let files = dir.path().join("projects");
+        std::fs::create_dir(&files).expect("folder");
+        let mut seen = HashMap::new();
+
+        assert_eq!(
+            save_and_scan(&files, FILE, &*store, &mut seen).await,
+            "RUNNING"
+        );
+        store.set_status("p", "STOP", 2_000).await.expect("stop");
+        let edited = format!("{FILE}# a comment\n");
+        assert_eq!(
+            save_and_scan(&files, &edited, &*store, &mut seen).await,
+            "STOP",
+            "an edit without a status change keeps the project stopped"
+        );
+        let own = edited.replace(
+            "[handlers.start]",
+            "status = \"RUNNING\"\n\n[handlers.start]",
+        );
+        assert_eq!(
+            save_and_scan(&files, &own, &*store, &mut seen).await,
+            "RUNNING",
+            "changing the file's status key applies it"
+        );
     }
 }

@@ -30,6 +30,34 @@ pub struct Endpoints {
     pub database: Option<String>,
     /// Ack wait of this instance's consumers (default: the bus's).
     pub ack_wait: Option<Duration>,
+    /// File rewritten after every heartbeat sent, for `spindle healthcheck --file`.
+    pub heartbeat_file: Option<PathBuf>,
+}
+
+/// The config file of the distributed roles (`--config`); flags and environment beat it.
+#[derive(serde::Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// NATS URL.
+    pub nats: Option<String>,
+    /// Namespace on the NATS server.
+    pub namespace: Option<String>,
+    /// Database URL.
+    pub database: Option<String>,
+}
+
+impl ConfigFile {
+    /// Reads the file; an error names its line and column.
+    pub fn load(path: &std::path::Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        toml::from_str(&text).map_err(|e| {
+            let (line, col) = e.span().map_or((1, 1), |s| {
+                spindle_common::project::line_column(&text, s.start)
+            });
+            anyhow::anyhow!("{}:{line}:{col}: {}", path.display(), e.message())
+        })
+    }
 }
 
 /// One role and its settings.
@@ -108,8 +136,8 @@ pub async fn run(
     let beat = tokio::spawn(heartbeat(
         bus.clone(),
         meter.clone(),
-        role.name(),
-        id,
+        (role.name(), id),
+        endpoints.heartbeat_file.clone(),
         shutdown.clone(),
     ));
     let role_name = role.name();
@@ -190,9 +218,17 @@ pub async fn run(
                 .await
                 .with_context(|| format!("cannot listen on {bind}"))?;
             tracing::info!("web UI on http://{}", listener.local_addr()?);
-            spindle_web_ui::serve(listener, board, instances, store, shutdown.clone())
-                .await
-                .context("web UI stopped")
+            let debugger = Arc::new(crate::debug::EditorDebugger);
+            spindle_web_ui::serve(
+                listener,
+                board,
+                instances,
+                store,
+                Some(debugger),
+                shutdown.clone(),
+            )
+            .await
+            .context("web UI stopped")
         }
     };
     shutdown.cancel();
@@ -203,12 +239,13 @@ pub async fn run(
     result
 }
 
-/// Sends this instance's heartbeat every period until `shutdown`.
+/// Sends this instance's heartbeat every period until `shutdown`, and after each one that
+/// was sent writes it to `file` (whose age a container health check reads).
 async fn heartbeat(
     bus: Arc<dyn Bus>,
     meter: Arc<Meter>,
-    role: &'static str,
-    id: String,
+    (role, id): (&'static str, String),
+    file: Option<PathBuf>,
     shutdown: CancellationToken,
 ) {
     let clock = SystemClock;
@@ -234,13 +271,19 @@ async fn heartbeat(
             started_ms,
             at_ms: now,
         };
-        match serde_json::to_vec(&hb) {
-            Ok(payload) => {
-                if let Err(e) = bus.broadcast(&hb.subject(), payload).await {
-                    tracing::debug!(error = %e, "heartbeat not sent");
-                }
+        let payload = match serde_json::to_vec(&hb) {
+            Ok(payload) => payload,
+            Err(e) => {
+                tracing::error!(error = %e, "heartbeat not encodable");
+                continue;
             }
-            Err(e) => tracing::error!(error = %e, "heartbeat not encodable"),
+        };
+        if let Err(e) = bus.broadcast(&hb.subject(), payload.clone()).await {
+            tracing::debug!(error = %e, "heartbeat not sent");
+        } else if let Some(path) = &file
+            && let Err(e) = tokio::fs::write(path, payload).await
+        {
+            tracing::warn!(error = %e, file = %path.display(), "heartbeat file not written");
         }
     }
 }
@@ -280,14 +323,14 @@ pub async fn status(endpoints: &Endpoints) -> anyhow::Result<String> {
     let mut out = String::new();
     writeln!(
         out,
-        "{:<40} {:<14} {:>9} {:>10} {:>8}",
-        "INSTANCE", "ROLE", "IN FLIGHT", "DONE", "PER S"
+        "{:<40} {:<14} {:<8} {:>9} {:>10} {:>8}",
+        "INSTANCE", "ROLE", "VERSION", "IN FLIGHT", "DONE", "PER S"
     )?;
     for hb in seen.values() {
         writeln!(
             out,
-            "{:<40} {:<14} {:>9} {:>10} {:>8.1}",
-            hb.id, hb.role, hb.in_flight, hb.done, hb.per_second
+            "{:<40} {:<14} {:<8} {:>9} {:>10} {:>8.1}",
+            hb.id, hb.role, hb.version, hb.in_flight, hb.done, hb.per_second
         )?;
     }
     writeln!(
@@ -309,4 +352,29 @@ pub async fn status(endpoints: &Endpoints) -> anyhow::Result<String> {
         )?;
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_config_file_is_read_and_its_errors_are_placed() {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let path = dir.path().join("spindle.toml");
+        std::fs::write(&path, "nats = \"nats://n:4222\"\nnamespace = \"prod\"\n").expect("write");
+        let file = ConfigFile::load(&path).expect("valid");
+        assert_eq!(file.nats.as_deref(), Some("nats://n:4222"));
+        assert_eq!(file.namespace.as_deref(), Some("prod"));
+        assert_eq!(file.database, None);
+
+        std::fs::write(&path, "nats = \"n\"\ndatabse = \"x\"\n").expect("write");
+        let err = ConfigFile::load(&path)
+            .expect_err("unknown key")
+            .to_string();
+        assert!(
+            err.contains("spindle.toml:2:1: unknown field `databse`"),
+            "{err}"
+        );
+    }
 }

@@ -1,6 +1,7 @@
 //! `spindle crawl` end to end against two hosts: host A answers its first detail request with
 //! 429 and `Retry-After: 2`; the scheduler then sends A nothing for 2 s while host B keeps its
-//! pace, and the crawl still ends with every item, the throttled page included.
+//! pace, and the crawl still ends with every item, the throttled page included. The same
+//! checks run on the embedded backends and on NATS JetStream + PostgreSQL.
 
 mod support;
 
@@ -137,6 +138,42 @@ fn serve(host: Host) -> Served {
 
 #[test]
 fn a_host_answering_429_is_backed_off_while_another_keeps_its_pace() {
+    backoff_checks(&[]);
+}
+
+/// The same checks with the roles talking through NATS JetStream and PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_back_off_holds_on_nats_and_postgres() {
+    if !support::require_nats().await {
+        return;
+    }
+    let Some(db) = support::require_service(
+        "PostgreSQL at 127.0.0.1:5432",
+        support::TestDb::create("backoff").await,
+    ) else {
+        return;
+    };
+    let namespace = format!("backoff{}", std::process::id());
+    let (ns, url) = (namespace.clone(), db.url.clone());
+    tokio::task::spawn_blocking(move || {
+        backoff_checks(&[
+            "--nats",
+            "nats://127.0.0.1:4222",
+            "--namespace",
+            &ns,
+            "--database",
+            &url,
+        ]);
+    })
+    .await
+    .expect("checks pass");
+    support::delete_nats_namespace(&namespace).await;
+    db.drop_db().await;
+}
+
+/// Crawls two hosts, A answering its first detail request with 429, on the backend that
+/// `backend` (extra `spindle crawl` arguments) selects, and checks the back-off.
+fn backoff_checks(backend: &[&str]) {
     let a = serve(Host {
         name: "A",
         pages: 20,
@@ -184,16 +221,15 @@ item.url = "$url"
     );
     let out = dir.path().join("items.jsonl");
     let started = Instant::now();
-    // The throttled page is retried after the scheduler's first retry delay (30 s).
-    let output = run(
-        &[
-            "crawl",
-            project.to_str().expect("utf-8"),
-            "-o",
-            out.to_str().expect("utf-8"),
-        ],
-        Duration::from_secs(180),
-    );
+    // The throttled page is retried when its Retry-After says.
+    let mut args = vec![
+        "crawl",
+        project.to_str().expect("utf-8"),
+        "-o",
+        out.to_str().expect("utf-8"),
+    ];
+    args.extend_from_slice(backend);
+    let output = run(&args, Duration::from_secs(180));
     let took = started.elapsed();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "crawl failed:\n{stderr}");

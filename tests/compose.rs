@@ -67,6 +67,14 @@ fn every_role_is_a_service_running_a_real_command() {
     }
     let dockerfile = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Dockerfile"))
         .expect("Dockerfile");
+    let last_stage = dockerfile
+        .lines()
+        .rfind(|l| l.starts_with("FROM "))
+        .expect("a stage");
+    assert!(
+        last_stage.ends_with(" AS runtime"),
+        "`docker build .` builds the small image: {last_stage}"
+    );
     for (name, def) in services
         .iter()
         .filter(|(n, _)| !["nats", "postgres"].contains(&n.as_str()))
@@ -93,7 +101,29 @@ fn every_role_is_a_service_running_a_real_command() {
             command.join(" "),
             String::from_utf8_lossy(&out.stderr)
         );
+        // Every variable set is one the role reads (SPINDLE_LOG is read by the logger).
+        let help = String::from_utf8_lossy(&out.stdout);
         let env = &def["environment"];
+        for (key, _) in env.as_hash().expect("an environment map") {
+            let key = key.as_str().expect("a variable name");
+            assert!(
+                key == "SPINDLE_LOG" || help.contains(&format!("[env: {key}")),
+                "{name}: `spindle {}` does not read {key}",
+                command[0]
+            );
+        }
+        // The health check is a command the image's CLI accepts.
+        let check = strings(&def["healthcheck"]["test"]);
+        assert_eq!(check[..3], ["CMD", "spindle", "healthcheck"], "{name}");
+        let mut args: Vec<&str> = check[2..].iter().map(String::as_str).collect();
+        args.push("--help");
+        assert!(
+            support::run(&args, Duration::from_secs(30))
+                .status
+                .success(),
+            "{name}: health check `{}` is refused",
+            check[1..].join(" ")
+        );
         assert_eq!(
             env["SPINDLE_NATS_URL"].as_str(),
             Some("nats://nats:4222"),
@@ -141,10 +171,24 @@ fn workers_scale_and_infrastructure_is_health_checked() {
             .any(|a| a == "--jetstream" || a == "-js"),
         "JetStream is on"
     );
-    for name in ["nats", "postgres", "web-ui"] {
+    for name in ["nats", "postgres"] {
         assert!(
             !strings(&get(name)["healthcheck"]["test"]).is_empty(),
             "{name} has a health check"
+        );
+    }
+    // Roles without a port are healthy while they keep writing their heartbeat file.
+    for name in ["scheduler", "fetcher", "processor", "result-writer"] {
+        let def = get(name);
+        let check = strings(&def["healthcheck"]["test"]);
+        let file = check
+            .iter()
+            .position(|a| a == "--file")
+            .map(|i| check[i + 1].as_str());
+        assert_eq!(
+            file,
+            def["environment"]["SPINDLE_HEARTBEAT_FILE"].as_str(),
+            "{name} checks the heartbeat file it writes"
         );
     }
     let web = get("web-ui");

@@ -420,3 +420,89 @@ fn debug_refuses_unknown_handlers_and_reports_fetch_errors() {
         "{report:#}"
     );
 }
+
+/// `POST path` with a JSON body to `bind`; the status and the JSON answer (`None` while the
+/// server does not accept connections).
+fn post_json(bind: &str, path: &str, body: &Value) -> Option<(u16, Value)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(bind).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .ok()?;
+    let body = body.to_string();
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: {bind}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, serde_json::from_str(body).ok()?))
+}
+
+#[test]
+fn the_web_uis_debugger_runs_the_same_step_on_the_edited_text() {
+    let base = serve();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let project = localized(
+        dir.path(),
+        "books.toml",
+        "https://books.toscrape.com",
+        &base,
+    );
+    let detail = format!("{base}/catalogue/a-light-in-the-attic_1000/index.html");
+    let cli = debug(&project, &detail, "detail");
+
+    let (projects, data_dir) = (dir.path().join("projects"), dir.path().join("data"));
+    std::fs::create_dir(&projects).expect("projects folder");
+    let bind = format!("127.0.0.1:{}", support::free_port());
+    let mut all = support::start_all(
+        data_dir.to_str().expect("utf-8"),
+        projects.to_str().expect("utf-8"),
+        &bind,
+    );
+    let definition = std::fs::read_to_string(&project).expect("project text");
+    let step = |definition: &str, handler: &str| {
+        post_json(
+            &bind,
+            "/api/debug",
+            &json!({ "definition": definition, "url": detail, "handler": handler }),
+        )
+    };
+    let mut answer = None;
+    for _ in 0..100 {
+        answer = step(&definition, "detail");
+        if answer.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (status, ui) = answer.expect("the web UI answers");
+    assert_eq!(status, 200, "{ui}");
+    for part in ["page", "follows", "items", "dropped", "logs", "errors"] {
+        assert_eq!(ui[part], cli[part], "{part} as `spindle debug` reports it");
+    }
+    assert_eq!(data(&ui)[0]["title"], "A Light in the Attic");
+
+    // The text as edited, not as stored: a changed selector changes the item; a broken file
+    // is refused with its position.
+    let edited = definition.replace(
+        r#"item.title = { css = "div.product_main h1", required = true }"#,
+        r#"item.title = { css = "p.price_color", required = true }"#,
+    );
+    assert_ne!(edited, definition, "the example's title rule was found");
+    let (_, ui) = step(&edited, "detail").expect("answer");
+    assert_eq!(data(&ui)[0]["title"], "£51.77");
+    let (status, error) = step("name = \"x\"\nrate = = 1\n", "start").expect("answer");
+    assert_eq!(status, 400);
+    assert!(
+        error["error"].as_str().is_some_and(|e| e.contains("line 2, column 8")),
+        "{error}"
+    );
+    all.kill().ok();
+    all.wait().ok();
+}

@@ -1,6 +1,7 @@
 //! Distributed mode end to end: 1 scheduler, 3 fetchers, 2 processors and 1 result writer as
 //! separate `spindle` processes on the real NATS and PostgreSQL, crawling a generated site of
-//! over 5,000 pages while one fetcher and one processor are killed with SIGKILL.
+//! over 5,000 pages while one fetcher and one processor are killed with SIGKILL, `spindle
+//! status` lists the survivors, and another fetcher is stopped with SIGTERM.
 
 mod support;
 
@@ -104,7 +105,7 @@ async fn seven_processes_crawl_through_crashes_with_every_item_once() {
     let toml = served
         .site
         .project_toml("dist", &served.base)
-        .replace("rate = 100000", "rate = 400")
+        .replace("rate = 100000", "rate = 300")
         .replace("burst = 100000", "burst = 50");
     write(&projects, "dist.toml", &toml);
     let namespace = format!("t{}", std::process::id());
@@ -150,14 +151,60 @@ async fn seven_processes_crawl_through_crashes_with_every_item_once() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let mut killed = Vec::new();
     for victim in ["fetcher-1", "processor-1"] {
         let i = roles.iter().position(|r| r.name == victim).expect("victim");
         let mut r = roles.remove(i);
         r.child.kill().expect("SIGKILL");
         r.child.wait().expect("reaped");
-        killed.push(r.name);
     }
+
+    // `spindle status` lists the live instances (from their heartbeats) and every queue.
+    let status = run(
+        &["status", "--nats", NATS, "--namespace", &namespace],
+        Duration::from_secs(30),
+    );
+    let table = String::from_utf8_lossy(&status.stdout);
+    assert!(status.status.success(), "status failed: {table}");
+    let live_roles = |role: &str| {
+        table
+            .lines()
+            .filter(|l| l.split_whitespace().nth(1) == Some(role))
+            .count()
+    };
+    for (role, live) in [
+        ("scheduler", 1),
+        ("fetcher", 2),
+        ("processor", 1),
+        ("result-writer", 1),
+    ] {
+        assert_eq!(live_roles(role), live, "live {role}s in\n{table}");
+    }
+    assert!(
+        table.contains(env!("CARGO_PKG_VERSION")),
+        "versions in\n{table}"
+    );
+    for queue in ["fetcher", "processor", "result-writer", "scheduler"] {
+        assert!(
+            table
+                .lines()
+                .any(|l| l.split_whitespace().next() == Some(queue)
+                    && l.split_whitespace().count() == 3),
+            "queue {queue} in\n{table}"
+        );
+    }
+
+    // A fetcher stopped with SIGTERM mid-crawl exits 0 at once; the crawl goes on without it.
+    assert!(
+        served.hits.total() < pages,
+        "the crawl is still running when the fetcher is stopped"
+    );
+    let i = roles
+        .iter()
+        .position(|r| r.name == "fetcher-2")
+        .expect("fetcher-2");
+    let mut stopped = roles.remove(i);
+    let status = terminate(&mut stopped);
+    assert!(status.success(), "fetcher-2 exits 0 on SIGTERM: {status}");
 
     let store: Arc<dyn Store> = spindle_common::store::connect(&db.url)
         .await
@@ -213,6 +260,10 @@ async fn seven_processes_crawl_through_crashes_with_every_item_once() {
             "surviving {name} took a share of the work (done={done})"
         );
     }
+    assert!(
+        done_count(log, "fetcher-3") > done_count(log, "fetcher-2"),
+        "the last fetcher finished the crawl"
+    );
     drop(store);
     support::delete_nats_namespace(&namespace).await;
     db.drop_db().await;

@@ -9,9 +9,10 @@
 //! - A delivered message must be [`Delivery::ack`]ed (done) or [`Delivery::nack`]ed (give it
 //!   back, optionally after a delay). One that is neither within [`ConsumerSpec::ack_wait`] is
 //!   delivered again, to any handle.
-//! - At most [`ConsumerSpec::max_in_flight`] messages of a consumer are delivered and
-//!   unacknowledged at once; [`Consumer::next`] waits for a free slot. That bound is the
-//!   back-pressure of the whole loop.
+//! - At most [`ConsumerSpec::max_in_flight`] messages of a consumer are delivered to one
+//!   instance (one connection to the bus) and unacknowledged at once; [`Consumer::next`] waits
+//!   for a free slot. That bound is the back-pressure of the whole loop; instances of a role
+//!   add up, so scaling out adds capacity.
 //!
 //! Handlers must be idempotent: a message can arrive twice.
 
@@ -52,7 +53,7 @@ pub struct ConsumerSpec {
     pub filters: Vec<String>,
     /// Durable name shared by every instance of a role.
     pub durable: String,
-    /// Messages delivered but not yet acknowledged, at most.
+    /// Messages delivered to this instance but not yet acknowledged, at most.
     pub max_in_flight: usize,
     /// Time after which an unacknowledged message is delivered again.
     pub ack_wait: Duration,

@@ -126,6 +126,26 @@ pub struct FetchOptions {
     /// `text/`); empty means the default list of textual types.
     #[serde(default)]
     pub content_types: Vec<String>,
+    /// Set on a sitemap task: the fetcher reads the body as a sitemap and sends what it lists
+    /// back to the scheduler as new tasks, instead of handing a page to a processor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sitemap: Option<SitemapOptions>,
+}
+
+/// What a sitemap task ([`FetchOptions::sitemap`]) needs to turn the URLs its sitemap lists
+/// into tasks. A fetcher knows no project, so the project's rules travel with the task.
+///
+/// The listed child sitemaps become sitemap tasks with the same options; the listed pages
+/// become tasks for the sitemap task's callback, at depth 0, like start URLs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SitemapOptions {
+    /// Hosts of the project's site (of its start URLs and sitemaps): a listed URL on another
+    /// site is dropped. Empty: the site of the sitemap itself.
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    /// Tracking parameters kept when the listed URLs are normalized (`keep_params`).
+    #[serde(default)]
+    pub keep_params: Vec<String>,
 }
 
 /// How a task is fetched.

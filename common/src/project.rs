@@ -11,9 +11,10 @@
 //! expected, so a `Project` that exists is always runnable by the processor.
 //!
 //! Invariants of a parsed project:
-//! - `start` holds absolute http(s) URLs in [`crate::urlnorm::normalize`]d form;
+//! - `start` and `sitemaps` hold absolute http(s) URLs in [`crate::urlnorm::normalize`]d
+//!   form;
 //! - every [`FollowRule::callback`] is a key of [`Project::handlers`], and `handlers` has a
-//!   `start` handler when `start` is not empty;
+//!   `start` handler when `start` or `sitemaps` is not empty;
 //! - every selector, expression, regex and script compiles;
 //! - at most one of `every` (an interval) and `cron` is set.
 
@@ -35,10 +36,10 @@ use std::time::Duration;
 
 use indexmap::IndexMap;
 
-use crate::message::{FetchOptions, Task};
+use crate::message::{FetchOptions, SitemapOptions, Task};
 use crate::urlnorm;
 
-pub use error::ProjectError;
+pub use error::{ProjectError, line_column};
 pub use fetch::merge_fetch;
 pub use field::{Field, FieldRule, HtmlPart, PageValue, Source, ValueKind};
 pub use finished::{FinishedOutput, ON_FINISHED_URL, OnFinished};
@@ -58,6 +59,9 @@ pub struct Project {
     pub name: String,
     /// Start URLs, absolute http(s), normalized.
     pub start: Vec<String>,
+    /// Sitemap URLs (`sitemaps`), absolute http(s), normalized: read by the fetcher, which
+    /// queues the pages they list (handler "start") and the sitemaps an index lists.
+    pub sitemaps: Vec<String>,
     /// Requests per second for the whole project (token bucket rate), > 0.
     pub rate: f64,
     /// Token bucket size, >= 1.
@@ -104,6 +108,9 @@ pub struct Defaults {
     pub headers: BTreeMap<String, String>,
     /// Attempts after the first before a task fails (extension key).
     pub retries: u32,
+    /// Delay before each retry, the last one repeating (extension key); `None`: the
+    /// scheduler's schedule (30 s, 1 h, 6 h, like pyspider).
+    pub retry_delays: Option<Vec<Duration>>,
     /// Largest body accepted, in bytes (extension key).
     pub max_body: u64,
     /// Redirects followed before giving up (extension key).
@@ -122,10 +129,38 @@ impl Default for Defaults {
             timeout: Duration::from_secs(30),
             headers: BTreeMap::new(),
             retries: 3,
+            retry_delays: None,
             max_body: 10 * 1024 * 1024,
             max_redirects: 10,
             fetch: FetchOptions::default(),
         }
+    }
+}
+
+/// A task that reads the sitemap at `url` (normalized, absolute http(s)): the fetcher queues
+/// the pages it lists for handler `callback` and the sitemaps it lists as more such tasks.
+///
+/// Its task id is the fingerprint of `sitemap:<url>`, not of the URL: reading a sitemap is
+/// another job than fetching the same URL as a page, and neither must dedupe the other away.
+/// Depth 0; the fetcher counts nested sitemaps with it.
+pub fn sitemap_task(project: &str, url: &str, callback: &str, options: SitemapOptions) -> Task {
+    Task {
+        project: project.to_string(),
+        taskid: urlnorm::fingerprint(&format!("sitemap:{url}")),
+        url: url.to_string(),
+        callback: callback.to_string(),
+        priority: 0,
+        exetime: 0,
+        age_ms: None,
+        itag: None,
+        retries: 0,
+        depth: 0,
+        force: false,
+        fetch: FetchOptions {
+            sitemap: Some(options),
+            ..FetchOptions::default()
+        },
+        save: None,
     }
 }
 
@@ -142,27 +177,34 @@ impl Project {
         load::load(path)
     }
 
-    /// The start tasks (callback "start", taskid = fingerprint, depth 0, all other Task
-    /// fields default).
+    /// The tasks of a start of the project: one per start URL (callback "start", taskid =
+    /// fingerprint, depth 0, all other Task fields default), then one per sitemap (see
+    /// [`sitemap_task`]; its pages go to handler "start").
     pub fn start_tasks(&self) -> Vec<Task> {
-        self.start
+        let pages = self.start.iter().map(|url| Task {
+            project: self.name.clone(),
+            taskid: urlnorm::fingerprint(url),
+            url: url.clone(),
+            callback: START_HANDLER.to_string(),
+            priority: 0,
+            exetime: 0,
+            age_ms: None,
+            itag: None,
+            retries: 0,
+            depth: 0,
+            force: false,
+            fetch: Default::default(),
+            save: None,
+        });
+        let options = SitemapOptions {
+            hosts: self.start_hosts(),
+            keep_params: self.keep_params.clone(),
+        };
+        let sitemaps = self
+            .sitemaps
             .iter()
-            .map(|url| Task {
-                project: self.name.clone(),
-                taskid: urlnorm::fingerprint(url),
-                url: url.clone(),
-                callback: START_HANDLER.to_string(),
-                priority: 0,
-                exetime: 0,
-                age_ms: None,
-                itag: None,
-                retries: 0,
-                depth: 0,
-                force: false,
-                fetch: Default::default(),
-                save: None,
-            })
-            .collect()
+            .map(|url| sitemap_task(&self.name, url, START_HANDLER, options.clone()));
+        pages.chain(sitemaps).collect()
     }
 
     /// Item field names of all handlers in definition order, deduplicated (the CSV header).
@@ -182,10 +224,11 @@ impl Project {
         fields
     }
 
-    /// The hosts of the start URLs (for same-site follows), deduplicated, in file order.
+    /// The hosts of the start URLs and sitemaps: the project's site, for same-site follows
+    /// and sitemap entries. Deduplicated, in file order (start URLs first).
     pub fn start_hosts(&self) -> Vec<String> {
         let mut hosts: Vec<String> = Vec::new();
-        for url in &self.start {
+        for url in self.start.iter().chain(&self.sitemaps) {
             // Start URLs were parsed at load time; one that no longer parses has no host.
             if let Some(host) = url::Url::parse(url)
                 .ok()
@@ -347,6 +390,56 @@ item.url = "$url"                    # page values: $url, $status, $save.<key>
         assert_eq!(t.callback, "start");
         assert_eq!((t.depth, t.priority, t.retries, t.exetime), (0, 0, 0, 0));
         assert_eq!(t.save, None);
+    }
+
+    #[test]
+    fn sitemaps_start_as_sitemap_tasks_after_the_start_urls() {
+        let p = Project::parse(
+            r#"
+name = "shop"
+start = ["https://shop.example/"]
+sitemaps = ["https://shop.example/sitemap.xml", "https://blog.example/sitemap.xml"]
+keep_params = ["ref"]
+[handlers.start]
+"#,
+        )
+        .expect("valid");
+        assert_eq!(p.start_hosts(), vec!["shop.example", "blog.example"]);
+        let tasks = p.start_tasks();
+        assert_eq!(tasks.len(), 3);
+        assert_eq!(tasks[0].fetch.sitemap, None, "a start URL is a page");
+        let t = &tasks[1];
+        assert_eq!(t.url, "https://shop.example/sitemap.xml");
+        assert_eq!(
+            t.callback, START_HANDLER,
+            "the pages it lists go to `start`"
+        );
+        assert_eq!(
+            t.taskid,
+            urlnorm::fingerprint("sitemap:https://shop.example/sitemap.xml")
+        );
+        assert_ne!(
+            t.taskid,
+            urlnorm::fingerprint(&t.url),
+            "not the page's task"
+        );
+        assert_eq!((t.depth, t.priority, t.retries, t.force), (0, 0, 0, false));
+        assert_eq!(
+            t.fetch,
+            FetchOptions {
+                sitemap: Some(SitemapOptions {
+                    hosts: vec!["shop.example".into(), "blog.example".into()],
+                    keep_params: vec!["ref".into()],
+                }),
+                ..FetchOptions::default()
+            }
+        );
+        assert_eq!(tasks[2].url, "https://blog.example/sitemap.xml");
+
+        // The scheduler's merge keeps the flag, and a task without one never gets it.
+        let merged = p.fetch_for(&t.fetch);
+        assert_eq!(merged.sitemap, t.fetch.sitemap);
+        assert_eq!(p.fetch_for(&FetchOptions::default()).sitemap, None);
     }
 
     #[test]

@@ -260,13 +260,15 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes results last updated before `before_ms`; the number deleted.
     async fn purge_results(&self, project: &str, before_ms: i64) -> Result<u64, StoreError>;
 
-    /// Inserts or replaces items by `(project, taskid)` (in one transaction).
+    /// Inserts or replaces items by `(project, taskid)` (in one transaction); `false` when the
+    /// project no longer exists, in which case nothing is written: pages still in flight when
+    /// a project is deleted must not bring its results back.
     async fn upsert_results(
         &self,
         project: &str,
         items: &[Item],
         now_ms: i64,
-    ) -> Result<(), StoreError>;
+    ) -> Result<bool, StoreError>;
     /// Up to `limit` items with a key after `after`, in key order: the paging of an export.
     async fn results_page(
         &self,

@@ -219,6 +219,7 @@ conformance!(
         a_task_is_read_and_cancelled_by_id,
         deleting_a_project_removes_its_tasks_and_results,
         old_results_are_purged,
+        results_of_a_missing_project_are_not_written,
         a_run_request_comes_after_the_last_start_and_survives_saves,
         setting_the_status_bumps_the_update_time,
     ],
@@ -298,7 +299,31 @@ async fn deleting_a_project_removes_its_tasks_and_results(s: &dyn Store) {
     assert_eq!(s.count_results("q").await.expect("count"), 1);
 }
 
+async fn results_of_a_missing_project_are_not_written(s: &dyn Store) {
+    // Pages of a deleted project can still be in flight; their items must not come back.
+    let written = s
+        .upsert_results("gone", &[item("a", 1)], 0)
+        .await
+        .expect("upsert");
+    assert!(!written, "reported as not written");
+    assert_eq!(s.count_results("gone").await.expect("count"), 0);
+    s.save_project(&project("gone")).await.expect("save");
+    assert!(
+        s.upsert_results("gone", &[item("a", 1)], 0)
+            .await
+            .expect("upsert")
+    );
+    s.delete_project("gone").await.expect("delete");
+    assert!(
+        !s.upsert_results("gone", &[item("b", 1)], 0)
+            .await
+            .expect("upsert")
+    );
+    assert_eq!(s.count_results("gone").await.expect("count"), 0);
+}
+
 async fn old_results_are_purged(s: &dyn Store) {
+    s.save_project(&project("p")).await.expect("save");
     s.upsert_results("p", &[item("old", 1)], 100)
         .await
         .expect("upsert");
@@ -816,6 +841,7 @@ async fn empty_batches_are_no_ops(s: &dyn Store) {
 // ---------------------------------------------------------------------------------------
 
 async fn results_upsert_by_key_and_page_in_key_order(s: &dyn Store) {
+    s.save_project(&project("p")).await.expect("save");
     s.upsert_results("p", &[item("b", 1), item("a", 1)], 1)
         .await
         .expect("upsert");
@@ -848,6 +874,9 @@ async fn results_page_through_many_pages(s: &dyn Store) {
         .enumerate()
         .map(|(i, k)| item(k, i as i64))
         .collect();
+    for name in ["p", "q"] {
+        s.save_project(&project(name)).await.expect("save");
+    }
     s.upsert_results("p", &items, 1).await.expect("upsert");
     s.upsert_results("q", &[item("K00000", 0)], 1)
         .await
@@ -891,6 +920,7 @@ async fn results_keep_their_json_as_written(s: &dyn Store) {
         url: "http://a/t".into(),
         data,
     };
+    s.save_project(&project("p")).await.expect("save");
     // A duplicate in one batch: the last one is stored.
     s.upsert_results("p", &[item("t", 0), written.clone()], 1)
         .await

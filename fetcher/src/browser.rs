@@ -12,6 +12,10 @@
 //!   helpers orphaned by the kill are re-parented to it and reaped here, even under an init
 //!   that does not reap (as in some containers). It happens on [`BrowserPool::shutdown`], on
 //!   a restart, and when the last handle of a browser is dropped.
+//! - Chromium's crash handlers (`chrome_crashpad_handler`) start sessions of their own, so the
+//!   group kill misses them; they inherit the browser's environment, which carries a marker
+//!   naming its profile ([`MARKER`]): after the group, every live process with that marker is
+//!   killed and reaped, and so is every exited Chromium process re-parented to us.
 //! - A browser is replaced when it is found broken: its process exited, a keep-alive ping
 //!   (every [`KEEPALIVE`]) failed, or a health check after a failed render did not answer
 //!   within [`HEALTH_TIMEOUT`]. Each browser has a generation; a failure report about an old
@@ -39,7 +43,9 @@ use tracing::{info, warn};
 use crate::error::task_error;
 use crate::render::TabSettings;
 
-/// Flags Chromium is started with (besides the profile and the debugging port).
+/// Flags Chromium is started with (besides the profile and the debugging port). Chromium
+/// otherwise starts two `chrome_crashpad_handler` processes, each in a process group of its
+/// own and outside the browser's: killing the browser's group left them running.
 pub const CHROMIUM_FLAGS: [&str; 9] = [
     "--headless",
     "--no-sandbox",
@@ -80,6 +86,8 @@ pub struct Instance {
 /// The owned process and its profile folder (removed after the process is gone).
 struct Process {
     child: Child,
+    /// `MARKER=<profile path>`, in the environment of the browser and all it starts.
+    marker: String,
     _profile: tempfile::TempDir,
 }
 
@@ -132,7 +140,7 @@ impl Instance {
             .unwrap_or_else(PoisonError::into_inner)
             .take();
         if let Some(mut process) = process {
-            kill_and_reap(&mut process.child);
+            kill_and_reap(&mut process);
             info!(pid = self.pid, "browser stopped");
         }
     }
@@ -144,9 +152,64 @@ impl Drop for Instance {
     }
 }
 
+/// Environment variable marking the processes of one browser (see the module docs).
+const MARKER: &str = "SPINDLE_CHROMIUM_PROFILE";
+
+/// SIGKILL to the browser's process group, then reaps the child and every group member that
+/// became ours (see the module docs), until the group is empty or [`REAP_TIMEOUT`] passes;
+/// then the same for the browser's processes outside the group.
+fn kill_and_reap(process: &mut Process) {
+    kill_group(&mut process.child);
+    kill_strays(process.marker.as_bytes());
+}
+
+/// Kills and reaps the browser's processes outside its group (its crash handlers, which
+/// start sessions of their own). Alive, one is found by `marker` (`KEY=value`) in its
+/// environment; once exited (a handler exits when its browser dies) its environment is gone,
+/// and it is found as a zombie child of ours (orphans are re-parented to this subreaper)
+/// with a Chromium name.
+fn kill_strays(marker: &[u8]) {
+    let me = std::process::id();
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let Some(raw) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = fs::read_to_string(format!("/proc/{raw}/stat")) else {
+            continue;
+        };
+        // `pid (comm) state ppid ...`; the command may itself hold spaces or parentheses.
+        let Some((head, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let comm = head.split_once('(').map_or("", |(_, c)| c);
+        let mut fields = rest.split_whitespace();
+        let (state, ppid) = (fields.next(), fields.next().and_then(|p| p.parse().ok()));
+        let pid = Pid::from_raw(raw);
+        if state == Some("Z") {
+            if ppid == Some(me) && comm.starts_with("chrome") {
+                let _ = waitpid(pid, None);
+            }
+            continue;
+        }
+        let marked = fs::read(format!("/proc/{raw}/environ"))
+            .is_ok_and(|environ| environ.split(|b| *b == 0).any(|var| var == marker));
+        if marked && nix::sys::signal::kill(pid, Signal::SIGKILL).is_ok() {
+            // Ours once its parent died; otherwise `waitpid` returns at once.
+            let _ = waitpid(pid, None);
+        }
+    }
+}
+
 /// SIGKILL to the child's process group, then reaps the child and every group member that
-/// became ours (see the module docs), until the group is empty or [`REAP_TIMEOUT`] passes.
-fn kill_and_reap(child: &mut Child) {
+/// became ours, until the group is empty or [`REAP_TIMEOUT`] passes.
+fn kill_group(child: &mut Child) {
     let Ok(raw) = i32::try_from(child.id()) else {
         return;
     };
@@ -210,8 +273,10 @@ fn launch(path: &Path, generation: u64) -> Result<Instance, TaskError> {
         .prefix("spindle-chromium-")
         .tempdir()
         .map_err(|err| failed(format!("cannot create a browser profile folder: {err}")))?;
+    let marker = format!("{MARKER}={}", profile.path().display());
     let mut command = Command::new(path);
     command
+        .env(MARKER, profile.path())
         .args(CHROMIUM_FLAGS)
         .arg(format!("--user-data-dir={}", profile.path().display()))
         .arg("--remote-debugging-port=0")
@@ -226,6 +291,7 @@ fn launch(path: &Path, generation: u64) -> Result<Instance, TaskError> {
     let pid = child.id();
     let mut process = Process {
         child,
+        marker,
         _profile: profile,
     };
     let connected = devtools_url(&mut process, LAUNCH_TIMEOUT).and_then(|ws| {
@@ -244,7 +310,7 @@ fn launch(path: &Path, generation: u64) -> Result<Instance, TaskError> {
             })
         }
         Err(err) => {
-            kill_and_reap(&mut process.child);
+            kill_and_reap(&mut process);
             Err(err)
         }
     }

@@ -11,6 +11,10 @@
 //! 6. the page is fetched over HTTP or rendered in the browser, within the task's timeout
 //!    (a fresh one: the robots.txt request and the crawl-delay wait do not eat into it).
 //!
+//! [`Fetcher::fetch_raw`] takes steps 1 (without `data:` URLs) to 5 too, then fetches over
+//! HTTP whatever the task's mode and keeps the body as bytes: for bodies the fetcher reads
+//! itself (sitemaps).
+//!
 //! Every failure is a [`TaskError`] with a kind; nothing here panics or stops the fetcher.
 
 use std::time::{Duration, Instant};
@@ -28,7 +32,7 @@ use crate::config::{
     DEFAULT_MAX_BODY, DEFAULT_MAX_REDIRECTS, DEFAULT_TIMEOUT, DEFAULT_VIEWPORT, FetcherConfig,
 };
 use crate::error::{FetcherError, task_error};
-use crate::http::{self, Exchange};
+use crate::http::{self, Exchange, RawPage};
 use crate::politeness::CrawlDelays;
 use crate::proxy::{ClientKey, Clients};
 use crate::render::{self, RenderRequest};
@@ -86,25 +90,11 @@ impl Fetcher {
     pub async fn fetch(&self, task: &Task) -> Result<Page, TaskError> {
         let started = Instant::now();
         let options = &task.fetch;
-        if task.url.len() > self.config.max_url_len {
-            return Err(task_error(
-                ErrorKind::Refused,
-                false,
-                format!("URL longer than {} bytes", self.config.max_url_len),
-            ));
-        }
+        self.check_length(task)?;
         let max_body = options.max_body.unwrap_or(DEFAULT_MAX_BODY);
         if data_url::is_data_url(&task.url) {
             return data_url::fetch(&task.url, max_body, &options.content_types);
         }
-        let url = Url::parse(&task.url).map_err(|err| {
-            task_error(
-                ErrorKind::Refused,
-                false,
-                format!("invalid URL `{}`: {err}", task.url),
-            )
-        })?;
-        guard::check_url(&url, options.allow_private)?;
         if options.mode == FetchMode::Js && !options.proxies.is_empty() {
             // Chromium's proxy is per browser; silently going direct would leak the crawl.
             return Err(task_error(
@@ -113,36 +103,12 @@ impl Fetcher {
                 "proxies are not supported with mode js",
             ));
         }
-        let request = request::build(options)?;
-        let key = ClientKey::for_task(
-            options,
-            task.retries,
-            self.clients.default_connect_timeout(),
-        )?;
-        let client = self.clients.get(&key)?;
-        let timeout = options
-            .timeout_ms
-            .map_or(DEFAULT_TIMEOUT, Duration::from_millis);
-        let timed_out = || {
-            task_error(
-                ErrorKind::Timeout,
-                true,
-                format!("timed out after {} ms", timeout.as_millis()),
-            )
-        };
-
-        if options.robots != Some(false) {
-            let agent = user_agent(&request.headers, &self.config.user_agent);
-            let check = self.check_robots(&client, &url, &agent, options.allow_private);
-            let delay = tokio::time::timeout(timeout, check)
-                .await
-                .map_err(|_| timed_out())??;
-            if let (Some(delay), Some(host)) = (delay, url.host_str()) {
-                let delay = delay.min(self.config.max_crawl_delay);
-                let port = url.port_or_known_default().unwrap_or(0);
-                self.delays.wait(&format!("{host}:{port}"), delay).await;
-            }
-        }
+        let Ready {
+            url,
+            request,
+            client,
+            timeout,
+        } = self.ready(task).await?;
 
         // The task's own time starts now: robots.txt and the crawl delay are not its cost.
         let deadline = Instant::now() + timeout;
@@ -150,17 +116,7 @@ impl Fetcher {
             match options.mode {
                 FetchMode::Http => {
                     let jar = self.sessions.for_fetch(&task.project, options.session);
-                    let exchange = Exchange {
-                        request,
-                        url,
-                        jar: &jar,
-                        allow_private: options.allow_private,
-                        follow_redirects: options.follow_redirects.unwrap_or(true),
-                        max_redirects: options.max_redirects.unwrap_or(DEFAULT_MAX_REDIRECTS),
-                        max_body,
-                        max_url_len: self.config.max_url_len,
-                        content_types: &options.content_types,
-                    };
+                    let exchange = self.exchange(options, request, url, &jar);
                     http::fetch(&client, exchange, started).await
                 }
                 FetchMode::Js => {
@@ -171,7 +127,106 @@ impl Fetcher {
         };
         tokio::time::timeout(timeout, work)
             .await
-            .unwrap_or_else(|_| Err(timed_out()))
+            .unwrap_or_else(|_| Err(timed_out(timeout)))
+    }
+
+    /// Fetches one task over plain HTTP, whatever its mode, and returns the body as it came
+    /// (not decoded, whatever its content type): for bodies the fetcher reads itself, such
+    /// as sitemaps. Same checks, robots.txt, crawl delay, redirects, timeout and body cap as
+    /// [`Fetcher::fetch`]; a `data:` URL is refused.
+    pub async fn fetch_raw(&self, task: &Task) -> Result<RawPage, TaskError> {
+        let started = Instant::now();
+        self.check_length(task)?;
+        let Ready {
+            url,
+            request,
+            client,
+            timeout,
+        } = self.ready(task).await?;
+        let work = async {
+            let jar = self.sessions.for_fetch(&task.project, task.fetch.session);
+            let exchange = self.exchange(&task.fetch, request, url, &jar);
+            http::fetch_raw(&client, exchange, started).await
+        };
+        tokio::time::timeout(timeout, work)
+            .await
+            .unwrap_or_else(|_| Err(timed_out(timeout)))
+    }
+
+    /// Step 1: the URL length cap.
+    fn check_length(&self, task: &Task) -> Result<(), TaskError> {
+        if task.url.len() > self.config.max_url_len {
+            return Err(task_error(
+                ErrorKind::Refused,
+                false,
+                format!("URL longer than {} bytes", self.config.max_url_len),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Steps 2 to 5: the URL, the options, robots.txt and the crawl delay; what the request
+    /// needs once they pass.
+    async fn ready(&self, task: &Task) -> Result<Ready, TaskError> {
+        let options = &task.fetch;
+        let url = Url::parse(&task.url).map_err(|err| {
+            task_error(
+                ErrorKind::Refused,
+                false,
+                format!("invalid URL `{}`: {err}", task.url),
+            )
+        })?;
+        guard::check_url(&url, options.allow_private)?;
+        let request = request::build(options)?;
+        let key = ClientKey::for_task(
+            options,
+            task.retries,
+            self.clients.default_connect_timeout(),
+        )?;
+        let client = self.clients.get(&key)?;
+        let timeout = options
+            .timeout_ms
+            .map_or(DEFAULT_TIMEOUT, Duration::from_millis);
+
+        if options.robots != Some(false) {
+            let agent = user_agent(&request.headers, &self.config.user_agent);
+            let check = self.check_robots(&client, &url, &agent, options.allow_private);
+            let delay = tokio::time::timeout(timeout, check)
+                .await
+                .map_err(|_| timed_out(timeout))??;
+            if let (Some(delay), Some(host)) = (delay, url.host_str()) {
+                let delay = delay.min(self.config.max_crawl_delay);
+                let port = url.port_or_known_default().unwrap_or(0);
+                self.delays.wait(&format!("{host}:{port}"), delay).await;
+            }
+        }
+        Ok(Ready {
+            url,
+            request,
+            client,
+            timeout,
+        })
+    }
+
+    /// The HTTP exchange of a task's options.
+    fn exchange<'a>(
+        &self,
+        options: &'a FetchOptions,
+        request: Request,
+        url: Url,
+        jar: &'a reqwest::cookie::Jar,
+    ) -> Exchange<'a> {
+        Exchange {
+            request,
+            url,
+            jar,
+            allow_private: options.allow_private,
+            follow_redirects: options.follow_redirects.unwrap_or(true),
+            max_redirects: options.max_redirects.unwrap_or(DEFAULT_MAX_REDIRECTS),
+            max_body: options.max_body.unwrap_or(DEFAULT_MAX_BODY),
+            max_url_len: self.config.max_url_len,
+            content_types: &options.content_types,
+        }
     }
 
     /// robots.txt for `url`: Ok with the crawl delay to honour, or why the URL is refused.
@@ -265,6 +320,24 @@ impl Fetcher {
         }
         Ok(rendered)
     }
+}
+
+/// A task's request once its checks passed, robots.txt allowed it and its crawl delay was
+/// waited for.
+struct Ready {
+    url: Url,
+    request: Request,
+    client: Client,
+    timeout: Duration,
+}
+
+/// The error of a task that ran out of `timeout`.
+fn timed_out(timeout: Duration) -> TaskError {
+    task_error(
+        ErrorKind::Timeout,
+        true,
+        format!("timed out after {} ms", timeout.as_millis()),
+    )
 }
 
 /// How long past its deadline a render may stay in a DevTools call before the browser's

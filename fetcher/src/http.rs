@@ -1,4 +1,5 @@
-//! One HTTP exchange: the redirect loop, cookies per hop, and the capped, decoded body.
+//! One HTTP exchange: the redirect loop, cookies per hop, and the capped body, decoded into a
+//! [`Page`] ([`fetch`]) or kept as bytes ([`fetch_raw`], for bodies the fetcher reads itself).
 //!
 //! Invariants kept here:
 //!
@@ -74,9 +75,62 @@ pub fn check_hop(url: &Url, allow_private: bool, max_url_len: usize) -> Result<(
     guard::check_url(url, allow_private)
 }
 
+/// A final response with its body as it came (decompressed per `Content-Encoding`, capped,
+/// not decoded to text).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawPage {
+    /// URL after redirects.
+    pub url: String,
+    /// HTTP status code.
+    pub status: u16,
+    /// Response headers (names lower-case).
+    pub headers: Vec<(String, String)>,
+    /// Content type without parameters, lower-case, empty if none was sent.
+    pub content_type: String,
+    /// The body.
+    pub body: Vec<u8>,
+    /// Time spent fetching, in milliseconds.
+    pub fetch_ms: u32,
+}
+
+impl RawPage {
+    /// The value of a response header, by case-insensitive name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
 /// Runs the exchange: the redirect loop, then the body. `started` is when the task started,
 /// for the page's `fetch_ms`.
 pub async fn fetch(client: &Client, ex: Exchange<'_>, started: Instant) -> Result<Page, TaskError> {
+    let response = final_response(client, &ex).await?;
+    read_page(response, ex.max_body, ex.content_types, started).await
+}
+
+/// Runs the exchange like [`fetch`] but keeps the body as bytes, whatever its content type.
+pub async fn fetch_raw(
+    client: &Client,
+    ex: Exchange<'_>,
+    started: Instant,
+) -> Result<RawPage, TaskError> {
+    let mut response = final_response(client, &ex).await?;
+    let head = Head::of(&response);
+    let body = read_body(&mut response, ex.max_body).await?;
+    Ok(RawPage {
+        url: head.url.to_string(),
+        status: head.status,
+        headers: head.headers,
+        content_type: head.content_type,
+        body,
+        fetch_ms: elapsed_ms(started),
+    })
+}
+
+/// The redirect loop: the response that is the page (its body not read yet).
+async fn final_response(client: &Client, ex: &Exchange<'_>) -> Result<Response, TaskError> {
     let task_origin = ex.url.origin();
     let mut hop = Hop {
         method: ex.request.method.clone(),
@@ -93,7 +147,7 @@ pub async fn fetch(client: &Client, ex: Exchange<'_>, started: Instant) -> Resul
             .flatten();
         // A redirect without a Location has nowhere to go: it is the page.
         let Some(location) = location else {
-            return read_page(response, ex.max_body, ex.content_types, started).await;
+            return Ok(response);
         };
         if redirects >= ex.max_redirects {
             return Err(task_error(
@@ -206,6 +260,42 @@ async fn drain(response: &mut Response) {
     let _ = tokio::time::timeout(REDIRECT_DRAIN_TIME, read_all).await;
 }
 
+/// What the final response says before its body.
+struct Head {
+    status: u16,
+    url: Url,
+    headers: Vec<(String, String)>,
+    content_type: String,
+    charset: Option<String>,
+}
+
+impl Head {
+    fn of(response: &Response) -> Head {
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(name, value)| {
+                (
+                    name.as_str().to_owned(),
+                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        let (content_type, charset) = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|value| charset::split_content_type(&String::from_utf8_lossy(value.as_bytes())))
+            .unwrap_or_default();
+        Head {
+            status: response.status().as_u16(),
+            url: response.url().clone(),
+            headers,
+            content_type,
+            charset,
+        }
+    }
+}
+
 /// Turns the final response into a page: headers, capped body, decoded text.
 async fn read_page(
     mut response: Response,
@@ -213,24 +303,13 @@ async fn read_page(
     content_types: &[String],
     started: Instant,
 ) -> Result<Page, TaskError> {
-    let status = response.status().as_u16();
-    let url = response.url().clone();
-    let headers: Vec<(String, String)> = response
-        .headers()
-        .iter()
-        .map(|(name, value)| {
-            (
-                name.as_str().to_owned(),
-                String::from_utf8_lossy(value.as_bytes()).into_owned(),
-            )
-        })
-        .collect();
-    let (content_type, http_charset) = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .map(|value| charset::split_content_type(&String::from_utf8_lossy(value.as_bytes())))
-        .unwrap_or_default();
-
+    let Head {
+        status,
+        url,
+        headers,
+        content_type,
+        charset: http_charset,
+    } = Head::of(&response);
     let body = read_body(&mut response, max_body).await?;
     let body_len = body.len() as u64;
     let (encoding, text) = if charset::is_extractable(&content_type, content_types) {

@@ -12,12 +12,14 @@
 //! - [`robots`]: robots.txt rules, cached per origin; [`politeness`]: its crawl delay.
 //! - [`browser`]: the owned Chromium process and its tab pool; [`render`]: one render.
 //! - [`charset`]: choosing the body's encoding and decoding it to UTF-8.
-//! - [`data_url`]: `data:` URLs decoded locally; [`sitemap`]: sitemap parsing.
+//! - [`data_url`]: `data:` URLs decoded locally; [`sitemap`]: sitemap parsing;
+//!   [`sitemap_task`]: a sitemap task's listed URLs as new tasks.
 //! - [`service`]: [`run`], the bus loop with bounded concurrency and graceful shutdown.
 //! - [`error`]: [`FetcherError`] for the component, [`TaskError`]s for one task.
 //!
 //! The fetcher never decides what a page means: any HTTP status comes back from
-//! [`Fetcher::fetch`] as a page, and the service reports what is not worth processing.
+//! [`Fetcher::fetch`] as a page, and the service reports what is not worth processing. The
+//! one body it reads itself is a sitemap's, for a sitemap task.
 
 #![warn(missing_docs)]
 
@@ -38,6 +40,7 @@ pub mod robots;
 pub mod service;
 pub mod session;
 pub mod sitemap;
+pub mod sitemap_task;
 
 pub use config::FetcherConfig;
 pub use error::FetcherError;

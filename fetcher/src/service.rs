@@ -19,6 +19,11 @@
 //! task sent `etag` or `last_modified`) is a success that skips extraction: a success
 //! [`Outcome`] with status 304 and the validators goes straight to the scheduler. Any other
 //! status, and every fetch error, is a failed outcome.
+//!
+//! Sitemap tasks (`fetch.sitemap` set) go no further than the fetcher: their body is read
+//! here (see [`crate::sitemap_task`]) and what the sitemap lists goes to the scheduler as
+//! `NewTasks`, published before the task's outcome, like a processor's follows. A job's
+//! messages are published in order and the delivery is acked only after the last one.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,7 +33,8 @@ use spindle_common::BusError;
 use spindle_common::bus::{Bus, ConsumerSpec, Delivery};
 use spindle_common::cpu::{CpuStage, metered};
 use spindle_common::message::{
-    ErrorKind, Message, Outcome, Page, ProcessJob, Task, TaskError, WIRE_VERSION,
+    ErrorKind, Message, NewTasks, Outcome, Page, ProcessJob, SitemapOptions, Task, TaskError,
+    WIRE_VERSION,
 };
 use spindle_common::subject::{Stage, durable};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -40,6 +46,7 @@ use crate::config::FetcherConfig;
 use crate::error::{FetcherError, task_error};
 use crate::fetch::Fetcher;
 use crate::http::elapsed_ms;
+use crate::sitemap_task::{self, TASKS_PER_MESSAGE};
 
 /// Delay before a delivery whose result could not be published is tried again.
 const REPUBLISH_DELAY: Duration = Duration::from_secs(1);
@@ -141,12 +148,16 @@ async fn handle(
         return;
     };
 
-    let started = Instant::now();
-    let result = fetcher.fetch(task).await;
-    let fetch_ms = elapsed_ms(started);
-    let (subject, message) = route(task, result, fetch_ms);
+    let messages = match &task.fetch.sitemap {
+        Some(options) => read_sitemap(&fetcher, task, options).await,
+        None => {
+            let started = Instant::now();
+            let result = fetcher.fetch(task).await;
+            vec![route(task, result, elapsed_ms(started))]
+        }
+    };
 
-    match bus.publish(&subject, message).await {
+    match publish_all(bus.as_ref(), messages).await {
         Ok(()) => {
             if let Err(err) = delivery.ack().await {
                 // The result is out; a redelivery would only repeat an idempotent fetch.
@@ -166,6 +177,90 @@ async fn handle(
             }
         }
     }
+}
+
+/// Publishes `messages` in order, stopping at the first failure.
+async fn publish_all(bus: &dyn Bus, messages: Vec<(String, Message)>) -> Result<(), BusError> {
+    for (subject, message) in messages {
+        bus.publish(&subject, message).await?;
+    }
+    Ok(())
+}
+
+/// Fetches and reads sitemap task `task`: the messages of what it lists (see
+/// [`sitemap_messages`]), or of its failure.
+async fn read_sitemap(
+    fetcher: &Fetcher,
+    task: &Task,
+    options: &SitemapOptions,
+) -> Vec<(String, Message)> {
+    let started = Instant::now();
+    let page = match fetcher.fetch_raw(task).await {
+        Ok(page) if (200..300).contains(&page.status) => page,
+        // Nothing else is a sitemap: not a redirect left unfollowed, nor a 304 (sitemap
+        // tasks never send validators, the tree is read again whenever it is due).
+        Ok(page) => {
+            let wait = retry_after(page.status, page.header("retry-after"));
+            let error = status_error(page.status);
+            return vec![failed(task, Some(page.status), page.fetch_ms, error, wait)];
+        }
+        Err(error) => return vec![failed(task, None, elapsed_ms(started), error, None)],
+    };
+    let (status, fetch_ms) = (page.status, page.fetch_ms);
+    let reading = Instant::now();
+    match sitemap_task::read(task, options, page).await {
+        Ok(listed) => {
+            debug!(
+                taskid = %task.taskid,
+                url = %task.url,
+                sitemaps = listed.sitemaps,
+                pages = listed.pages,
+                off_site = listed.off_site,
+                unusable = listed.unusable,
+                repeated = listed.repeated,
+                too_deep = listed.too_deep,
+                "sitemap read"
+            );
+            sitemap_messages(task, listed.tasks, status, fetch_ms, elapsed_ms(reading))
+        }
+        Err(error) => vec![failed(task, Some(status), fetch_ms, error, None)],
+    }
+}
+
+/// The messages of a sitemap task that was read: the tasks it lists as `NewTasks` in batches
+/// of [`TASKS_PER_MESSAGE`], then its success outcome.
+fn sitemap_messages(
+    task: &Task,
+    tasks: Vec<Task>,
+    status: u16,
+    fetch_ms: u32,
+    process_ms: u32,
+) -> Vec<(String, Message)> {
+    let follows = u32::try_from(tasks.len()).unwrap_or(u32::MAX);
+    let mut messages = Vec::with_capacity(tasks.len().div_ceil(TASKS_PER_MESSAGE) + 1);
+    let mut tasks = tasks.into_iter().peekable();
+    while tasks.peek().is_some() {
+        let batch = NewTasks {
+            v: WIRE_VERSION,
+            project: task.project.clone(),
+            parent: task.taskid.clone(),
+            tasks: tasks.by_ref().take(TASKS_PER_MESSAGE).collect(),
+        };
+        messages.push((
+            Stage::NewTask.subject(&task.project),
+            Message::NewTasks(batch),
+        ));
+    }
+    let outcome = Outcome {
+        process_ms,
+        follows,
+        ..outcome(task, None, Some(status), fetch_ms)
+    };
+    messages.push((
+        Stage::Status.subject(&task.project),
+        Message::Status(outcome),
+    ));
+    messages
 }
 
 /// Where the result of fetching `task` goes: a page worth processing to the processors,
@@ -208,9 +303,7 @@ fn route(task: &Task, result: Result<Page, TaskError>, fetch_ms: u32) -> (String
             );
         }
         Ok(page) => {
-            let wait = matches!(page.status, 429 | 503)
-                .then(|| page.header("retry-after").and_then(retry_after_ms))
-                .flatten();
+            let wait = retry_after(page.status, page.header("retry-after"));
             (
                 Some(page.status),
                 page.fetch_ms,
@@ -221,6 +314,17 @@ fn route(task: &Task, result: Result<Page, TaskError>, fetch_ms: u32) -> (String
         Err(error) => (None, fetch_ms, error, None),
     };
     let (status_code, fetch_ms, error, retry_after_ms) = failure;
+    failed(task, status_code, fetch_ms, error, retry_after_ms)
+}
+
+/// The failed outcome of `task`, for the scheduler.
+fn failed(
+    task: &Task,
+    status_code: Option<u16>,
+    fetch_ms: u32,
+    error: TaskError,
+    retry_after_ms: Option<u64>,
+) -> (String, Message) {
     debug!(
         taskid = %task.taskid,
         url = %task.url,
@@ -236,6 +340,13 @@ fn route(task: &Task, result: Result<Page, TaskError>, fetch_ms: u32) -> (String
         Stage::Status.subject(&task.project),
         Message::Status(outcome),
     )
+}
+
+/// The wait a throttling answer (429 or 503) asks for in its `Retry-After` header, in ms.
+fn retry_after(status: u16, header: Option<&str>) -> Option<u64> {
+    matches!(status, 429 | 503)
+        .then(|| header.and_then(retry_after_ms))
+        .flatten()
 }
 
 /// A `Retry-After` value in ms: delay-seconds, or an HTTP date (relative to now).
@@ -414,6 +525,51 @@ mod tests {
         }
         assert_eq!(status_error(599).message, "HTTP 599");
         assert_eq!(status_error(503).message, "HTTP 503 Service Unavailable");
+    }
+
+    #[test]
+    fn a_sitemap_sends_its_tasks_in_batches_then_its_outcome() {
+        let listed: Vec<Task> = (0..TASKS_PER_MESSAGE * 2 + 1)
+            .map(|i| Task {
+                taskid: format!("p{i}"),
+                ..task()
+            })
+            .collect();
+        let messages = sitemap_messages(&task(), listed, 200, 12, 3);
+        let subjects: Vec<&str> = messages.iter().map(|(s, _)| s.as_str()).collect();
+        assert_eq!(
+            subjects,
+            [
+                "spindle.newtask.books",
+                "spindle.newtask.books",
+                "spindle.newtask.books",
+                "spindle.status.books"
+            ]
+        );
+        let sizes: Vec<usize> = messages
+            .iter()
+            .filter_map(|(_, m)| match m {
+                Message::NewTasks(batch) => {
+                    assert_eq!((batch.parent.as_str(), batch.v), ("t1", WIRE_VERSION));
+                    Some(batch.tasks.len())
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(sizes, [TASKS_PER_MESSAGE, TASKS_PER_MESSAGE, 1]);
+        let Some((_, Message::Status(outcome))) = messages.last() else {
+            panic!("the outcome comes last");
+        };
+        assert_eq!(outcome.error, None);
+        assert_eq!(
+            (outcome.status_code, outcome.fetch_ms, outcome.process_ms),
+            (Some(200), 12, 3)
+        );
+        assert_eq!(outcome.follows as usize, TASKS_PER_MESSAGE * 2 + 1);
+
+        // An empty sitemap is a success with nothing to queue.
+        let messages = sitemap_messages(&task(), Vec::new(), 200, 12, 3);
+        assert_eq!(messages.len(), 1);
     }
 
     #[test]

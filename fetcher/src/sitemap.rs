@@ -1,8 +1,8 @@
 //! Sitemaps (sitemaps.org protocol): the page URLs of a `<urlset>` and the child sitemaps of
 //! a `<sitemapindex>`, from plain or gzip-compressed XML, or a plain-text list of URLs.
 //!
-//! The fetcher does not follow sitemaps itself; [`parse`] is a pure function for whoever
-//! reads one (the processor). Bounds it keeps: a gzip body is inflated to at most
+//! [`parse`] is a pure function; a sitemap task reads its body with it (see
+//! [`crate::sitemap_task`]). Bounds it keeps: a gzip body is inflated to at most
 //! [`MAX_UNCOMPRESSED`] bytes (the protocol's own limit, and a decompression-bomb guard), and
 //! at most [`MAX_URLS`] entries are returned.
 
@@ -171,6 +171,14 @@ fn parse_xml(text: &str) -> Result<Sitemap, SitemapError> {
                 }
                 depth = depth.saturating_sub(1);
             }
+            // A document cut short (a sitemap being rewritten, a truncated download) is not
+            // read as a shorter list.
+            Event::Eof if depth > 0 => {
+                return Err(SitemapError::Xml {
+                    position: reader.buffer_position(),
+                    message: format!("the document ends inside {depth} open element(s)"),
+                });
+            }
             Event::Eof => return Ok(sitemap),
             _ => {}
         }
@@ -273,5 +281,10 @@ mod tests {
 
         let err = parse(b"<urlset><url><loc>x</url></urlset>", None).expect_err("mismatched");
         assert!(matches!(err, SitemapError::Xml { .. }), "{err}");
+
+        let cut = &URLSET.as_bytes()[..URLSET.find("  <url><loc><![CDATA").expect("in the text")];
+        let err = parse(cut, None).expect_err("cut short");
+        assert!(err.to_string().contains("ends inside"), "{err}");
+        assert!(parse(b"", None).expect("empty").urls.is_empty());
     }
 }

@@ -421,3 +421,230 @@ async fn a_304_round_trip_reports_success_without_processing() {
     wait_until_drained(bus.as_ref()).await;
     service.stop().await;
 }
+
+/// A gzip-compressed copy of `text`.
+fn gzip(text: &str) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(text.as_bytes()).expect("write to memory");
+    encoder.finish().expect("finish gzip")
+}
+
+/// Messages for the scheduler (follows and outcomes, in publish order) until `outcomes`
+/// outcomes have arrived.
+async fn until_outcomes(consumer: &mut Box<dyn Consumer>, outcomes: usize) -> Vec<Arc<Message>> {
+    let mut messages = Vec::new();
+    let mut seen = 0;
+    while seen < outcomes {
+        let message = next(consumer).await;
+        seen += usize::from(matches!(message.as_ref(), Message::Status(_)));
+        messages.push(message);
+    }
+    messages
+}
+
+/// The URLs of the tasks of `parent`, from its `NewTasks` messages, asserting they all come
+/// before its outcome.
+fn listed_by(messages: &[Arc<Message>], parent: &str) -> Vec<spindle_common::Task> {
+    let done = messages
+        .iter()
+        .position(|m| matches!(m.as_ref(), Message::Status(o) if o.taskid == parent))
+        .unwrap_or_else(|| panic!("no outcome for {parent}"));
+    let mut tasks = Vec::new();
+    for (i, message) in messages.iter().enumerate() {
+        if let Message::NewTasks(batch) = message.as_ref()
+            && batch.parent == parent
+        {
+            assert!(i < done, "follows of {parent} after its outcome");
+            assert_eq!(batch.project, "test");
+            tasks.extend(batch.tasks.iter().cloned());
+        }
+    }
+    tasks
+}
+
+fn outcome_of<'a>(messages: &'a [Arc<Message>], taskid: &str) -> &'a Outcome {
+    messages
+        .iter()
+        .find_map(|m| match m.as_ref() {
+            Message::Status(o) if o.taskid == taskid => Some(o),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no outcome for {taskid}"))
+}
+
+#[tokio::test]
+async fn a_sitemap_task_sends_what_it_lists_to_the_scheduler() {
+    use axum::http::header::CONTENT_TYPE;
+    use spindle_common::message::SitemapOptions;
+    use spindle_common::project::sitemap_task;
+    use spindle_common::urlnorm::fingerprint;
+    use std::sync::OnceLock;
+
+    // The documents name the server's own address, known once it listens.
+    let base = Arc::new(OnceLock::<String>::new());
+    let (b1, b2, b3) = (base.clone(), base.clone(), base.clone());
+    let router = Router::new()
+        .route(
+            "/sitemap_index.xml",
+            get(move || async move {
+                let base = b1.get().expect("base set");
+                let xml = format!(
+                    r#"<?xml version="1.0" encoding="UTF-8"?>
+<sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">
+  <sitemap><loc>{base}/products.xml.gz</loc></sitemap>
+  <sitemap><loc>{base}/pages.xml</loc><lastmod>2024-01-01</lastmod></sitemap>
+</sitemapindex>"#
+                );
+                ([(CONTENT_TYPE, "application/xml")], xml)
+            }),
+        )
+        .route(
+            // Served as a file download: binary to the page reader, bytes to the sitemap one.
+            "/products.xml.gz",
+            get(move || async move {
+                let base = b2.get().expect("base set");
+                let xml = format!(
+                    r#"<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">
+  <url><loc>{base}/p/1</loc></url>
+  <url><loc>{base}/p/2?utm_source=sitemap</loc></url>
+  <url><loc>https://elsewhere.example/p/3</loc></url>
+</urlset>"#
+                );
+                ([(CONTENT_TYPE, "application/gzip")], gzip(&xml))
+            }),
+        )
+        .route(
+            "/pages.xml",
+            get(move || async move {
+                let base = b3.get().expect("base set");
+                let xml = format!(
+                    r#"<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">
+  <url><loc>{base}/about</loc></url>
+  <url><loc>{base}/p/1</loc></url>
+</urlset>"#
+                );
+                ([(CONTENT_TYPE, "text/xml; charset=utf-8")], xml)
+            }),
+        )
+        .route(
+            "/broken.xml",
+            get(|| async { ([(CONTENT_TYPE, "application/xml")], "<urlset><url><loc>") }),
+        )
+        .route(
+            "/gone.xml",
+            get(|| async { StatusCode::NOT_FOUND.into_response() }),
+        );
+    let server = TestServer::start(router).await;
+    base.set(server.url("")).expect("set once");
+
+    let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new());
+    let mut processed = consumer(bus.as_ref(), Stage::Process).await;
+    // Follows and outcomes on one consumer, as the scheduler reads them: in publish order.
+    let mut scheduler = bus
+        .consume(
+            ConsumerSpec::new(Stage::NewTask.filter(), "test-scheduler")
+                .also(Stage::Status.filter()),
+        )
+        .await
+        .expect("consumer opens");
+    let service = Service::start(bus.clone(), 4);
+
+    let options = SitemapOptions {
+        hosts: vec!["127.0.0.1".into()],
+        keep_params: Vec::new(),
+    };
+    let sitemap = |path: &str| {
+        let mut t = sitemap_task("test", &server.url(path), "start", options.clone());
+        t.fetch.allow_private = true;
+        t
+    };
+    let submit = |t: spindle_common::Task| {
+        let bus = bus.clone();
+        async move {
+            bus.publish(&Stage::Fetch.subject("test"), Message::Fetch(t))
+                .await
+                .expect("publish task");
+        }
+    };
+
+    // The index lists two sitemaps: sitemap tasks one level down.
+    let mut index = sitemap("/sitemap_index.xml");
+    index.force = true;
+    submit(index.clone()).await;
+    let messages = until_outcomes(&mut scheduler, 1).await;
+    let children = listed_by(&messages, &index.taskid);
+    let urls: Vec<&str> = children.iter().map(|t| t.url.as_str()).collect();
+    assert_eq!(
+        urls,
+        [server.url("/products.xml.gz"), server.url("/pages.xml")]
+    );
+    for child in &children {
+        assert_eq!(child.fetch.sitemap.as_ref(), Some(&options));
+        assert_eq!(child.taskid, fingerprint(&format!("sitemap:{}", child.url)));
+        assert_eq!((child.callback.as_str(), child.depth), ("start", 1));
+        assert!(child.force, "a forced index re-reads its sitemaps");
+    }
+    let done = outcome_of(&messages, &index.taskid);
+    assert_eq!(
+        (done.error.as_ref(), done.status_code, done.follows),
+        (None, Some(200), 2)
+    );
+
+    // The scheduler sends them on (with the project's options merged in).
+    for mut child in children {
+        child.fetch.allow_private = true;
+        submit(child).await;
+    }
+    let messages = until_outcomes(&mut scheduler, 2).await;
+    let pages = |path: &str| -> Vec<String> {
+        let parent = fingerprint(&format!("sitemap:{}", server.url(path)));
+        let listed = listed_by(&messages, &parent);
+        for page in &listed {
+            assert_eq!(page.taskid, fingerprint(&page.url));
+            assert_eq!((page.callback.as_str(), page.depth), ("start", 0));
+            assert_eq!(page.fetch.sitemap, None, "a page, not a sitemap");
+            assert!(!page.force);
+        }
+        assert_eq!(outcome_of(&messages, &parent).error, None);
+        listed.into_iter().map(|t| t.url).collect()
+    };
+    // Gzipped: inflated; normalized; the other site's page left out.
+    assert_eq!(
+        pages("/products.xml.gz"),
+        [server.url("/p/1"), server.url("/p/2")]
+    );
+    assert_eq!(
+        pages("/pages.xml"),
+        [server.url("/about"), server.url("/p/1")]
+    );
+
+    // A sitemap that cannot be read, or fetched, fails like any task.
+    submit(sitemap("/broken.xml")).await;
+    submit(sitemap("/gone.xml")).await;
+    let messages = until_outcomes(&mut scheduler, 2).await;
+    assert_eq!(messages.len(), 2, "no follows: {messages:?}");
+    let broken = outcome_of(
+        &messages,
+        &fingerprint(&format!("sitemap:{}", server.url("/broken.xml"))),
+    );
+    let error = broken.error.as_ref().expect("malformed XML fails");
+    assert_eq!((error.kind, error.retryable), (ErrorKind::Process, true));
+    assert!(error.message.contains("unreadable sitemap"), "{error:?}");
+    let gone = outcome_of(
+        &messages,
+        &fingerprint(&format!("sitemap:{}", server.url("/gone.xml"))),
+    );
+    assert_eq!(gone.status_code, Some(404));
+    let error = gone.error.as_ref().expect("404 fails");
+    assert_eq!((error.kind, error.retryable), (ErrorKind::Http, false));
+
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), processed.next())
+            .await
+            .is_err(),
+        "a sitemap is never a page to process"
+    );
+    wait_until_drained(bus.as_ref()).await;
+    service.stop().await;
+}

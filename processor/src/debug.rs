@@ -82,7 +82,7 @@ pub fn run_step(rules: &Rules, task: &Task, page: &Page) -> DebugReport {
         },
         follows: output.follows,
         items: output.items,
-        dropped: output.dropped,
+        dropped: output.dropped.len(),
         logs: output.logs,
         errors,
         timings: Timings {

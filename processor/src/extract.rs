@@ -4,10 +4,14 @@
 //! A field takes the first match in document order (every match with `all = true`, one
 //! entry per match, null included, so parallel `all` fields stay aligned). A field whose
 //! source matches nothing is null (`[]` with `all`); then `default` replaces a null or empty
-//! result; then a `required` field still null (or empty) drops its item, which is counted and
-//! logged with the reason.
+//! result; then a `required` field still null (or empty) drops its item, as does an empty
+//! `key` field of `items`: each drop is a [`DroppedItem`] (counted in the handler's output,
+//! logged with its reason, and summed up by [`drop_summary`]).
+
+use std::fmt;
 
 use scraper::{ElementRef, Html};
+use serde::Serialize;
 use serde_json::{Map, Value};
 use spindle_common::project::{HtmlPart, PageValue};
 use spindle_common::{Item, Page, Task, urlnorm};
@@ -17,6 +21,56 @@ use url::Url;
 use crate::rules::{CompiledEach, CompiledField, CompiledHandler, CompiledSource};
 use crate::value::{Miss, Raw, kind_name, normalized_text};
 use crate::xpath::{self, Selected, XmlPage};
+
+/// An item a handler dropped, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DroppedItem {
+    /// Its position among the page's items (its `each` match; 0 for one item per page).
+    pub index: usize,
+    /// The field that came out null or empty.
+    pub field: String,
+    /// What that field is for.
+    pub cause: DropCause,
+}
+
+/// Why an empty field drops its item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DropCause {
+    /// The field is `required = true`.
+    Required,
+    /// The field is the `key` of `items`: an item without a key cannot be stored.
+    EmptyKey,
+}
+
+impl fmt::Display for DroppedItem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match self.cause {
+            DropCause::Required => "required",
+            DropCause::EmptyKey => "key",
+        };
+        write!(
+            f,
+            "item {} dropped: {what} field `{}` is empty",
+            self.index, self.field
+        )
+    }
+}
+
+/// One line summing up the drops of a page, by cause: "3 item(s) dropped: 2 for an empty
+/// required field, 1 for an empty key field".
+pub(crate) fn drop_summary(dropped: &[DroppedItem]) -> String {
+    let count = |cause| dropped.iter().filter(|d| d.cause == cause).count();
+    let parts: Vec<String> = [
+        (count(DropCause::Required), "an empty required field"),
+        (count(DropCause::EmptyKey), "an empty key field"),
+    ]
+    .into_iter()
+    .filter(|(n, _)| *n > 0)
+    .map(|(n, why)| format!("{n} for {why}"))
+    .collect();
+    format!("{} item(s) dropped: {}", dropped.len(), parts.join(", "))
+}
 
 /// What a field may read besides its scope.
 pub(crate) struct PageCtx<'a> {
@@ -74,6 +128,7 @@ pub(crate) fn page_value(value: &PageValue, ctx: &PageCtx<'_>) -> Option<Value> 
         PageValue::Header(name) => ctx.page.header(name).map(|v| Value::String(v.to_string())),
         PageValue::Now => Some(Value::String(ctx.now.to_string())),
         PageValue::Project => Some(Value::String(ctx.project.to_string())),
+        PageValue::Screenshot => ctx.page.screenshot_png_base64.clone().map(Value::String),
     }
 }
 
@@ -180,6 +235,9 @@ pub(crate) fn field_value(
             CompiledSource::Page(PageValue::Header(h)) => {
                 format!("field `{name}`: the response has no `{h}` header")
             }
+            CompiledSource::Page(PageValue::Screenshot) => format!(
+                "field `{name}`: the page has no screenshot (it needs `fetch = \"js\"` and `js = {{ screenshot = true }}`)"
+            ),
             _ => format!("field `{name}`: nothing matches {}", field.label),
         });
         if field.all {
@@ -261,14 +319,15 @@ fn item_data(
     }
 }
 
-/// The items of a page and how many were dropped for a missing required field.
+/// The items of a page and the ones dropped for an empty required or key field (each drop
+/// is logged too).
 pub(crate) fn build_items(
     handler: &CompiledHandler,
     ctx: &PageCtx<'_>,
     logs: &mut Vec<String>,
-) -> (Vec<Item>, usize) {
+) -> (Vec<Item>, Vec<DroppedItem>) {
     if handler.fields.is_empty() {
-        return (Vec::new(), 0);
+        return (Vec::new(), Vec::new());
     }
     let scopes: Vec<Scope<'_>> = match &handler.each {
         None => vec![Scope::Page],
@@ -307,15 +366,18 @@ pub(crate) fn build_items(
         logs.push(format!("items: `each` matched {}", scopes.len()));
     }
     let mut items = Vec::with_capacity(scopes.len());
-    let mut dropped = 0usize;
+    let mut dropped = Vec::new();
     for (index, scope) in scopes.into_iter().enumerate() {
         let data = match item_data(&handler.fields, scope, ctx, logs) {
             Ok(data) => data,
             Err(field) => {
-                dropped += 1;
-                logs.push(format!(
-                    "item {index} dropped: required field `{field}` is empty"
-                ));
+                let item = DroppedItem {
+                    index,
+                    field,
+                    cause: DropCause::Required,
+                };
+                logs.push(item.to_string());
+                dropped.push(item);
                 continue;
             }
         };
@@ -327,8 +389,13 @@ pub(crate) fn build_items(
                     urlnorm::fingerprint(&v.to_string())
                 }
                 _ => {
-                    dropped += 1;
-                    logs.push(format!("item {index} dropped: key field `{key}` is empty"));
+                    let item = DroppedItem {
+                        index,
+                        field: key.clone(),
+                        cause: DropCause::EmptyKey,
+                    };
+                    logs.push(item.to_string());
+                    dropped.push(item);
                     continue;
                 }
             },

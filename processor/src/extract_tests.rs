@@ -2,6 +2,7 @@
 
 use serde_json::json;
 
+use crate::extract::{DropCause, DroppedItem, drop_summary};
 use crate::handler::run_handler;
 use crate::testutil::{page, rules, task};
 
@@ -271,6 +272,39 @@ item.code = { value = "$url", regex = 'a\.(\w+)$' }
 }
 
 #[test]
+fn the_screenshot_is_a_page_value() {
+    let rules = rules(
+        r#"
+name = "p"
+[handlers.item]
+item.url = "$url"
+item.shot = "$screenshot"
+item.has_shot = { value = "$screenshot", regex = '^iVBOR', default = "none" }
+"#,
+    );
+    // As the fetcher sends it for `fetch = "js"` with `js = { screenshot = true }`.
+    let mut p = page(URL, "<h1>t</h1>");
+    p.screenshot_png_base64 = Some("iVBORw0KGgo=".into());
+    let out = crate::testutil::run(&rules, &task("item", URL), &p);
+    assert_eq!(
+        serde_json::Value::Object(out.items[0].data.clone()),
+        json!({ "url": URL, "shot": "iVBORw0KGgo=", "has_shot": "iVBOR" })
+    );
+
+    // A page without one (plain HTTP, or no `screenshot` option): null, and the log says why.
+    let out = crate::testutil::run(&rules, &task("item", URL), &page(URL, "<h1>t</h1>"));
+    assert_eq!(out.items[0].data["shot"], serde_json::Value::Null);
+    assert_eq!(out.items[0].data["has_shot"], "none");
+    assert!(
+        out.logs
+            .iter()
+            .any(|l| l.starts_with("field `shot`: the page has no screenshot")),
+        "{:?}",
+        out.logs
+    );
+}
+
+#[test]
 fn bools_and_datetimes_from_html() {
     let (data, _) = item(
         r##"item.stock = { css = "#s", regex = '(yes|no)', as = "bool" }
@@ -299,7 +333,14 @@ item.c = { css = "h1", default = 0 }"#,
     );
     let out = crate::testutil::run(&rules, &task("item", URL), &page(URL, "<h1>t</h1>"));
     assert!(out.items.is_empty());
-    assert_eq!(out.dropped, 1);
+    assert_eq!(
+        out.dropped,
+        [DroppedItem {
+            index: 0,
+            field: "p".into(),
+            cause: DropCause::Required
+        }]
+    );
     assert!(
         out.logs
             .iter()
@@ -374,7 +415,8 @@ item.price = { css = ".price", required = true }
         out.items[1].taskid,
         spindle_common::urlnorm::fingerprint("B2")
     );
-    assert_eq!(out.dropped, 1);
+    let causes: Vec<_> = out.dropped.iter().map(|d| (d.index, d.cause)).collect();
+    assert_eq!(causes, [(2, DropCause::Required)]);
     assert!(
         out.logs
             .iter()
@@ -386,13 +428,40 @@ item.price = { css = ".price", required = true }
     // A key field that comes out empty drops the item too.
     let rules = rules_text_key();
     let out = crate::testutil::run(&rules, &task("list", URL), &page(URL, LIST));
-    assert_eq!((out.items.len(), out.dropped), (2, 1));
+    assert_eq!(out.items.len(), 2);
+    let causes: Vec<_> = out.dropped.iter().map(|d| (d.index, d.cause)).collect();
+    assert_eq!(causes, [(2, DropCause::EmptyKey)]);
     assert!(
         out.logs
             .iter()
             .any(|l| l.contains("key field `sku` is empty")),
         "{:?}",
         out.logs
+    );
+}
+
+#[test]
+fn the_drop_summary_names_the_cause_of_each_drop() {
+    let drop = |index, cause| DroppedItem {
+        index,
+        field: "f".into(),
+        cause,
+    };
+    assert_eq!(
+        drop_summary(&[drop(0, DropCause::EmptyKey)]),
+        "1 item(s) dropped: 1 for an empty key field"
+    );
+    assert_eq!(
+        drop_summary(&[
+            drop(0, DropCause::Required),
+            drop(1, DropCause::EmptyKey),
+            drop(2, DropCause::Required)
+        ]),
+        "3 item(s) dropped: 2 for an empty required field, 1 for an empty key field"
+    );
+    assert_eq!(
+        drop(4, DropCause::EmptyKey).to_string(),
+        "item 4 dropped: key field `f` is empty"
     );
 }
 

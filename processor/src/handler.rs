@@ -6,6 +6,13 @@
 //! finally runs the handler's script ([`crate::script`]), which sees the items and may
 //! change them, emit more, and follow more links. It is synchronous and CPU-bound, and
 //! `scraper::Html` is not `Send`, so the service runs it on the blocking pool.
+//!
+//! A script's follows pass the same gate as the rules' ([`FollowSink::admit`], one sink for
+//! both): a follow to callback `c` gets the filter of the handler's first follow rule to `c`
+//! (`allow`, `deny`, `max_depth`, `max_url_length`, `same_site`), or a rule's defaults when
+//! the handler has no such rule; the call's `same_site` option overrides that one key.
+
+use std::borrow::Cow;
 
 use scraper::{ElementRef, Html};
 use serde::Serialize;
@@ -15,8 +22,8 @@ use spindle_common::{FetchOptions, Item, Page, Task, urlnorm};
 use url::Url;
 
 use crate::error::ProcessorError;
-use crate::extract::{PageCtx, build_items, item_key};
-use crate::links::{FollowSink, LinkMatches, build_follows};
+use crate::extract::{DroppedItem, PageCtx, build_items, item_key};
+use crate::links::{FollowFilter, FollowSink, LinkMatches, build_follows};
 use crate::rules::{CompiledHandler, Rules};
 use crate::script::ScriptInput;
 use crate::script::api::ScriptFollow;
@@ -29,9 +36,9 @@ pub struct HandlerOutput {
     pub follows: Vec<Task>,
     /// The page's items: one per page, one per `each` match, and what the script emitted.
     pub items: Vec<Item>,
-    /// Items dropped because a `required` field (or the `key` field) came out empty; each
-    /// drop is logged with its reason.
-    pub dropped: usize,
+    /// Items dropped because a `required` field (or the `key` field) came out empty, with
+    /// the reason (also one line each in `logs`).
+    pub dropped: Vec<DroppedItem>,
     /// Notes for the debugger: what each rule matched, why a field came out null, what the
     /// script logged.
     pub logs: Vec<String>,
@@ -72,7 +79,9 @@ pub fn run_handler(
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
 
     let mut logs = Vec::new();
-    let (base, mut output) = {
+    // One sink for the rules' follows and the script's: the same filters, one dedupe.
+    let mut sink = FollowSink::new(rules, task);
+    let (base, items, dropped) = {
         let xml = match (&html, handler.needs.xpath) {
             (Some(html), true) => Some(XmlPage::new(html)),
             _ => None,
@@ -100,18 +109,14 @@ pub fn run_handler(
             now: &now,
         };
         let (items, dropped) = build_items(handler, &ctx, &mut logs);
-        let mut sink = FollowSink::new(rules, task);
         build_follows(&mut sink, &handler.follows, &links, &ctx, &mut logs);
-        let follows = std::mem::take(&mut sink.tasks);
-        (
-            base,
-            HandlerOutput {
-                follows,
-                items,
-                dropped,
-                logs: Vec::new(),
-            },
-        )
+        (base, items, dropped)
+    };
+    let mut output = HandlerOutput {
+        follows: Vec::new(),
+        items,
+        dropped,
+        logs: Vec::new(),
     };
 
     if handler.script.is_some() {
@@ -122,16 +127,18 @@ pub fn run_handler(
             page,
             base,
             html,
+            &mut sink,
             &mut output,
             &mut logs,
         )
         .map_err(ProcessorError::Script)?;
     }
+    output.follows = sink.tasks;
     output.logs = logs;
     Ok(output)
 }
 
-/// Runs the handler's script and merges what it produced into `output`.
+/// Runs the handler's script, merges its items into `output` and its follows into `sink`.
 #[allow(clippy::too_many_arguments)]
 fn run_script(
     rules: &Rules,
@@ -140,6 +147,7 @@ fn run_script(
     page: &Page,
     base: Url,
     html: Option<Html>,
+    sink: &mut FollowSink<'_>,
     output: &mut HandlerOutput,
     logs: &mut Vec<String>,
 ) -> Result<(), String> {
@@ -184,26 +192,38 @@ fn run_script(
     }
     output.items = items;
 
-    let mut sink = FollowSink::new(rules, task);
     for follow in out.follows {
         let url = follow.url.clone();
-        let same_site = follow.options.same_site.unwrap_or(true);
+        let filter = script_filter(handler, &follow);
         let new = script_task(task, follow)?;
-        match sink.add_script_follow(&base, &url, same_site, new) {
-            Ok(()) => {}
-            Err(reason) => logs.push(format!("script follow `{url}` skipped: {reason}")),
-        }
-    }
-    // Declarative follows came first; a script follow of the same URL is a repeat.
-    for t in sink.tasks {
-        if !output.follows.iter().any(|f| f.taskid == t.taskid) {
-            output.follows.push(t);
+        match sink.admit(&base, &url, new.depth, &filter) {
+            Ok((url, taskid)) => sink.tasks.push(Task { url, taskid, ..new }),
+            Err(skip) => logs.push(format!("script follow `{url}` skipped: {}", skip.reason())),
         }
     }
     Ok(())
 }
 
-/// The task of a script's `follow` call (URL and task id are filled in by the sink).
+/// The filter of a script's follow: that of the handler's first rule following the same
+/// callback (a rule's defaults without one), with the call's `same_site` option over it.
+fn script_filter<'h>(handler: &'h CompiledHandler, follow: &ScriptFollow) -> Cow<'h, FollowFilter> {
+    let mut filter = handler
+        .follows
+        .iter()
+        .find(|rule| rule.callback == follow.callback)
+        .map_or_else(
+            || Cow::Owned(FollowFilter::default()),
+            |rule| Cow::Borrowed(&rule.filter),
+        );
+    if let Some(same_site) = follow.options.same_site
+        && same_site != filter.same_site
+    {
+        filter.to_mut().same_site = same_site;
+    }
+    filter
+}
+
+/// The task of a script's `follow` call (URL and task id come from the sink).
 fn script_task(parent: &Task, follow: ScriptFollow) -> Result<Task, String> {
     let o = follow.options;
     let age_ms = match &o.age {

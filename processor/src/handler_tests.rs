@@ -283,18 +283,101 @@ fn scripts_cannot_reach_files_network_or_processes() {
     }
 }
 
+/// The error of running handler `s` of a project with `script` and these script limits.
+fn script_error_with(script: &str, limits: spindle_common::project::ScriptLimits) -> String {
+    let project = spindle_common::Project::parse(&script_project(script)).expect("valid");
+    let rules = Rules::compile_with_limits(std::sync::Arc::new(project), limits).expect("compiles");
+    let url = "http://site.example/";
+    let err = run_handler(&rules, &task("s", url), &page(url, "")).expect_err("stopped");
+    assert!(matches!(err, ProcessorError::Script(_)), "{err}");
+    err.to_string()
+}
+
 #[test]
-fn oversized_values_and_deep_recursion_are_stopped() {
-    let err = script_error("let s = \"x\";\nloop { s += s; }");
+fn a_string_growing_without_end_is_stopped_by_the_size_limit() {
+    let limits = spindle_common::project::ScriptLimits {
+        max_string_size: 4096,
+        // Far beyond what the test takes: only the size limit can stop the script.
+        timeout: std::time::Duration::from_secs(60),
+        ..Default::default()
+    };
+    let err = script_error_with("let s = \"x\";\nloop { s += s; }", limits);
     assert!(
-        err.contains("Length of string") || err.contains("too large") || err.contains("time limit"),
+        err.starts_with(
+            "script stopped: a value grew past its size limit (Length of string too large; \
+             limits: strings 4096 bytes"
+        ),
         "{err}"
     );
+}
+
+#[test]
+fn endless_recursion_is_stopped_by_the_call_depth_limit() {
+    let limits = spindle_common::project::ScriptLimits {
+        max_call_levels: 16,
+        timeout: std::time::Duration::from_secs(60),
+        ..Default::default()
+    };
+    let err = script_error_with("fn f(n) { f(n + 1) }\nf(0);", limits);
+    assert_eq!(
+        err,
+        "script stopped: function calls nested deeper than 16 levels (endless recursion?)"
+    );
+    // The default limit, within the project's own timeout.
     let err = script_error("fn f(n) { f(n + 1) }\nf(0);");
-    assert!(
-        err.to_lowercase().contains("stack overflow") || err.contains("call"),
-        "{err}"
+    assert_eq!(
+        err,
+        "script stopped: function calls nested deeper than 64 levels (endless recursion?)"
     );
+}
+
+#[test]
+fn a_loop_of_heavy_page_calls_is_stopped_near_its_time_limit() {
+    // One `css("*")` on this page costs as much as many thousand operations: between two
+    // looks at the clock by the progress hook, such a loop would run for seconds.
+    let body = format!("<ul>{}</ul>", "<li><b>item</b> text</li>".repeat(40_000));
+    let url = "http://site.example/";
+    for script in [
+        "loop { let all = css(\"*\"); }",
+        // Catching the page function's error buys no time,
+        "loop { try { let all = css_html(\"*\"); } catch (e) { } }",
+        // and ending the script once caught does not make its (partial) output count.
+        "loop { try { let all = css(\"*\"); } catch (e) { break; } }\nitems.push(#{ done: true });",
+    ] {
+        let rules = rules(&format!(
+            "name = \"p\"\n[handlers.s]\nscript_timeout = \"200ms\"\nscript = '''\n{script}\n'''\n"
+        ));
+        let started = std::time::Instant::now();
+        let err = run_handler(&rules, &task("s", url), &page(url, &body)).expect_err(script);
+        let elapsed = started.elapsed();
+        assert!(
+            err.to_string()
+                .contains("ran longer than its time limit of 200ms"),
+            "{script}: {err}"
+        );
+        // A generous bound (10x: the machine may be busy); without the page functions' own
+        // looks at the clock this loop runs for several seconds.
+        assert!(
+            elapsed < std::time::Duration::from_secs(2),
+            "{script}: {elapsed:?}"
+        );
+    }
+}
+
+#[test]
+fn a_script_sees_the_screenshot() {
+    let rules = rules(&script_project(
+        "emit(#{ shot: page.screenshot, none: page.screenshot == () });",
+    ));
+    let url = "http://site.example/";
+    let mut p = page(url, "<p>x</p>");
+    p.screenshot_png_base64 = Some("iVBORw0KGgo=".into());
+    let out = run_handler(&rules, &task("s", url), &p).expect("runs");
+    assert_eq!(out.items[0].data["shot"], "iVBORw0KGgo=");
+    assert_eq!(out.items[0].data["none"], false);
+    let out = run_handler(&rules, &task("s", url), &page(url, "<p>x</p>")).expect("runs");
+    assert_eq!(out.items[0].data["shot"], serde_json::Value::Null);
+    assert_eq!(out.items[0].data["none"], true);
 }
 
 #[test]

@@ -32,6 +32,7 @@ mod value;
 mod xpath;
 
 pub use error::ProcessorError;
+pub use extract::{DropCause, DroppedItem};
 pub use handler::{HandlerOutput, run_handler};
 pub use rules::Rules;
 pub use service::{ProcessorConfig, run};

@@ -3,20 +3,28 @@
 //! Each rule yields raw link values from its source: CSS (recorded by [`LinkMatches`]
 //! during the handler's document pass), XPath, JSONPath, or a URL template expanded with
 //! page values and JSON values ([`expand_template`]). Then every link goes through the same
-//! steps: resolved against the page's base URL and normalized (dropping tracking parameters
-//! the project does not keep), capped in length, kept on the project's site (unless
-//! `same_site = false`), filtered by `allow` / `deny`, and dropped past `max_depth`; one task
-//! per distinct URL, with the rule's priority, age, itag, force, fetch options and `save`.
+//! steps, [`FollowSink::admit`] with the rule's [`FollowFilter`]: dropped past `max_depth`,
+//! resolved against the page's base URL and normalized (dropping tracking parameters the
+//! project does not keep), kept on the project's site (unless `same_site = false`), capped in
+//! length, filtered by `allow` / `deny`; one task per distinct URL, with the rule's priority,
+//! age, itag, force, fetch options and `save`.
+//!
+//! A script's `follow` calls go through the same [`FollowSink::admit`], in the same sink,
+//! after the rules (see [`crate::handler`]), so no filter can be skipped by writing a follow
+//! in the script instead of the file.
 //!
 //! Order and dedupe: rules are taken in file order and links within a rule in document order;
 //! a URL found twice keeps its first occurrence, so when two rules match the same link the
-//! rule written first decides its callback and the rest of its task.
+//! rule written first decides its callback and the rest of its task (and a script follow of a
+//! URL a rule found is a repeat).
 
 use std::collections::HashSet;
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use regex::Regex;
 use scraper::ElementRef;
 use serde_json::{Map, Value};
+use spindle_common::project::DEFAULT_MAX_URL_LENGTH;
 use spindle_common::{Task, urlnorm};
 use sxd_xpath::nodeset::Node as XNode;
 use url::Url;
@@ -64,6 +72,42 @@ impl<'a> LinkMatches<'a> {
     }
 }
 
+/// What a link must pass to become a task: the filter keys of a follow rule.
+#[derive(Debug, Clone)]
+pub(crate) struct FollowFilter {
+    /// Keep only URLs on the project's site.
+    pub(crate) same_site: bool,
+    /// One of these must match the URL (none: every URL).
+    pub(crate) allow: Vec<Regex>,
+    /// None of these may match the URL.
+    pub(crate) deny: Vec<Regex>,
+    /// No follow deeper than this.
+    pub(crate) max_depth: Option<u32>,
+    /// Longest URL, in bytes.
+    pub(crate) max_url_length: usize,
+}
+
+impl Default for FollowFilter {
+    /// The filter of a follow rule that sets no filter key.
+    fn default() -> Self {
+        Self {
+            same_site: true,
+            allow: Vec::new(),
+            deny: Vec::new(),
+            max_depth: None,
+            max_url_length: DEFAULT_MAX_URL_LENGTH,
+        }
+    }
+}
+
+impl FollowFilter {
+    /// Whether `allow` and `deny` let `url` through.
+    fn allows(&self, url: &str) -> bool {
+        (self.allow.is_empty() || self.allow.iter().any(|re| re.is_match(url)))
+            && !self.deny.iter().any(|re| re.is_match(url))
+    }
+}
+
 /// What became of the links of one rule, for its log line.
 #[derive(Default)]
 struct Tally {
@@ -74,6 +118,19 @@ struct Tally {
     filtered: usize,
     too_long: usize,
     too_deep: usize,
+}
+
+impl Tally {
+    fn skipped(&mut self, skip: Skip) {
+        *match skip {
+            Skip::TooDeep => &mut self.too_deep,
+            Skip::Unusable => &mut self.unusable,
+            Skip::OffSite => &mut self.off_site,
+            Skip::TooLong => &mut self.too_long,
+            Skip::Filtered => &mut self.filtered,
+            Skip::Repeated => &mut self.repeated,
+        } += 1;
+    }
 }
 
 /// Filters and dedupes follow URLs into tasks.
@@ -107,26 +164,29 @@ impl<'r> FollowSink<'r> {
         }
     }
 
-    /// Resolves, checks and dedupes one raw link; `Ok` with the normalized URL when it is
-    /// new and usable, `Err` with the reason otherwise.
-    fn admit(
+    /// Checks, resolves and dedupes one raw link of a follow at `depth`: `Ok` with the
+    /// normalized URL and its task id when it is new and passes `filter`, `Err` with the
+    /// reason otherwise. The one gate of every follow, declarative or scripted.
+    pub(crate) fn admit(
         &mut self,
         base: &Url,
         raw: &str,
-        same_site: bool,
-        max_len: usize,
-        filter: impl Fn(&str) -> bool,
+        depth: u32,
+        filter: &FollowFilter,
     ) -> Result<(String, String), Skip> {
+        if filter.max_depth.is_some_and(|max| depth > max) {
+            return Err(Skip::TooDeep);
+        }
         let url =
             urlnorm::resolve(base, raw, &self.rules.project().keep_params).ok_or(Skip::Unusable)?;
-        if same_site && !urlnorm::same_site(&url, &self.hosts) {
+        if filter.same_site && !urlnorm::same_site(&url, &self.hosts) {
             return Err(Skip::OffSite);
         }
         let url = String::from(url);
-        if url.len() > max_len {
+        if url.len() > filter.max_url_length {
             return Err(Skip::TooLong);
         }
-        if !filter(&url) {
+        if !filter.allows(&url) {
             return Err(Skip::Filtered);
         }
         let taskid = urlnorm::fingerprint(&url);
@@ -135,37 +195,12 @@ impl<'r> FollowSink<'r> {
         }
         Ok((url, taskid))
     }
-
-    /// Adds a task made by a script (same checks as a rule with default filters); the error
-    /// says why it was not added.
-    pub(crate) fn add_script_follow(
-        &mut self,
-        base: &Url,
-        raw: &str,
-        same_site: bool,
-        mut task: Task,
-    ) -> Result<(), String> {
-        match self.admit(
-            base,
-            raw,
-            same_site,
-            spindle_common::project::DEFAULT_MAX_URL_LENGTH,
-            |_| true,
-        ) {
-            Ok((url, taskid)) => {
-                task.url = url;
-                task.taskid = taskid;
-                self.tasks.push(task);
-                Ok(())
-            }
-            Err(skip) => Err(skip.reason().to_string()),
-        }
-    }
 }
 
 /// Why a link made no task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Skip {
+pub(crate) enum Skip {
+    TooDeep,
     Unusable,
     OffSite,
     TooLong,
@@ -174,8 +209,10 @@ enum Skip {
 }
 
 impl Skip {
-    fn reason(self) -> &'static str {
+    /// The reason, for log lines.
+    pub(crate) fn reason(self) -> &'static str {
         match self {
+            Skip::TooDeep => "beyond max_depth",
             Skip::Unusable => "not an http(s) URL",
             Skip::OffSite => "off-site",
             Skip::TooLong => "too long",
@@ -223,44 +260,36 @@ pub(crate) fn build_follows(
         };
         let depth = ctx.task.depth.saturating_add(1);
         let mut tally = Tally::default();
-        if rule.max_depth.is_some_and(|max| depth > max) {
-            tally.too_deep = raw_links.len();
-        } else {
-            let save = save_data(rule, ctx, logs);
-            let itag = rule
-                .itag
-                .as_ref()
-                .and_then(|f| text_of(&Raw::Json(field_value("itag", f, Scope::Page, ctx, logs))));
-            let allowed = |url: &str| {
-                (rule.allow.is_empty() || rule.allow.iter().any(|re| re.is_match(url)))
-                    && !rule.deny.iter().any(|re| re.is_match(url))
-            };
-            for raw in &raw_links {
-                match sink.admit(ctx.base, raw, rule.same_site, rule.max_url_length, allowed) {
-                    Ok((url, taskid)) => {
-                        tally.new += 1;
-                        sink.tasks.push(Task {
-                            project: ctx.task.project.clone(),
-                            taskid,
-                            url,
-                            callback: rule.callback.clone(),
-                            priority: rule.priority,
-                            exetime: 0,
-                            age_ms: rule.age_ms,
-                            itag: itag.clone(),
-                            retries: 0,
-                            depth,
-                            force: rule.force,
-                            fetch: rule.fetch.clone(),
-                            save: save.clone(),
+        // `save` and `itag` are evaluated once, for the first link that makes a task.
+        let mut extras = None;
+        for raw in &raw_links {
+            match sink.admit(ctx.base, raw, depth, &rule.filter) {
+                Ok((url, taskid)) => {
+                    tally.new += 1;
+                    let (save, itag) = extras.get_or_insert_with(|| {
+                        let save = save_data(rule, ctx, logs);
+                        let itag = rule.itag.as_ref().and_then(|f| {
+                            text_of(&Raw::Json(field_value("itag", f, Scope::Page, ctx, logs)))
                         });
-                    }
-                    Err(Skip::Unusable) => tally.unusable += 1,
-                    Err(Skip::OffSite) => tally.off_site += 1,
-                    Err(Skip::TooLong) => tally.too_long += 1,
-                    Err(Skip::Filtered) => tally.filtered += 1,
-                    Err(Skip::Repeated) => tally.repeated += 1,
+                        (save, itag)
+                    });
+                    sink.tasks.push(Task {
+                        project: ctx.task.project.clone(),
+                        taskid,
+                        url,
+                        callback: rule.callback.clone(),
+                        priority: rule.priority,
+                        exetime: 0,
+                        age_ms: rule.age_ms,
+                        itag: itag.clone(),
+                        retries: 0,
+                        depth,
+                        force: rule.force,
+                        fetch: rule.fetch.clone(),
+                        save: save.clone(),
+                    });
                 }
+                Err(skip) => tally.skipped(skip),
             }
         }
         let mut line = format!(

@@ -339,3 +339,108 @@ follow = [{ url = "http://www.site.example/api?page={$.next_page}&q={$save.q}", 
     );
     assert!(out.follows.is_empty(), "{:?}", out.follows);
 }
+
+/// A handler whose follow rules set every filter key, and whose script follows the same
+/// callbacks (and one with no rule).
+fn script_follows(script: &str, html: &str) -> crate::HandlerOutput {
+    let project = format!(
+        r#"
+name = "p"
+start = ["http://www.site.example/"]
+[handlers.start]
+follow = [
+  {{ css = "a.detail", callback = "detail", allow = ['/books/'], deny = ['\?sort='], max_url_length = 60 }},
+  {{ css = "a.next", callback = "start", max_depth = 2 }},
+  {{ css = "a.out", callback = "other", same_site = false }},
+]
+script = '''
+{script}
+'''
+[handlers.detail]
+[handlers.other]
+[handlers.plain]
+"#
+    );
+    // The task is at depth 2: its follows are at depth 3.
+    run(&project, "start", page(URL, html))
+}
+
+#[test]
+fn script_follows_get_the_filters_of_the_rules_for_their_callback() {
+    let long = format!("/books/{}", "x".repeat(60));
+    let out = script_follows(
+        &format!(
+            r#"
+follow("/books/1", "detail");
+follow("/music/1", "detail");
+follow("/books/2?sort=price", "detail");
+follow("{long}", "detail");
+follow("/page/2", "start");
+follow("http://other.example/x", "other");
+follow("http://other.example/y", "other", #{{ same_site: true }});
+"#
+        ),
+        "",
+    );
+    assert_eq!(
+        urls(&out.follows),
+        ["http://www.site.example/books/1", "http://other.example/x"],
+        "{:?}",
+        out.logs
+    );
+    assert_eq!(out.follows[0].depth, 3);
+    for expected in [
+        "script follow `/music/1` skipped: filtered by allow/deny".to_string(),
+        "script follow `/books/2?sort=price` skipped: filtered by allow/deny".to_string(),
+        format!("script follow `{long}` skipped: too long"),
+        "script follow `/page/2` skipped: beyond max_depth".to_string(),
+        "script follow `http://other.example/y` skipped: off-site".to_string(),
+    ] {
+        assert!(out.logs.contains(&expected), "{expected}: {:?}", out.logs);
+    }
+}
+
+#[test]
+fn script_follows_without_a_rule_get_the_rule_defaults() {
+    let long = format!("/p/{}", "x".repeat(2048));
+    let out = script_follows(
+        &format!(
+            r#"
+follow("/p/1", "plain");
+follow("http://other.example/z", "plain");
+follow("http://other.example/w", "plain", #{{ same_site: false }});
+follow("{long}", "plain");
+"#
+        ),
+        "",
+    );
+    assert_eq!(
+        urls(&out.follows),
+        ["http://www.site.example/p/1", "http://other.example/w"],
+        "{:?}",
+        out.logs
+    );
+    for expected in [
+        "script follow `http://other.example/z` skipped: off-site".to_string(),
+        format!("script follow `{long}` skipped: too long"),
+    ] {
+        assert!(out.logs.contains(&expected), "{expected}: {:?}", out.logs);
+    }
+}
+
+#[test]
+fn a_script_follow_of_a_url_a_rule_found_is_a_repeat() {
+    let out = script_follows(
+        r#"follow("/books/1#top", "other");"#,
+        r#"<a class="detail" href="/books/1">b</a>"#,
+    );
+    assert_eq!(urls(&out.follows), ["http://www.site.example/books/1"]);
+    // The rule came first and decides the task.
+    assert_eq!(out.follows[0].callback, "detail");
+    assert!(
+        out.logs
+            .contains(&"script follow `/books/1#top` skipped: repeated".to_string()),
+        "{:?}",
+        out.logs
+    );
+}

@@ -91,13 +91,23 @@ async fn write(
     }
     let now = clock.now_ms();
     for (project, items) in &items {
-        if let Err(e) = store.upsert_results(project, items, now).await {
-            // Nothing was acknowledged: give it all back and try again shortly.
-            tracing::error!(error = %e, "writing results failed; retrying");
-            for d in batch {
-                d.nack(Duration::from_secs(1)).await?;
+        match store.upsert_results(project, items, now).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::info!(
+                    project,
+                    items = items.len(),
+                    "project deleted; items dropped"
+                )
             }
-            return Ok(());
+            Err(e) => {
+                // Nothing was acknowledged: give it all back and try again shortly.
+                tracing::error!(error = %e, "writing results failed; retrying");
+                for d in batch {
+                    d.nack(Duration::from_secs(1)).await?;
+                }
+                return Ok(());
+            }
         }
     }
     for outcome in outcomes {

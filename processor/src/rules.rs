@@ -21,6 +21,7 @@ use spindle_common::project::{
 };
 
 use crate::error::ProcessorError;
+use crate::links::FollowFilter;
 use crate::script::{CompiledScript, ScriptEngine};
 use crate::value::Transform;
 
@@ -113,11 +114,9 @@ pub(crate) struct CompiledFollow {
     pub(crate) force: bool,
     pub(crate) fetch: FetchOptions,
     pub(crate) save: Vec<(String, CompiledField)>,
-    pub(crate) allow: Vec<Regex>,
-    pub(crate) deny: Vec<Regex>,
-    pub(crate) same_site: bool,
-    pub(crate) max_depth: Option<u32>,
-    pub(crate) max_url_length: usize,
+    /// What a link must pass: `same_site`, `allow`, `deny`, `max_depth`, `max_url_length`
+    /// (also the filter of the handler's script follows with this callback).
+    pub(crate) filter: FollowFilter,
 }
 
 /// Where a follow rule's links come from.
@@ -292,11 +291,13 @@ impl Compiler<'_> {
             force: rule.force,
             fetch: rule.fetch.clone(),
             save,
-            allow: patterns(&rule.allow, "allow")?,
-            deny: patterns(&rule.deny, "deny")?,
-            same_site: rule.same_site,
-            max_depth: rule.max_depth,
-            max_url_length: rule.max_url_length,
+            filter: FollowFilter {
+                same_site: rule.same_site,
+                allow: patterns(&rule.allow, "allow")?,
+                deny: patterns(&rule.deny, "deny")?,
+                max_depth: rule.max_depth,
+                max_url_length: rule.max_url_length,
+            },
         })
     }
 }

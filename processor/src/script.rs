@@ -5,15 +5,19 @@
 //! stops a call past its wall-clock deadline. A script sees:
 //!
 //! - `page`: `#{ url, status, headers, content_type, text, taskid, depth, save, project,
-//!   callback, js }` (a constant; `js` is the value of the browser script, if any);
+//!   callback, js, screenshot }` (a constant; `js` is the value of the browser script and
+//!   `screenshot` the base64 PNG of the rendered page, `()` when there is none);
 //! - `items`: the declarative items' data, an array of maps it may change, reorder or empty;
 //! - functions: `css(sel)`, `css(sel, attr)`, `css_first(..)`, `css_html(sel)`,
 //!   `json(path)`, `json_first(path)`, `resolve(href)`, `regex_captures(text, pattern)`,
 //!   `fingerprint(text)`, `emit(map)`, `emit(map, key)`, `follow(url, callback)`,
 //!   `follow(url, callback, options)`, `log(value)` (and `print`).
 //!
-//! A runaway script (an endless loop, a huge string) stops with a clear reason and fails its
-//! task; it never blocks the processor longer than its timeout.
+//! A runaway script (an endless loop, a huge string, endless recursion) stops with a clear
+//! reason naming the limit it hit and fails its task; it never blocks the processor much
+//! longer than its timeout. The clock is read by the progress hook every [`CLOCK_EVERY_OPS`]
+//! operations, and by the page functions themselves (see [`api`]), whose single call can
+//! cost far more than an operation.
 
 pub(crate) mod api;
 
@@ -32,7 +36,8 @@ const CLOCK_EVERY_OPS: u64 = 256;
 /// The engine of one project's scripts, with the page API registered.
 pub(crate) struct ScriptEngine {
     engine: rhai::Engine,
-    max_operations: u64,
+    /// The limits the engine was built with, for error messages.
+    limits: ScriptLimits,
 }
 
 /// A handler's script, compiled.
@@ -81,7 +86,7 @@ impl ScriptEngine {
             });
         Self {
             engine,
-            max_operations: limits.max_operations,
+            limits: *limits,
         }
     }
 
@@ -114,6 +119,7 @@ impl ScriptEngine {
             "project": input.project,
             "callback": input.task.callback,
             "js": page.script_result,
+            "screenshot": page.screenshot_png_base64,
         });
         let mut scope = Scope::new();
         scope.push_constant(
@@ -138,8 +144,12 @@ impl ScriptEngine {
         let result = self.engine.run_ast_with_scope(&mut scope, &script.ast);
         let state = guard.finish();
         let timed_out = state.as_ref().is_some_and(|s| s.timed_out);
-        if let Err(err) = result {
-            return Err(self.describe(script, &err, timed_out));
+        match result {
+            Err(err) => return Err(self.describe(script, &err, timed_out)),
+            // A page function refused to run past the deadline and the script caught its
+            // error and ended: what it produced may lack what that call would have found.
+            Ok(_) if timed_out => return Err(time_limit_reason(script)),
+            Ok(_) => {}
         }
         let state = state.ok_or_else(|| "the script's page state was lost".to_string())?;
         let items = match scope.get_value::<rhai::Array>("items") {
@@ -166,16 +176,32 @@ impl ScriptEngine {
     /// Why a call failed, with the line in the project file for an inline script.
     fn describe(&self, script: &CompiledScript, err: &EvalAltResult, timed_out: bool) -> String {
         if timed_out {
-            return format!(
-                "script stopped: it ran longer than its time limit of {:?} (an endless loop?)",
-                script.timeout
-            );
+            return time_limit_reason(script);
         }
-        if let EvalAltResult::ErrorTooManyOperations(_) = err.unwrap_inner() {
-            return format!(
-                "script stopped: it ran more than {} operations (an endless loop?)",
-                self.max_operations
-            );
+        let limits = &self.limits;
+        match err.unwrap_inner() {
+            EvalAltResult::ErrorTooManyOperations(_) => {
+                return format!(
+                    "script stopped: it ran more than {} operations (an endless loop?)",
+                    limits.max_operations
+                );
+            }
+            // Rhai names the value: "Length of string", "Size of array", "Size of object map".
+            EvalAltResult::ErrorDataTooLarge(what, _) => {
+                return format!(
+                    "script stopped: a value grew past its size limit ({what} too large; \
+                     limits: strings {} bytes, arrays {} items, maps {} entries)",
+                    limits.max_string_size, limits.max_array_size, limits.max_map_size
+                );
+            }
+            EvalAltResult::ErrorStackOverflow(_) => {
+                return format!(
+                    "script stopped: function calls nested deeper than {} levels \
+                     (endless recursion?)",
+                    limits.max_call_levels
+                );
+            }
+            _ => {}
         }
         let position = err.position();
         match (script.first_line, position.line()) {
@@ -186,4 +212,12 @@ impl ScriptEngine {
             _ => format!("script error: {err}"),
         }
     }
+}
+
+/// Why a call that ran past its deadline failed.
+fn time_limit_reason(script: &CompiledScript) -> String {
+    format!(
+        "script stopped: it ran longer than its time limit of {:?} (an endless loop?)",
+        script.timeout
+    )
 }

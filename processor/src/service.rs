@@ -45,6 +45,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cache::{Lookup, RulesCache};
 use crate::error::ProcessorError;
+use crate::extract::drop_summary;
 use crate::handler::{HandlerOutput, run_handler};
 
 /// How long a message handed back after a bus or store failure waits before redelivery.
@@ -265,9 +266,18 @@ impl Worker {
         for line in &output.logs {
             tracing::trace!(%project, url = %job.task.url, "{line}");
         }
-        if output.dropped > 0 {
-            // Each drop's reason is in the logs above; the count is worth seeing at info.
-            tracing::info!(%project, url = %job.task.url, dropped = output.dropped, "items dropped for a missing required field");
+        // A dropped item is data lost: each reason at debug, the count (by cause) at info.
+        for item in &output.dropped {
+            tracing::debug!(%project, url = %job.task.url, "{item}");
+        }
+        if !output.dropped.is_empty() {
+            tracing::info!(
+                %project,
+                url = %job.task.url,
+                dropped = output.dropped.len(),
+                "{}",
+                drop_summary(&output.dropped)
+            );
         }
         let follows = count(output.follows.len());
         let items = count(output.items.len());

@@ -45,6 +45,8 @@ pub(crate) fn router() -> Router<AppState> {
 pub(crate) enum ApiError {
     /// This web UI was started without a database.
     NoStore,
+    /// This web UI was started without a debugger.
+    NoDebugger,
     /// No project has this name.
     UnknownProject(String),
     /// The request is malformed: why.
@@ -67,6 +69,10 @@ impl IntoResponse for ApiError {
             ApiError::NoStore => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "this web UI has no database: start it with --database (or SPINDLE_DATABASE_URL) to control projects".to_string(),
+            ),
+            ApiError::NoDebugger => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "this web UI has no debugger".to_string(),
             ),
             ApiError::UnknownProject(name) => {
                 (StatusCode::NOT_FOUND, format!("no project named {name}"))
@@ -264,7 +270,7 @@ mod tests {
 
     /// Sends `request` to an app over `store`; the status and the JSON body.
     async fn send(store: Option<Arc<dyn Store>>, request: Request<Body>) -> (StatusCode, Value) {
-        let app = crate::app(Arc::new(StatsBoard::new()), Arc::default(), store);
+        let app = crate::app(Arc::new(StatsBoard::new()), Arc::default(), store, None);
         let response = app.oneshot(request).await.expect("response");
         let status = response.status();
         let body = axum::body::to_bytes(response.into_body(), 1 << 20)

@@ -1,12 +1,15 @@
 //! Spindle's web UI: the project list with live figures, and its JSON API.
 //!
-//! This is the small first version: a page that lists every project with its counters
-//! (refreshing itself every second) and `GET /api/projects`, with buttons to run a project
-//! now, start or stop it and delete it (module `control` has the `POST`/`DELETE` endpoints
-//! they call). Editing projects, the debugger and task views are not built yet (see the
-//! README).
+//! A page that lists every project with its counters (refreshing itself every second) and
+//! `GET /api/projects`, with buttons to run a project now, start or stop it and delete it
+//! (module `control` has the `POST`/`DELETE` endpoints they call), and a debugger page that
+//! runs one step of an edited project (module `debugger`). Saving an edited project and task
+//! views are not built yet (see the README).
 
 mod control;
+mod debugger;
+
+pub use debugger::Debugger;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -55,14 +58,17 @@ struct AppState {
     instances: Arc<Instances>,
     /// Where projects are changed; without it the control endpoints answer 503.
     store: Option<Arc<dyn Store>>,
+    /// Runs the debugger's steps; without it `POST /api/debug` answers 503.
+    debugger: Option<Arc<dyn Debugger>>,
 }
 
 /// The router, separate from serving so tests drive it without a socket. Without a `store`
-/// the UI only shows figures.
+/// the UI only shows figures; without a `debugger` the debugger page cannot run steps.
 pub fn app(
     board: Arc<StatsBoard>,
     instances: Arc<Instances>,
     store: Option<Arc<dyn Store>>,
+    debugger: Option<Arc<dyn Debugger>>,
 ) -> Router {
     Router::new()
         .route("/", get(index))
@@ -70,10 +76,12 @@ pub fn app(
         .route("/api/instances", get(instances_api))
         .route("/healthz", get(|| async { "ok" }))
         .merge(control::router())
+        .merge(debugger::router())
         .with_state(AppState {
             board,
             instances,
             store,
+            debugger,
         })
 }
 
@@ -83,9 +91,10 @@ pub async fn serve(
     board: Arc<StatsBoard>,
     instances: Arc<Instances>,
     store: Option<Arc<dyn Store>>,
+    debugger: Option<Arc<dyn Debugger>>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(board, instances, store))
+    axum::serve(listener, app(board, instances, store, debugger))
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
 }
@@ -151,7 +160,7 @@ mod tests {
             s.status = "RUNNING".into();
             s.success = 7;
         });
-        let response = app(board, Arc::default(), None)
+        let response = app(board, Arc::default(), None, None)
             .oneshot(
                 Request::get("/api/projects")
                     .body(Body::empty())
@@ -221,7 +230,7 @@ mod tests {
     #[tokio::test]
     async fn index_page_loads_the_api() {
         let board = Arc::new(StatsBoard::new());
-        let response = app(board, Arc::default(), None)
+        let response = app(board, Arc::default(), None, None)
             .oneshot(Request::get("/").body(Body::empty()).expect("request"))
             .await
             .expect("response");

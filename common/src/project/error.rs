@@ -44,7 +44,7 @@ impl ProjectError {
 
 /// 1-based line and character column of byte `offset` in `text`; an offset past the end or
 /// inside a multi-byte character is clamped to the nearest earlier character boundary.
-fn line_column(text: &str, offset: usize) -> (usize, usize) {
+pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let mut offset = offset.min(text.len());
     while !text.is_char_boundary(offset) {
         offset -= 1;

@@ -170,7 +170,8 @@ impl FetchKeys {
 /// merged key by key with `own` winning; lists (proxies, content types) are taken whole from
 /// `own` when it has any; `session` and a rendered mode are on when either side turns them
 /// on (the wire format cannot tell "plain HTTP" from "not said", so a default `fetch = "js"`
-/// applies to every request).
+/// applies to every request). `sitemap` is the task's own: a default never makes a request a
+/// sitemap task.
 pub fn merge_fetch(defaults: &FetchOptions, own: &FetchOptions) -> FetchOptions {
     let mut out = own.clone();
     for (k, v) in &defaults.headers {

@@ -2,8 +2,8 @@
 //!
 //! A field is written either as a string or as a table:
 //!
-//! - `"$url"`, `"$status"`, `"$save.<key>"`, `"$header.<name>"`, `"$now"`, `"$project"`: a
-//!   value of the page or task ([`PageValue`]);
+//! - `"$url"`, `"$status"`, `"$save.<key>"`, `"$header.<name>"`, `"$now"`, `"$project"`,
+//!   `"$screenshot"`: a value of the page or task ([`PageValue`]);
 //! - any other string: a constant; `"$$x"` is the literal `"$x"` (a single leading `$`
 //!   always names a page value, so a typo like `"$ulr"` is an error instead of a constant);
 //! - a table ([`FieldRule`]): one source (`css`, `xpath`, `json` or `value`; none inside an
@@ -48,6 +48,9 @@ pub enum PageValue {
     Now,
     /// The project's name (`$project`).
     Project,
+    /// The PNG screenshot of a page rendered with `js = { screenshot = true }`, base64
+    /// (`$screenshot`); null when the page has none.
+    Screenshot,
 }
 
 /// Where a field's raw value comes from.
@@ -153,6 +156,7 @@ impl PageValue {
             "status" => Ok(Some(PageValue::Status)),
             "now" => Ok(Some(PageValue::Now)),
             "project" => Ok(Some(PageValue::Project)),
+            "screenshot" => Ok(Some(PageValue::Screenshot)),
             _ => {
                 if let Some(key) = keyed("save.") {
                     Ok(Some(PageValue::Save(key.to_string())))
@@ -160,7 +164,7 @@ impl PageValue {
                     Ok(Some(PageValue::Header(header.to_ascii_lowercase())))
                 } else {
                     Err(format!(
-                        "unknown page value \"{text}\"; expected \"$url\", \"$status\", \"$save.<key>\", \"$header.<name>\", \"$now\" or \"$project\" (write \"$$\" for a literal \"$\")"
+                        "unknown page value \"{text}\"; expected \"$url\", \"$status\", \"$save.<key>\", \"$header.<name>\", \"$now\", \"$project\" or \"$screenshot\" (write \"$$\" for a literal \"$\")"
                     ))
                 }
             }
@@ -328,6 +332,10 @@ mod tests {
         assert_eq!(
             read(r#""$project""#).expect("ok"),
             Field::Page(PageValue::Project)
+        );
+        assert_eq!(
+            read(r#""$screenshot""#).expect("ok"),
+            Field::Page(PageValue::Screenshot)
         );
     }
 

@@ -4,7 +4,7 @@
 //! `deny_unknown_fields` everywhere and the self-contained checks done by the value newtypes
 //! of [`super::values`] and [`super::exprs`] (so their errors carry the value's span). Then
 //! [`build`] applies defaults and the checks that need more than one value: numeric ranges,
-//! start URLs, cross-references between follows and handlers, where each kind of field may
+//! start and sitemap URLs, cross-references between follows and handlers, where each kind of field may
 //! be used (see [`super::check`]), and script syntax; the values they point at are kept as
 //! [`Spanned`] for that.
 
@@ -34,11 +34,15 @@ const DEFAULT_HOST_CONCURRENCY: u32 = 8;
 /// says why it cannot.
 pub(super) type ScriptReader<'a> = &'a dyn Fn(&str, Range<usize>) -> Result<String, String>;
 
+/// A list of URLs as written (`start`, `sitemaps`), each with its span for errors.
+type UrlList = Spanned<Vec<Spanned<String>>>;
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawProject {
     name: ProjectName,
-    start: Option<Spanned<Vec<Spanned<String>>>>,
+    start: Option<UrlList>,
+    sitemaps: Option<UrlList>,
     rate: Option<Spanned<Number>>,
     burst: Option<Spanned<Number>>,
     host_concurrency: Option<Spanned<Count>>,
@@ -64,6 +68,7 @@ with_fetch_keys! {
     struct RawDefaults {
         age: Option<Dur>,
         retries: Option<Count>,
+        retry_delays: Option<Spanned<Vec<PositiveDur>>>,
     }
 }
 
@@ -176,28 +181,29 @@ fn build(
         None => None,
     };
 
-    let mut start = Vec::new();
-    if let Some(urls) = raw.start {
-        if !urls.get_ref().is_empty() && !handlers.contains_key(START_HANDLER) {
-            return Err(err(
-                urls.span(),
-                format!(
-                    "start URLs are fetched with handler \"{START_HANDLER}\", but there is no [handlers.{START_HANDLER}]"
-                ),
-            ));
-        }
-        for url in urls.get_ref() {
-            let normalized = start_url(url.get_ref(), &keep_params)
-                .map_err(|message| err(url.span(), message))?;
-            if !start.contains(&normalized) {
-                start.push(normalized);
-            }
-        }
-    }
+    let has_start = handlers.contains_key(START_HANDLER);
+    let start = url_list(text, raw.start, UrlKind::Start, has_start, &keep_params)?;
+    let sitemaps = url_list(
+        text,
+        raw.sitemaps,
+        UrlKind::Sitemap,
+        has_start,
+        &keep_params,
+    )?;
 
     let defaults = {
         let mut d = raw.defaults;
         let fallback = Defaults::default();
+        let retry_delays = match d.retry_delays.take() {
+            Some(list) if list.get_ref().is_empty() => {
+                return Err(err(
+                    list.span(),
+                    "expected at least one delay (use `retries = 0` for no retry)".into(),
+                ));
+            }
+            Some(list) => Some(list.into_inner().into_iter().map(|d| d.0).collect()),
+            None => None,
+        };
         let mut fetch = d.take_fetch().into_options();
         // These four have fields of their own (the scheduler's merge reads them there).
         let headers = std::mem::take(&mut fetch.headers);
@@ -209,6 +215,7 @@ fn build(
             timeout: timeout.map_or(fallback.timeout, std::time::Duration::from_millis),
             headers,
             retries: d.retries.map_or(fallback.retries, |n| n.0),
+            retry_delays,
             max_body: max_body.unwrap_or(fallback.max_body),
             max_redirects: max_redirects.unwrap_or(fallback.max_redirects),
             fetch,
@@ -223,6 +230,7 @@ fn build(
     Ok(Project {
         name: raw.name.0,
         start,
+        sitemaps,
         rate,
         burst,
         host_concurrency,
@@ -241,13 +249,73 @@ fn build(
     })
 }
 
-/// A start URL in normalized form, or why it is not a usable one.
-fn start_url(text: &str, keep_params: &[String]) -> Result<String, String> {
+/// Which list of URLs is read: both hold absolute http(s) URLs whose pages (the start URLs
+/// themselves, or the pages a sitemap lists) go to handler `start`.
+#[derive(Clone, Copy)]
+enum UrlKind {
+    Start,
+    Sitemap,
+}
+
+impl UrlKind {
+    /// What one URL of the list is called in errors.
+    fn noun(self) -> &'static str {
+        match self {
+            UrlKind::Start => "start URL",
+            UrlKind::Sitemap => "sitemap URL",
+        }
+    }
+
+    /// Why the list needs a `start` handler.
+    fn needs_start(self) -> &'static str {
+        match self {
+            UrlKind::Start => "start URLs are fetched",
+            UrlKind::Sitemap => "the pages that sitemaps list are fetched",
+        }
+    }
+}
+
+/// A list of URLs, normalized and deduplicated in file order, or the error at the offending
+/// value: a URL that is not absolute http(s), or a non-empty list without a `start` handler.
+fn url_list(
+    text: &str,
+    urls: Option<UrlList>,
+    kind: UrlKind,
+    has_start: bool,
+    keep_params: &[String],
+) -> Result<Vec<String>, ProjectError> {
+    let Some(urls) = urls else {
+        return Ok(Vec::new());
+    };
+    if !urls.get_ref().is_empty() && !has_start {
+        return Err(ProjectError::spanned(
+            text,
+            urls.span(),
+            format!(
+                "{} with handler \"{START_HANDLER}\", but there is no [handlers.{START_HANDLER}]",
+                kind.needs_start()
+            ),
+        ));
+    }
+    let mut out = Vec::new();
+    for url in urls.get_ref() {
+        let normalized = absolute_url(url.get_ref(), kind, keep_params)
+            .map_err(|message| ProjectError::spanned(text, url.span(), message))?;
+        if !out.contains(&normalized) {
+            out.push(normalized);
+        }
+    }
+    Ok(out)
+}
+
+/// An absolute http(s) URL in normalized form, or why it is not a usable one.
+fn absolute_url(text: &str, kind: UrlKind, keep_params: &[String]) -> Result<String, String> {
     let expected = "expected an absolute http(s) URL such as \"https://example.com/\"";
+    let noun = kind.noun();
     let url = url::Url::parse(text.trim())
-        .map_err(|e| format!("invalid start URL \"{text}\" ({e}); {expected}"))?;
+        .map_err(|e| format!("invalid {noun} \"{text}\" ({e}); {expected}"))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(format!("invalid start URL \"{text}\"; {expected}"));
+        return Err(format!("invalid {noun} \"{text}\"; {expected}"));
     }
     Ok(urlnorm::normalize(&url, keep_params).to_string())
 }

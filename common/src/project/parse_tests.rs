@@ -75,6 +75,29 @@ follow = [{ css = "img", attr = "data-src", callback = "start" }]
 }
 
 #[test]
+fn retry_delays_are_read_and_an_empty_list_is_refused() {
+    let p = Project::parse("name = \"x\"\n[defaults]\nretry_delays = [\"10s\", \"5m\"]\n")
+        .expect("valid");
+    assert_eq!(
+        p.defaults.retry_delays,
+        Some(vec![Duration::from_secs(10), Duration::from_secs(300)])
+    );
+    assert_eq!(
+        Project::parse("name = \"x\"")
+            .expect("valid")
+            .defaults
+            .retry_delays,
+        None
+    );
+    let (line, column, message) = refused("name = \"x\"\n[defaults]\nretry_delays = []\n");
+    assert_eq!((line, column), (3, 16));
+    assert!(message.contains("at least one delay"), "{message}");
+    let (line, _, message) = refused("name = \"x\"\n[defaults]\nretry_delays = [\"0s\"]\n");
+    assert_eq!(line, 3);
+    assert!(message.contains("expected"), "{message}");
+}
+
+#[test]
 fn syntax_errors_have_a_position() {
     let (line, column, message) = refused("name = \"x\"\nrate = = 3\n");
     assert_eq!((line, column), (2, 8));
@@ -190,6 +213,63 @@ fn start_urls_must_be_absolute_http() {
     let (_, column, message) = refused(text);
     assert_eq!(column, 10);
     assert!(message.contains("invalid start URL"), "{message}");
+}
+
+#[test]
+fn sitemaps_are_normalized_and_deduplicated() {
+    let text = r#"
+name = "x"
+keep_params = ["utm_source"]
+sitemaps = ["HTTPS://Shop.example/sitemap.xml#top", "https://shop.example/sitemap.xml",
+            "https://shop.example/news.xml?utm_source=a&utm_medium=b"]
+[handlers.start]
+"#;
+    let p = Project::parse(text).expect("valid");
+    assert_eq!(
+        p.sitemaps,
+        vec![
+            "https://shop.example/sitemap.xml",
+            "https://shop.example/news.xml?utm_source=a",
+        ]
+    );
+    assert!(p.start.is_empty());
+    assert!(
+        Project::parse("name = \"x\"")
+            .expect("valid")
+            .sitemaps
+            .is_empty()
+    );
+}
+
+#[test]
+fn sitemaps_need_a_start_handler_and_absolute_http_urls() {
+    let text = "name = \"x\"\nsitemaps = [\"http://a.example/s.xml\"]\n[handlers.list]\n";
+    let (line, column, message) = refused(text);
+    assert_eq!((line, column), (2, 12));
+    assert!(
+        message.contains("sitemaps list are fetched with handler \"start\"")
+            && message.contains("no [handlers.start]"),
+        "{message}"
+    );
+    assert!(Project::parse("name = \"x\"\nsitemaps = []\n").is_ok());
+
+    for (value, column) in [
+        ("\"/sitemap.xml\"", 39),
+        ("\"ftp://a.example/s.xml\"", 39),
+        ("\"https://\"", 39),
+    ] {
+        let text = format!(
+            "name = \"x\"\nsitemaps = [\"http://a.example/s.xml\", {value}]\n[handlers.start]\n"
+        );
+        let (line, col, message) = refused(&text);
+        assert_eq!((line, col), (2, column), "{value}: {message}");
+        assert!(message.contains("invalid sitemap URL"), "{message}");
+        assert!(message.contains("absolute http(s) URL"), "{message}");
+    }
+
+    let (line, column, message) = refused("name = \"x\"\nsitemaps = \"http://a.example/\"\n");
+    assert_eq!((line, column), (2, 12));
+    assert!(message.contains("expected a sequence"), "{message}");
 }
 
 #[test]

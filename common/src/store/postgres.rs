@@ -518,10 +518,13 @@ impl Store for PgStore {
 
     async fn delete_project(&self, project: &str) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
+        // The project row goes first: its lock orders this delete after any result write
+        // that has already seen the project (see `upsert_results`), so that write's rows are
+        // visible to the deletes below.
         for sql in [
+            "DELETE FROM projects WHERE name = $1",
             "DELETE FROM results WHERE project = $1",
             "DELETE FROM tasks WHERE project = $1",
-            "DELETE FROM projects WHERE name = $1",
         ] {
             sqlx::query(sql).bind(project).execute(&mut *tx).await?;
         }
@@ -566,12 +569,22 @@ impl Store for PgStore {
         project: &str,
         items: &[Item],
         now_ms: i64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         if items.is_empty() {
-            return Ok(());
+            return Ok(true);
         }
         let items = last_of_each(items, |i| i.taskid.as_str());
         let mut tx = self.pool.begin().await?;
+        // The share lock makes a concurrent `delete_project` (which deletes the project row
+        // first) wait for this commit, or this read wait for the delete and find nothing.
+        let exists = sqlx::query("SELECT 1 FROM projects WHERE name = $1 FOR SHARE")
+            .bind(project)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
+        if !exists {
+            return Ok(false);
+        }
         for chunk in items.chunks(CHUNK) {
             let data = chunk
                 .iter()
@@ -593,7 +606,7 @@ impl Store for PgStore {
             .await?;
         }
         tx.commit().await?;
-        Ok(())
+        Ok(true)
     }
 
     async fn results_page(

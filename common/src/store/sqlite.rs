@@ -493,11 +493,20 @@ impl Store for SqliteStore {
         project: &str,
         items: &[Item],
         now_ms: i64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         if items.is_empty() {
-            return Ok(());
+            return Ok(true);
         }
+        // The one writer connection serializes this with `delete_project`.
         let mut tx = self.write.begin().await?;
+        let exists = sqlx::query("SELECT 1 FROM projects WHERE name = ?")
+            .bind(project)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
+        if !exists {
+            return Ok(false);
+        }
         for chunk in items.chunks(CHUNK) {
             let rows = chunk
                 .iter()
@@ -523,7 +532,7 @@ impl Store for SqliteStore {
             q.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
-        Ok(())
+        Ok(true)
     }
 
     async fn results_page(

@@ -6,6 +6,12 @@
 //! thread-local for the duration of one call: a script runs synchronously on the thread
 //! that called it, and `scraper::Html` (which is not `Send`) never leaves that thread. The
 //! [`StateGuard`] clears the slot when the call ends, however it ends.
+//!
+//! Every function here looks at the call's deadline before it starts, and the ones that
+//! walk the page (`css`, `css_html`, `json`) look again every [`CLOCK_EVERY_ITEMS`] values:
+//! one call on a big page can cost more than thousands of Rhai operations, so the engine's
+//! progress hook alone (which reads the clock only every few hundred operations) would let a
+//! loop of such calls run far past `script_timeout`.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
@@ -22,6 +28,10 @@ use crate::value::normalized_text;
 
 /// Longest regex program a script may compile (bytes of compiled size).
 const SCRIPT_REGEX_SIZE_LIMIT: usize = 1 << 20;
+
+/// How many values (elements, JSON values) a page function produces between two looks at
+/// the clock.
+const CLOCK_EVERY_ITEMS: usize = 256;
 
 /// The page and the results of one script call.
 pub(crate) struct RunState {
@@ -72,6 +82,21 @@ impl RunState {
             selectors: HashMap::new(),
             regexes: HashMap::new(),
         }
+    }
+
+    /// Fails the call once it is past its deadline (and marks it timed out, so the task
+    /// fails with the time-limit reason, whatever the script does with this error).
+    fn check_deadline(&mut self) -> Result<(), String> {
+        if Instant::now() >= self.deadline {
+            return Err(self.time_out());
+        }
+        Ok(())
+    }
+
+    /// Marks the call timed out; the error a page function returns for it.
+    fn time_out(&mut self) -> String {
+        self.timed_out = true;
+        "the script ran out of time".to_string()
     }
 
     fn selector(&mut self, css: &str) -> Result<Selector, String> {
@@ -138,6 +163,7 @@ pub(crate) struct FollowOptions {
     pub(crate) cookies: BTreeMap<String, String>,
     #[serde(default)]
     pub(crate) proxies: Vec<String>,
+    /// Overrides the `same_site` of the filter the follow takes from the handler's rules.
     pub(crate) same_site: Option<bool>,
 }
 
@@ -168,7 +194,7 @@ impl Drop for StateGuard {
     }
 }
 
-/// Runs `f` on the current call's state.
+/// Runs `f` on the current call's state, unless the call is past its deadline.
 fn with_state<R>(
     f: impl FnOnce(&mut RunState) -> Result<R, String>,
 ) -> Result<R, Box<EvalAltResult>> {
@@ -179,6 +205,7 @@ fn with_state<R>(
         let state = slot
             .as_mut()
             .ok_or_else(|| "no page is being processed".to_string())?;
+        state.check_deadline()?;
         f(state)
     })
     .map_err(Into::into)
@@ -188,13 +215,9 @@ fn with_state<R>(
 /// engine's progress hook, outside any of the functions here.
 pub(crate) fn past_deadline() -> bool {
     RUN.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut slot) => match slot.as_mut() {
-            Some(state) if Instant::now() >= state.deadline => {
-                state.timed_out = true;
-                true
-            }
-            _ => false,
-        },
+        Ok(mut slot) => slot
+            .as_mut()
+            .is_some_and(|state| state.check_deadline().is_err()),
         Err(_) => false,
     })
 }
@@ -215,20 +238,50 @@ fn to_json(value: &Dynamic, what: &str) -> Result<Value, String> {
     rhai::serde::from_dynamic::<Value>(value).map_err(|e| format!("{what}: {e}"))
 }
 
-/// Element texts (or attribute values, `()` where missing) matching `css`.
-fn css_values(css: &str, attr: Option<&str>, limit: usize) -> Result<Array, Box<EvalAltResult>> {
+/// The call ran past its deadline while producing values.
+struct TimedOut;
+
+/// Collects `values`, looking at the clock every [`CLOCK_EVERY_ITEMS`] values.
+fn collect_before(
+    deadline: Instant,
+    values: impl Iterator<Item = Dynamic>,
+) -> Result<Array, TimedOut> {
+    let mut out = Array::new();
+    for (i, value) in values.enumerate() {
+        if i % CLOCK_EVERY_ITEMS == CLOCK_EVERY_ITEMS - 1 && Instant::now() >= deadline {
+            return Err(TimedOut);
+        }
+        out.push(value);
+    }
+    Ok(out)
+}
+
+/// Values of the elements matching `css`, one per element, made by `value`.
+fn css_map(
+    css: &str,
+    limit: usize,
+    value: impl Fn(scraper::ElementRef<'_>) -> Dynamic,
+) -> Result<Array, Box<EvalAltResult>> {
     with_state(|s| {
         let selector = s.selector(css)?;
-        let html = s.html();
-        Ok(crate::extract::select_page(html, &selector)
-            .take(limit)
-            .map(|e| match attr {
-                Some(a) => e
-                    .attr(a)
-                    .map_or(Dynamic::UNIT, |v| Dynamic::from(v.to_string())),
-                None => Dynamic::from(normalized_text(e)),
-            })
-            .collect())
+        let deadline = s.deadline;
+        let found = collect_before(
+            deadline,
+            crate::extract::select_page(s.html(), &selector)
+                .take(limit)
+                .map(value),
+        );
+        found.map_err(|TimedOut| s.time_out())
+    })
+}
+
+/// Element texts (or attribute values, `()` where missing) matching `css`.
+fn css_values(css: &str, attr: Option<&str>, limit: usize) -> Result<Array, Box<EvalAltResult>> {
+    css_map(css, limit, |e| match attr {
+        Some(a) => e
+            .attr(a)
+            .map_or(Dynamic::UNIT, |v| Dynamic::from(v.to_string())),
+        None => Dynamic::from(normalized_text(e)),
     })
 }
 
@@ -240,14 +293,17 @@ fn json_values(path: &str, limit: usize) -> Result<Array, Box<EvalAltResult>> {
     with_state(|s| {
         let path = serde_json_path::JsonPath::parse(path)
             .map_err(|e| format!("invalid JSONPath `{path}`: {e}"))?;
+        let deadline = s.deadline;
         let json = s.json()?;
-        Ok(path
-            .query(json)
-            .all()
-            .into_iter()
-            .take(limit)
-            .map(to_dynamic)
-            .collect())
+        let found = collect_before(
+            deadline,
+            path.query(json)
+                .all()
+                .into_iter()
+                .take(limit)
+                .map(to_dynamic),
+        );
+        found.map_err(|TimedOut| s.time_out())
     })
 }
 
@@ -304,13 +360,7 @@ pub(crate) fn register(engine: &mut Engine) {
         .register_fn(
             "css_html",
             |css: &str| -> Result<Array, Box<EvalAltResult>> {
-                with_state(|s| {
-                    let selector = s.selector(css)?;
-                    let html = s.html();
-                    Ok(crate::extract::select_page(html, &selector)
-                        .map(|e| Dynamic::from(e.html()))
-                        .collect())
-                })
+                css_map(css, usize::MAX, |e| Dynamic::from(e.html()))
             },
         )
         .register_fn("json", |path: &str| json_values(path, usize::MAX))

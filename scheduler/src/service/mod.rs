@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use crate::counters::{Counters, Tally};
 use crate::dedupe::{Recent, admit};
 use crate::frontier::{Frontier, HostLimits};
+use crate::retry::RetryPolicy;
 use crate::token_bucket::TokenBucket;
 use crate::{SchedulerConfig, SchedulerError};
 
@@ -388,16 +389,29 @@ impl Scheduler {
         outcomes: Vec<Outcome>,
         now: i64,
     ) -> Result<(), SchedulerError> {
-        let (max_retries, mut running) = match self.projects.get_mut(project) {
-            Some(l) => (l.project.defaults.retries, l.running.as_mut()),
-            None => (0, None),
+        let (max_retries, default_age, retry, mut running) = match self.projects.get_mut(project) {
+            Some(l) => (
+                l.project.defaults.retries,
+                l.project.defaults.age.map(|a| a.as_millis() as i64),
+                l.project
+                    .defaults
+                    .retry_delays
+                    .clone()
+                    .map(|delays| RetryPolicy { delays }),
+                l.running.as_mut(),
+            ),
+            None => (0, None, None, None),
         };
+        let retry = retry.as_ref().unwrap_or(&self.config.retry);
         let mut updates = Vec::with_capacity(outcomes.len());
         let (mut ok, mut failed, mut retried, mut items, mut fetch_ms, mut process_ms) =
             (0, 0, 0, 0, 0, 0);
         for o in &outcomes {
+            let mut age_ms = default_age;
             if let Some(r) = running.as_mut() {
-                r.frontier.answered(&o.taskid);
+                if let Some(sent) = r.frontier.answered(&o.taskid) {
+                    age_ms = sent.task.age_ms.or(default_age);
+                }
                 // The site asked us to slow down: that host waits, the others keep their pace.
                 if matches!(o.status_code, Some(429 | 503)) {
                     let wait = o
@@ -455,45 +469,44 @@ impl Scheduler {
                         last_modified: o.last_modified.clone(),
                     }
                 }
-                Some(err) => match self
-                    .config
-                    .retry
-                    .next_attempt(err, o.retries, max_retries, now)
-                {
-                    Some(at) => {
-                        // The site said when to come back (`Retry-After` on a 429 or 503): that
-                        // replaces the retry schedule's delay, within `max_retry_after`.
-                        let at = o.retry_after_ms.map_or(at, |ms| {
-                            now + ms.min(self.config.max_retry_after.as_millis() as u64) as i64 + 1
-                        });
-                        retried += 1;
-                        tracing::debug!(project, url = %o.url, error = %err.message, "retrying later");
-                        TaskUpdate {
-                            taskid: o.taskid.clone(),
-                            status: TaskStatus::Active,
-                            exetime: at,
-                            retries: o.retries + 1,
-                            at_ms: now,
-                            last_error: Some(err.message.clone()),
-                            etag: None,
-                            last_modified: None,
+                Some(err) => {
+                    match retry.next_attempt(err, o.retries, max_retries, age_ms, now) {
+                        Some(at) => {
+                            // The site said when to come back (`Retry-After` on a 429 or 503): that
+                            // replaces the retry schedule's delay, within `max_retry_after`.
+                            let at = o.retry_after_ms.map_or(at, |ms| {
+                                now + ms.min(self.config.max_retry_after.as_millis() as u64) as i64
+                                    + 1
+                            });
+                            retried += 1;
+                            tracing::debug!(project, url = %o.url, error = %err.message, "retrying later");
+                            TaskUpdate {
+                                taskid: o.taskid.clone(),
+                                status: TaskStatus::Active,
+                                exetime: at,
+                                retries: o.retries + 1,
+                                at_ms: now,
+                                last_error: Some(err.message.clone()),
+                                etag: None,
+                                last_modified: None,
+                            }
+                        }
+                        None => {
+                            failed += 1;
+                            tracing::info!(project, url = %o.url, error = %err.message, "task failed");
+                            TaskUpdate {
+                                taskid: o.taskid.clone(),
+                                status: TaskStatus::Failed,
+                                exetime: now,
+                                retries: o.retries,
+                                at_ms: now,
+                                last_error: Some(err.message.clone()),
+                                etag: None,
+                                last_modified: None,
+                            }
                         }
                     }
-                    None => {
-                        failed += 1;
-                        tracing::info!(project, url = %o.url, error = %err.message, "task failed");
-                        TaskUpdate {
-                            taskid: o.taskid.clone(),
-                            status: TaskStatus::Failed,
-                            exetime: now,
-                            retries: o.retries,
-                            at_ms: now,
-                            last_error: Some(err.message.clone()),
-                            etag: None,
-                            last_modified: None,
-                        }
-                    }
-                },
+                }
             };
             updates.push(update);
         }

@@ -294,6 +294,75 @@ async fn failures_are_retried_on_schedule_then_fail_with_their_reason() {
 }
 
 #[tokio::test]
+async fn a_retry_waits_no_longer_than_the_tasks_age() {
+    let toml = project("[defaults]\nretries = 3\nage = \"10s\"\n");
+    let mut h = Harness::new(&toml, SchedulerConfig::default()).await;
+    let sent = h.step().await;
+    h.answer(&sent[0], Some(ErrorKind::Timeout)).await;
+    assert!(h.step().await.is_empty());
+    h.clock.advance(9_999);
+    assert!(h.step().await.is_empty(), "not before the age");
+    h.clock.advance(1);
+    let retry = h.step().await;
+    assert_eq!(
+        retry.len(),
+        1,
+        "after 10 s (the age), not 30 s (the schedule)"
+    );
+    assert_eq!(retry[0].retries, 1);
+}
+
+#[tokio::test]
+async fn a_project_sets_its_own_retry_delays() {
+    let toml = project("[defaults]\nretries = 2\nretry_delays = [\"5s\"]\n");
+    let mut h = Harness::new(&toml, SchedulerConfig::default()).await;
+    let mut task = h.step().await.remove(0);
+    for attempt in 1..=2 {
+        h.answer(&task, Some(ErrorKind::Timeout)).await;
+        assert!(h.step().await.is_empty());
+        h.clock.advance(4_999);
+        assert!(h.step().await.is_empty(), "not before 5 s");
+        h.clock.advance(1);
+        let retry = h.step().await;
+        assert_eq!(
+            retry.len(),
+            1,
+            "retry {attempt} after 5 s, the last delay repeating"
+        );
+        task = retry[0].clone();
+    }
+    h.answer(&task, Some(ErrorKind::Timeout)).await;
+    h.step().await;
+    assert_eq!(h.store.task_counts("p").await.expect("counts").failed, 1);
+}
+
+#[tokio::test]
+async fn every_restarts_the_start_urls_forced_on_schedule() {
+    let mut h = Harness::new(&project("every = \"1h\"\n"), SchedulerConfig::default()).await;
+    let sent = h.step().await;
+    assert_eq!(sent.len(), 1);
+    assert!(!sent[0].force, "the first start is a plain submission");
+    h.answer(&sent[0], None).await;
+    h.step().await;
+    h.step().await;
+    assert!(h.stats().finished);
+
+    h.clock.advance(3_600_000 - 1);
+    h.scheduler.reload_projects().await.expect("reload");
+    assert!(h.step().await.is_empty(), "not before the hour is over");
+    h.clock.advance(1);
+    h.scheduler.reload_projects().await.expect("reload");
+    let again = h.step().await;
+    assert_eq!(again.len(), 1, "the known start URL is crawled again");
+    assert!(again[0].force);
+    h.answer(&again[0], None).await;
+    h.step().await;
+    h.clock.advance(60_000);
+    h.scheduler.reload_projects().await.expect("reload");
+    assert!(h.step().await.is_empty(), "once per period");
+}
+
+#[tokio::test]
 async fn an_unanswered_task_is_sent_again_after_the_deadline() {
     let config = SchedulerConfig {
         dispatch_deadline: Duration::from_secs(60),

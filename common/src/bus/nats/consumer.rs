@@ -7,9 +7,9 @@
 //! buffer is empty, and never for more than its free slots: `max_in_flight` minus the
 //! deliveries it has handed out and not yet settled, minus what its outstanding pull requests
 //! may still bring. So a slow caller never has a prefetched pile ageing past `ack_wait` (the
-//! trap of `messages()`, which prefetches 200). The server enforces the same bound across all
-//! handles of a durable with `max_ack_pending`, so a request for too many (after a reconnect
-//! the handle forgets its requests and asks again) costs nothing but a wait.
+//! trap of `messages()`, which prefetches 200). The bound is per handle, so every instance of a
+//! role adds its own capacity; the server caps the whole durable at [`DURABLE_IN_FLIGHT`]
+//! (`max_ack_pending`), the same for every instance so that none overwrites another's setting.
 //!
 //! Requests go out with a unique reply subject under the handle's inbox, so the server's
 //! status answers (408 expired, 409 refused, 503 no JetStream) tell which request ended.
@@ -67,6 +67,9 @@ const HOLD: Duration = Duration::from_secs(1);
 const GRACE: Duration = Duration::from_secs(1);
 /// Delay of a redelivery when a large body could not be fetched.
 const UNAVAILABLE_RETRY: Duration = Duration::from_secs(1);
+/// Unacknowledged messages of one durable across all its handles, at most: room for a few
+/// hundred instances at the default in-flight bound, and still a bound on the server.
+pub(crate) const DURABLE_IN_FLIGHT: usize = 65_536;
 
 /// Deliveries handed out by one handle and not yet settled.
 struct Slots {
@@ -181,7 +184,8 @@ impl NatsConsumer {
             deliver_policy: DeliverPolicy::All,
             ack_policy: AckPolicy::Explicit,
             ack_wait: spec.ack_wait,
-            max_ack_pending: i64::try_from(max_in_flight).unwrap_or(i64::MAX),
+            max_ack_pending: i64::try_from(max_in_flight.max(DURABLE_IN_FLIGHT))
+                .unwrap_or(i64::MAX),
             filter_subject: binding
                 .filter
                 .as_deref()

@@ -1,0 +1,87 @@
+//! `spindle bench` end to end: the command of the README runs, checks every item of its
+//! crawl and prints each figure; with NATS and PostgreSQL it also runs the distributed crawl.
+//! The figures themselves are never asserted (they depend on the machine).
+
+mod support;
+
+use std::time::Duration;
+
+use support::{TestDb, require_nats, require_service, run};
+
+const LIMIT: Duration = Duration::from_secs(300);
+
+fn assert_embedded_figures(stdout: &str) {
+    for label in [
+        "site: 300 products, ",
+        "embedded crawl: ",
+        "pages/s",
+        "items/s: ",
+        "CPU ms per page: fetch ",
+        "items stored: 300 (expected 300, every one checked)",
+        "peak RSS of the crawler: ",
+    ] {
+        assert!(stdout.contains(label), "{label:?} missing from\n{stdout}");
+    }
+}
+
+#[test]
+fn bench_crawls_checks_and_reports() {
+    let out = run(
+        &["bench", "--products", "300", "--concurrency", "32"],
+        LIMIT,
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "bench failed: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_embedded_figures(&stdout);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_runs_distributed_with_each_fetcher_count() {
+    if !require_nats().await {
+        return;
+    }
+    let Some(db) = require_service("PostgreSQL", TestDb::create("bench").await) else {
+        return;
+    };
+    let url = db.url.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        run(
+            &[
+                "bench",
+                "--products",
+                "300",
+                "--nats",
+                "nats://127.0.0.1:4222",
+                "--database",
+                &url,
+                "--fetchers",
+                "1,2",
+            ],
+            LIMIT,
+        )
+    })
+    .await
+    .expect("bench thread");
+    db.drop_db().await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "bench failed: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_embedded_figures(&stdout);
+    for fetchers in [1, 2] {
+        let line = format!("distributed crawl, {fetchers} fetcher(s): ");
+        assert!(stdout.contains(&line), "{line:?} missing from\n{stdout}");
+    }
+    assert_eq!(
+        stdout
+            .matches("CPU ms per page by process: scheduler")
+            .count(),
+        2
+    );
+}
