@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use spindle_common::bus::MemoryBus;
-use spindle_common::{Bus, Project, Store};
+use spindle_common::{Bus, Clock, Project, Store, SystemClock};
 
 use crate::embedded::{Embedded, EmbeddedConfig, open_store, project_record};
 use crate::export::{Format, export};
@@ -57,8 +57,18 @@ pub async fn crawl(
     show_progress: bool,
 ) -> anyhow::Result<(CrawlSummary, Arc<dyn Store>)> {
     let store = open_store(data).await?;
+    save(&*store, project, SystemClock.now_ms()).await?;
     let run = Embedded::start(store.clone(), config).await?;
     crawl_on(run, project, data, show_progress).await
+}
+
+/// Saves `project` in `store`. Done before the roles start, so the scheduler finds it at its
+/// first load instead of at its next reload (up to `reload_every`, 2 s, later).
+async fn save(store: &dyn Store, project: &Project, now_ms: i64) -> anyhow::Result<()> {
+    store
+        .save_project(&project_record(project, now_ms))
+        .await
+        .context("cannot save the project")
 }
 
 /// Crawls `project` to completion on roles already started (any bus and store).
@@ -69,10 +79,7 @@ pub async fn crawl_on(
     show_progress: bool,
 ) -> anyhow::Result<(CrawlSummary, Arc<dyn Store>)> {
     let store = run.store.clone();
-    store
-        .save_project(&project_record(project, run.now_ms()))
-        .await
-        .context("cannot save the project")?;
+    save(&*store, project, run.now_ms()).await?;
     let started = Instant::now();
     let mut progress = show_progress.then(Progress::new);
     let mut tick = tokio::time::interval(Duration::from_millis(50));
@@ -152,6 +159,7 @@ pub async fn crawl_to(
                 Some(url) => spindle_common::store::connect(&url).await?,
                 None => open_store(data).await?,
             };
+            save(&*store, project, SystemClock.now_ms()).await?;
             let bus: Arc<dyn Bus> = match nats {
                 Some(url) => {
                     let endpoints = Endpoints {

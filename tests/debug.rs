@@ -500,7 +500,9 @@ fn the_web_uis_debugger_runs_the_same_step_on_the_edited_text() {
     let (status, error) = step("name = \"x\"\nrate = = 1\n", "start").expect("answer");
     assert_eq!(status, 400);
     assert!(
-        error["error"].as_str().is_some_and(|e| e.contains("line 2, column 8")),
+        error["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("line 2, column 8")),
         "{error}"
     );
     all.kill().ok();
