@@ -14,7 +14,7 @@ use axum::routing::get;
 use common::{TestServer, fetcher, task};
 use encoding_rs::{GBK, SHIFT_JIS, WINDOWS_1251};
 use flate2::Compression;
-use flate2::write::GzEncoder;
+use flate2::write::{GzEncoder, ZlibEncoder};
 use spindle_common::message::ErrorKind;
 
 const MIB: usize = 1024 * 1024;
@@ -29,6 +29,26 @@ fn gzip(parts: impl IntoIterator<Item = Vec<u8>>) -> Vec<u8> {
         encoder.write_all(&part).expect("compress in memory");
     }
     encoder.finish().expect("finish gzip stream")
+}
+
+/// `body` as HTTP's `deflate` (a zlib stream) or as brotli.
+fn compressed(encoding: &str, body: &[u8]) -> Vec<u8> {
+    match encoding {
+        "deflate" => {
+            let mut encoder = ZlibEncoder::new(Vec::new(), Compression::default());
+            encoder.write_all(body).expect("compress in memory");
+            encoder.finish().expect("finish zlib stream")
+        }
+        "br" => {
+            let mut out = Vec::new();
+            {
+                let mut writer = brotli::CompressorWriter::new(&mut out, 4096, 5, 22);
+                writer.write_all(body).expect("compress in memory");
+            }
+            out
+        }
+        other => panic!("no test encoder for {other}"),
+    }
 }
 
 /// 50 MiB of zeros, gzipped (about 50 KiB on the wire). Built once per test binary.
@@ -52,6 +72,21 @@ fn app() -> Router {
                     body,
                 )
             }),
+        )
+        .route(
+            "/encoded/{encoding}",
+            get(
+                |axum::extract::Path(encoding): axum::extract::Path<String>| async move {
+                    let body = compressed(&encoding, CHINESE.as_bytes());
+                    (
+                        [
+                            (header::CONTENT_TYPE, "text/html; charset=utf-8".to_string()),
+                            (header::CONTENT_ENCODING, encoding),
+                        ],
+                        body,
+                    )
+                },
+            ),
         )
         .route(
             "/bomb",
@@ -121,6 +156,19 @@ async fn gzip_bodies_are_decompressed() {
     assert_eq!(page.text, CHINESE);
     assert_eq!(page.body_len, CHINESE.len() as u64);
     assert!(page.header("content-encoding").is_none());
+}
+
+#[tokio::test]
+async fn brotli_and_deflate_bodies_are_decompressed() {
+    let server = TestServer::start(app()).await;
+    for encoding in ["br", "deflate"] {
+        let page = fetcher()
+            .fetch(&task(server.url(&format!("/encoded/{encoding}"))))
+            .await
+            .expect("fetched");
+        assert_eq!(page.text, CHINESE, "{encoding}");
+        assert!(page.header("content-encoding").is_none(), "{encoding}");
+    }
 }
 
 #[tokio::test]
