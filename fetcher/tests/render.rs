@@ -1,6 +1,7 @@
 //! Rendering in headless Chromium: content made by scripts, `wait_for`, network idle,
-//! script results, viewport, image blocking, screenshots, and a browser killed mid-render
-//! (the task fails retryably, the next succeeds, no Chromium process is left behind).
+//! script results, viewport, image blocking, screenshots, the bound on tabs, and a browser
+//! killed mid-render (the task fails retryably, the next succeeds, no Chromium process is
+//! left behind).
 //!
 //! Each test skips with a printed reason when Chromium is not installed, unless `CI=true`.
 
@@ -456,4 +457,45 @@ async fn a_hung_browser_is_found_out_killed_and_replaced() {
     fetcher.shutdown().await;
     let left = processes_in_groups(&HashSet::from([hung_pid, new_pid]));
     assert!(left.is_empty(), "leftover browser processes: {left:#?}");
+}
+
+#[tokio::test]
+async fn no_more_renders_run_at_once_than_the_tab_pool_holds() {
+    let Some(fetcher) = chromium_fetcher(2) else {
+        return;
+    };
+    // The page's server counts the renders loading it at once.
+    let (now, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (n, m) = (now.clone(), most.clone());
+    let server = TestServer::start(Router::new().route(
+        "/slow/{id}",
+        get(move || {
+            let (now, most) = (n.clone(), m.clone());
+            async move {
+                let at_once = now.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(at_once, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                now.fetch_sub(1, Ordering::SeqCst);
+                Html("<p>slow</p>")
+            }
+        }),
+    ))
+    .await;
+    let fetcher = Arc::new(fetcher);
+    let renders: Vec<_> = (0..6)
+        .map(|id| {
+            let (fetcher, url) = (fetcher.clone(), server.url(&format!("/slow/{id}")));
+            tokio::spawn(async move { fetcher.fetch(&js_task(url, JsOptions::default())).await })
+        })
+        .collect();
+    for render in renders {
+        let page = render.await.expect("no panic").expect("rendered");
+        assert!(page.text.contains("<p>slow</p>"));
+    }
+    assert_eq!(
+        most.load(Ordering::SeqCst),
+        2,
+        "two tabs: never more than two pages loading, and both used"
+    );
+    fetcher.shutdown().await;
 }
