@@ -33,10 +33,10 @@ pub struct Task {
     #[serde(default)]
     pub exetime: i64,
     /// Re-crawl only after this many milliseconds; `None` takes the project default.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub age_ms: Option<i64>,
     /// Re-crawl when this tag differs from the stored one.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub itag: Option<String>,
     /// Failed attempts so far.
     #[serde(default)]
@@ -48,83 +48,84 @@ pub struct Task {
     #[serde(default)]
     pub force: bool,
     /// Request options; project defaults are merged in by the scheduler at dispatch.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "FetchOptions::is_default")]
     pub fetch: FetchOptions,
     /// Data passed on to the next handler (`$save.<key>`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub save: Option<Map<String, Value>>,
 }
 
-/// How to fetch a task.
+/// How to fetch a task. Options left unset are left out when serialized (a stored task is a
+/// few hundred bytes smaller, which the frontier's writes feel), and read back as unset.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct FetchOptions {
     /// HTTP method; GET when absent.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub method: Option<String>,
     /// Request headers.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
     /// Request body.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<String>,
     /// Total time allowed for the request, in milliseconds.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
     /// Largest body accepted, in bytes.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_body: Option<u64>,
     /// Redirects followed before giving up.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_redirects: Option<u32>,
     /// Whether loopback and private addresses may be fetched.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub allow_private: bool,
     /// Plain HTTP or rendered in a browser.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "FetchMode::is_http")]
     pub mode: FetchMode,
     /// Browser options, for [`FetchMode::Js`].
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub js: Option<JsOptions>,
     /// `User-Agent` header; overrides one in `headers`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_agent: Option<String>,
     /// Cookies sent with the request.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub cookies: BTreeMap<String, String>,
     /// Keep a cookie jar per project across requests (set-cookie answers are remembered).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub session: bool,
     /// Form fields, sent URL-encoded as the body (POST unless `method` says otherwise).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub form: Option<BTreeMap<String, String>>,
     /// Files and fields sent as `multipart/form-data`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub multipart: Vec<MultipartPart>,
     /// Proxies (`http://`, `https://`, `socks5://`, credentials in the URL); the attempt uses
     /// `proxies[retries % len]`, so a failed attempt moves on to the next one.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub proxies: Vec<String>,
     /// Whether TLS certificates are validated; true when absent.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verify_tls: Option<bool>,
     /// Whether redirects are followed; true when absent.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub follow_redirects: Option<bool>,
     /// Time allowed to connect, in milliseconds.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connect_timeout_ms: Option<u64>,
     /// `ETag` of the last successful fetch (sent as `If-None-Match`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub etag: Option<String>,
     /// `Last-Modified` of the last successful fetch (sent as `If-Modified-Since`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_modified: Option<String>,
     /// Whether robots.txt is obeyed; true when absent.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub robots: Option<bool>,
     /// Content types whose bodies are decoded and handed to the rules (prefixes such as
     /// `text/`); empty means the default list of textual types.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub content_types: Vec<String>,
     /// Set on a sitemap task: the fetcher reads the body as a sitemap and sends what it lists
     /// back to the scheduler as new tasks, instead of handing a page to a processor.
@@ -157,6 +158,19 @@ pub enum FetchMode {
     Http,
     /// Rendered in headless Chrome; the DOM after load is the page.
     Js,
+}
+
+impl FetchMode {
+    fn is_http(&self) -> bool {
+        *self == FetchMode::Http
+    }
+}
+
+impl FetchOptions {
+    /// Whether every option is unset: such options are left out of a serialized task.
+    fn is_default(&self) -> bool {
+        *self == FetchOptions::default()
+    }
 }
 
 /// Options of a browser-rendered fetch.
@@ -416,6 +430,46 @@ impl Message {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unset_fetch_options_are_left_out_and_read_back() {
+        let task = Task {
+            project: "p".into(),
+            taskid: "t".into(),
+            url: "http://a/".into(),
+            callback: "start".into(),
+            priority: 0,
+            exetime: 0,
+            age_ms: None,
+            itag: None,
+            retries: 0,
+            depth: 0,
+            force: false,
+            fetch: FetchOptions::default(),
+            save: None,
+        };
+        let json = serde_json::to_string(&task).expect("serialize");
+        assert_eq!(
+            json,
+            r#"{"project":"p","taskid":"t","url":"http://a/","callback":"start","priority":0,"exetime":0,"retries":0,"depth":0,"force":false}"#
+        );
+        assert_eq!(serde_json::from_str::<Task>(&json).expect("read"), task);
+        let set = Task {
+            fetch: FetchOptions {
+                mode: FetchMode::Js,
+                session: true,
+                timeout_ms: Some(5),
+                ..FetchOptions::default()
+            },
+            ..task
+        };
+        let json = serde_json::to_string(&set).expect("serialize");
+        assert!(
+            json.contains(r#""fetch":{"timeout_ms":5,"mode":"js","session":true}"#),
+            "{json}"
+        );
+        assert_eq!(serde_json::from_str::<Task>(&json).expect("read"), set);
+    }
 
     #[test]
     fn messages_round_trip_through_bytes() {

@@ -231,6 +231,10 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<KnownTask>, StoreError>;
     /// Inserts or re-queues tasks as active and unclaimed (in one transaction).
     async fn put_tasks(&self, tasks: &[Task], now_ms: i64) -> Result<(), StoreError>;
+    /// Like [`Store::put_tasks`], but the tasks are stored claimed: the scheduler takes them
+    /// straight into its window instead of claiming them back from the queue. A crash leaves
+    /// them claimed, and [`Store::release_claims`] at the next start queues them again.
+    async fn put_claimed_tasks(&self, tasks: &[Task], now_ms: i64) -> Result<(), StoreError>;
     /// Claims up to `limit` active, unclaimed tasks due by `now_ms`, best first.
     async fn claim_ready(
         &self,

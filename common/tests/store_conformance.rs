@@ -220,6 +220,7 @@ conformance!(
         deleting_a_project_removes_its_tasks_and_results,
         old_results_are_purged,
         results_of_a_missing_project_are_not_written,
+        tasks_put_claimed_are_not_claimed_again_until_released,
         a_run_request_comes_after_the_last_start_and_survives_saves,
         setting_the_status_bumps_the_update_time,
     ],
@@ -695,6 +696,20 @@ async fn release_claims_returns_only_claims_of_the_project(s: &dyn Store) {
     assert_eq!(counts(s, "q").await.claimed, 1, "q keeps its claim");
     assert_eq!(known_one(s, "a").await.status, TaskStatus::Success);
     assert_eq!(claim_ids(s, "p", 0, 10).await, ["b", "c"]);
+}
+
+async fn tasks_put_claimed_are_not_claimed_again_until_released(s: &dyn Store) {
+    s.put_tasks(&[task("a", 0, 0)], 0).await.expect("put");
+    s.put_claimed_tasks(&[task("b", 5, 0), task("a", 0, 0)], 0)
+        .await
+        .expect("put claimed");
+    let c = counts(s, "p").await;
+    assert_eq!((c.queued, c.claimed), (0, 2), "a queued task taken too");
+    assert!(claim_ids(s, "p", 0, 10).await.is_empty(), "already claimed");
+    assert!(known_one(s, "b").await.claimed);
+    // After a crash the claims go back to the queue, best first.
+    assert_eq!(s.release_claims("p").await.expect("release"), 2);
+    assert_eq!(claim_ids(s, "p", 0, 10).await, ["b", "a"]);
 }
 
 async fn next_due_is_the_earliest_waiting_task(s: &dyn Store) {

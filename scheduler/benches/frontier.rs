@@ -134,7 +134,7 @@ async fn fill(store: &dyn Store, a: &Args) -> Result<(), Box<dyn std::error::Err
             })
             .collect();
         let t = Instant::now();
-        queued += admit(store, PROJECT, batch, &mut recent, None, 0)
+        queued += admit(store, PROJECT, batch, &mut recent, None, 0, 0)
             .await?
             .queued;
         busy += t.elapsed();

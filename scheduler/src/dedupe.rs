@@ -24,6 +24,8 @@ pub struct Admitted {
     /// Forced tasks whose earlier run is still in flight: they are queued again once that run
     /// ends, so two runs of one task never overlap.
     pub deferred: Vec<Task>,
+    /// Queued tasks that were stored claimed, for the caller's window (see [`admit`]).
+    pub claimed: Vec<Task>,
 }
 
 /// Tasks of one project known to the store without re-crawl rules of their own (no stored
@@ -79,13 +81,16 @@ fn plain(task: &Task, default_age_ms: Option<i64>) -> bool {
 }
 
 /// Dedupes `tasks` (within the batch, against `recent`, then against the store) and queues
-/// the new or due ones.
+/// the new or due ones. Up to `take` of them that are due now are stored claimed and returned
+/// in [`Admitted::claimed`] instead of queued, for a window that has room while the store holds
+/// nothing ready: that saves claiming them back from the queue, a write per task.
 pub async fn admit(
     store: &dyn Store,
     project: &str,
     tasks: Vec<Task>,
     recent: &mut Recent,
     default_age_ms: Option<i64>,
+    take: usize,
     now_ms: i64,
 ) -> Result<Admitted, StoreError> {
     let mut seen = HashSet::with_capacity(tasks.len());
@@ -122,13 +127,26 @@ pub async fn admit(
         }
     }
     admitted.queued = queue.len() as u64;
+    let (claimed, queue): (Vec<Task>, Vec<Task>) = if take == 0 {
+        (Vec::new(), queue)
+    } else {
+        let mut room = take;
+        queue.into_iter().partition(|t| {
+            let fits = room > 0 && t.exetime <= now_ms;
+            room -= usize::from(fits);
+            fits
+        })
+    };
+    store.put_claimed_tasks(&claimed, now_ms).await?;
     store.put_tasks(&queue, now_ms).await?;
     for task in queue
         .iter()
+        .chain(&claimed)
         .filter(|t| t.age_ms.is_none() && t.itag.is_none())
     {
         recent.insert(&task.taskid);
     }
+    admitted.claimed = claimed;
     Ok(admitted)
 }
 

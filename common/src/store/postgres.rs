@@ -119,6 +119,62 @@ impl PgStore {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+
+    /// Inserts or re-queues `tasks` as active, claimed or not, in one transaction.
+    async fn put(&self, tasks: &[Task], now_ms: i64, claimed: bool) -> Result<(), StoreError> {
+        if tasks.is_empty() {
+            return Ok(());
+        }
+        let tasks = last_of_each(tasks, |t| (t.project.as_str(), t.taskid.as_str()));
+        let mut tx = self.pool.begin().await?;
+        for chunk in tasks.chunks(CHUNK) {
+            let json = chunk
+                .iter()
+                .map(|t| serde_json::to_string(t).map_err(|e| corrupt("task", e)))
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            // `seq` is left to its default, nextval('tasks_seq'), drawn for each row as it
+            // comes out of the SELECT, which `ORDER BY ord` keeps in batch order; a re-queue
+            // takes the new value too (`excluded.seq`) and goes to the back of its priority,
+            // as in SQLite.
+            sqlx::query(
+                "INSERT INTO tasks (project, taskid, url, status, claimed, priority, exetime,
+                    retries, age_ms, itag, task, updated_ms)
+                 SELECT u.project, u.taskid, u.url, $10, $12, u.priority, u.exetime,
+                    u.retries, u.age_ms, u.itag, u.task::json, $11
+                 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int4[], $5::int8[],
+                    $6::int8[], $7::int8[], $8::text[], $9::text[])
+                    WITH ORDINALITY AS u(project, taskid, url, priority, exetime, retries,
+                        age_ms, itag, task, ord)
+                 ORDER BY u.ord
+                 ON CONFLICT (project, taskid) DO UPDATE SET url = excluded.url,
+                    status = excluded.status, claimed = excluded.claimed, priority = excluded.priority,
+                    exetime = excluded.exetime, seq = excluded.seq, retries = excluded.retries,
+                    age_ms = excluded.age_ms, itag = excluded.itag, task = excluded.task,
+                    updated_ms = excluded.updated_ms",
+            )
+            .bind(chunk.iter().map(|t| t.project.as_str()).collect::<Vec<_>>())
+            .bind(chunk.iter().map(|t| t.taskid.as_str()).collect::<Vec<_>>())
+            .bind(chunk.iter().map(|t| t.url.as_str()).collect::<Vec<_>>())
+            .bind(chunk.iter().map(|t| t.priority).collect::<Vec<_>>())
+            .bind(chunk.iter().map(|t| t.exetime).collect::<Vec<_>>())
+            .bind(
+                chunk
+                    .iter()
+                    .map(|t| i64::from(t.retries))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(chunk.iter().map(|t| t.age_ms).collect::<Vec<_>>())
+            .bind(chunk.iter().map(|t| t.itag.as_deref()).collect::<Vec<_>>())
+            .bind(json)
+            .bind(status_code(TaskStatus::Active))
+            .bind(now_ms)
+            .bind(claimed)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
 }
 
 fn corrupt(what: &'static str, err: impl std::fmt::Display) -> StoreError {
@@ -288,57 +344,11 @@ impl Store for PgStore {
     }
 
     async fn put_tasks(&self, tasks: &[Task], now_ms: i64) -> Result<(), StoreError> {
-        if tasks.is_empty() {
-            return Ok(());
-        }
-        let tasks = last_of_each(tasks, |t| (t.project.as_str(), t.taskid.as_str()));
-        let mut tx = self.pool.begin().await?;
-        for chunk in tasks.chunks(CHUNK) {
-            let json = chunk
-                .iter()
-                .map(|t| serde_json::to_string(t).map_err(|e| corrupt("task", e)))
-                .collect::<Result<Vec<_>, StoreError>>()?;
-            // `seq` is left to its default, nextval('tasks_seq'), drawn for each row as it
-            // comes out of the SELECT, which `ORDER BY ord` keeps in batch order; a re-queue
-            // takes the new value too (`excluded.seq`) and goes to the back of its priority,
-            // as in SQLite.
-            sqlx::query(
-                "INSERT INTO tasks (project, taskid, url, status, claimed, priority, exetime,
-                    retries, age_ms, itag, task, updated_ms)
-                 SELECT u.project, u.taskid, u.url, $10, FALSE, u.priority, u.exetime,
-                    u.retries, u.age_ms, u.itag, u.task::json, $11
-                 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int4[], $5::int8[],
-                    $6::int8[], $7::int8[], $8::text[], $9::text[])
-                    WITH ORDINALITY AS u(project, taskid, url, priority, exetime, retries,
-                        age_ms, itag, task, ord)
-                 ORDER BY u.ord
-                 ON CONFLICT (project, taskid) DO UPDATE SET url = excluded.url,
-                    status = excluded.status, claimed = FALSE, priority = excluded.priority,
-                    exetime = excluded.exetime, seq = excluded.seq, retries = excluded.retries,
-                    age_ms = excluded.age_ms, itag = excluded.itag, task = excluded.task,
-                    updated_ms = excluded.updated_ms",
-            )
-            .bind(chunk.iter().map(|t| t.project.as_str()).collect::<Vec<_>>())
-            .bind(chunk.iter().map(|t| t.taskid.as_str()).collect::<Vec<_>>())
-            .bind(chunk.iter().map(|t| t.url.as_str()).collect::<Vec<_>>())
-            .bind(chunk.iter().map(|t| t.priority).collect::<Vec<_>>())
-            .bind(chunk.iter().map(|t| t.exetime).collect::<Vec<_>>())
-            .bind(
-                chunk
-                    .iter()
-                    .map(|t| i64::from(t.retries))
-                    .collect::<Vec<_>>(),
-            )
-            .bind(chunk.iter().map(|t| t.age_ms).collect::<Vec<_>>())
-            .bind(chunk.iter().map(|t| t.itag.as_deref()).collect::<Vec<_>>())
-            .bind(json)
-            .bind(status_code(TaskStatus::Active))
-            .bind(now_ms)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        self.put(tasks, now_ms, false).await
+    }
+
+    async fn put_claimed_tasks(&self, tasks: &[Task], now_ms: i64) -> Result<(), StoreError> {
+        self.put(tasks, now_ms, true).await
     }
 
     async fn claim_ready(

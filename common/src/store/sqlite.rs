@@ -126,6 +126,49 @@ impl SqliteStore {
     fn next_seq(&self) -> i64 {
         self.seq.fetch_add(1, Ordering::Relaxed) + 1
     }
+
+    /// Inserts or re-queues `tasks` as active, claimed or not, in one transaction.
+    async fn put(&self, tasks: &[Task], now_ms: i64, claimed: bool) -> Result<(), StoreError> {
+        if tasks.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.write.begin().await?;
+        for chunk in tasks.chunks(CHUNK) {
+            let rows = chunk
+                .iter()
+                .map(|t| Ok((t, serde_json::to_string(t).map_err(|e| corrupt("task", e))?)))
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO tasks (project, taskid, url, status, claimed, priority, exetime, seq,
+                    retries, age_ms, itag, task, updated_ms) ",
+            );
+            q.push_values(rows, |mut b, (t, json)| {
+                b.push_bind(&t.project)
+                    .push_bind(&t.taskid)
+                    .push_bind(&t.url)
+                    .push_bind(TaskStatus::Active.code())
+                    .push_bind(i64::from(claimed))
+                    .push_bind(t.priority)
+                    .push_bind(t.exetime)
+                    .push_bind(self.next_seq())
+                    .push_bind(t.retries as i64)
+                    .push_bind(t.age_ms)
+                    .push_bind(&t.itag)
+                    .push_bind(json)
+                    .push_bind(now_ms);
+            });
+            q.push(
+                " ON CONFLICT(project, taskid) DO UPDATE SET url = excluded.url,
+                    status = excluded.status, claimed = excluded.claimed, priority = excluded.priority,
+                    exetime = excluded.exetime, seq = excluded.seq, retries = excluded.retries,
+                    age_ms = excluded.age_ms, itag = excluded.itag, task = excluded.task,
+                    updated_ms = excluded.updated_ms",
+            );
+            q.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
 }
 
 fn corrupt(what: &'static str, err: impl std::fmt::Display) -> StoreError {
@@ -263,45 +306,11 @@ impl Store for SqliteStore {
     }
 
     async fn put_tasks(&self, tasks: &[Task], now_ms: i64) -> Result<(), StoreError> {
-        if tasks.is_empty() {
-            return Ok(());
-        }
-        let mut tx = self.write.begin().await?;
-        for chunk in tasks.chunks(CHUNK) {
-            let rows = chunk
-                .iter()
-                .map(|t| Ok((t, serde_json::to_string(t).map_err(|e| corrupt("task", e))?)))
-                .collect::<Result<Vec<_>, StoreError>>()?;
-            let mut q = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO tasks (project, taskid, url, status, claimed, priority, exetime, seq,
-                    retries, age_ms, itag, task, updated_ms) ",
-            );
-            q.push_values(rows, |mut b, (t, json)| {
-                b.push_bind(&t.project)
-                    .push_bind(&t.taskid)
-                    .push_bind(&t.url)
-                    .push_bind(TaskStatus::Active.code())
-                    .push_bind(0_i64)
-                    .push_bind(t.priority)
-                    .push_bind(t.exetime)
-                    .push_bind(self.next_seq())
-                    .push_bind(t.retries as i64)
-                    .push_bind(t.age_ms)
-                    .push_bind(&t.itag)
-                    .push_bind(json)
-                    .push_bind(now_ms);
-            });
-            q.push(
-                " ON CONFLICT(project, taskid) DO UPDATE SET url = excluded.url,
-                    status = excluded.status, claimed = 0, priority = excluded.priority,
-                    exetime = excluded.exetime, seq = excluded.seq, retries = excluded.retries,
-                    age_ms = excluded.age_ms, itag = excluded.itag, task = excluded.task,
-                    updated_ms = excluded.updated_ms",
-            );
-            q.build().execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        self.put(tasks, now_ms, false).await
+    }
+
+    async fn put_claimed_tasks(&self, tasks: &[Task], now_ms: i64) -> Result<(), StoreError> {
+        self.put(tasks, now_ms, true).await
     }
 
     async fn claim_ready(

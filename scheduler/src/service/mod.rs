@@ -318,12 +318,18 @@ impl Scheduler {
             return Ok(0);
         };
         let default_age = loaded.project.defaults.age.map(|d| d.as_millis() as i64);
+        // Straight into the window while it has room and the store holds nothing ready.
+        let take = match &loaded.running {
+            Some(r) if !r.refill => self.config.window.saturating_sub(r.frontier.len()),
+            _ => 0,
+        };
         let admitted = admit(
             self.store.as_ref(),
             project,
             tasks,
             &mut loaded.recent,
             default_age,
+            take,
             now,
         )
         .await?;
@@ -332,14 +338,18 @@ impl Scheduler {
         }
         let new = admitted.queued - admitted.known_before.len() as u64;
         loaded.tally.moved_n(None, TaskStatus::Active, new);
+        let n = admitted.queued;
+        let taken = admitted.claimed.len() as u64;
         if let Some(r) = loaded.running.as_mut() {
             for task in admitted.deferred {
                 r.deferred.insert(task.taskid.clone(), task);
             }
+            r.frontier.extend(admitted.claimed);
         }
-        let n = admitted.queued;
         if n > 0 {
-            if let Some(r) = loaded.running.as_mut() {
+            if let Some(r) = loaded.running.as_mut()
+                && n > taken
+            {
                 r.refill = true;
             }
             self.board.update(project, |s| {
