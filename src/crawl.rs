@@ -57,29 +57,29 @@ pub async fn crawl(
     show_progress: bool,
 ) -> anyhow::Result<(CrawlSummary, Arc<dyn Store>)> {
     let store = open_store(data).await?;
-    save(&*store, project, SystemClock.now_ms()).await?;
+    save(&*store, project).await?;
     let run = Embedded::start(store.clone(), config).await?;
     crawl_on(run, project, data, show_progress).await
 }
 
 /// Saves `project` in `store`. Done before the roles start, so the scheduler finds it at its
 /// first load instead of at its next reload (up to `reload_every`, 2 s, later).
-async fn save(store: &dyn Store, project: &Project, now_ms: i64) -> anyhow::Result<()> {
+async fn save(store: &dyn Store, project: &Project) -> anyhow::Result<()> {
     store
-        .save_project(&project_record(project, now_ms))
+        .save_project(&project_record(project, SystemClock.now_ms()))
         .await
         .context("cannot save the project")
 }
 
-/// Crawls `project` to completion on roles already started (any bus and store).
-pub async fn crawl_on(
+/// Crawls `project`, already [`save`]d in the store, to completion on roles already started
+/// (any bus and store).
+async fn crawl_on(
     mut run: Embedded,
     project: &Project,
     data: &Path,
     show_progress: bool,
 ) -> anyhow::Result<(CrawlSummary, Arc<dyn Store>)> {
     let store = run.store.clone();
-    save(&*store, project, run.now_ms()).await?;
     let started = Instant::now();
     let mut progress = show_progress.then(Progress::new);
     let mut tick = tokio::time::interval(Duration::from_millis(50));
@@ -159,7 +159,7 @@ pub async fn crawl_to(
                 Some(url) => spindle_common::store::connect(&url).await?,
                 None => open_store(data).await?,
             };
-            save(&*store, project, SystemClock.now_ms()).await?;
+            save(&*store, project).await?;
             let bus: Arc<dyn Bus> = match nats {
                 Some(url) => {
                     let endpoints = Endpoints {

@@ -65,19 +65,9 @@ async fn debug_project(
         .with_context(|| format!("`{url}` is not an absolute http(s) URL"))?;
     let url = urlnorm::normalize(&parsed, &project.keep_params).to_string();
     let task = Task {
-        project: project.name.clone(),
-        taskid: urlnorm::fingerprint(&url),
-        url: url.clone(),
-        callback: callback.to_string(),
-        priority: 0,
-        exetime: 0,
-        age_ms: None,
-        itag: None,
-        retries: 0,
-        depth: 0,
         force: true,
         fetch: project.fetch_for(&FetchOptions::default()),
-        save: None,
+        ..Task::new(&project.name, &url, callback)
     };
     let rules = Arc::new(Rules::compile(Arc::new(project))?);
     let fetcher = Fetcher::new(&FetcherConfig::default())?;

@@ -39,7 +39,6 @@ pub struct Embedded {
     pub store: Arc<dyn Store>,
     /// Live figures.
     pub board: Arc<StatsBoard>,
-    clock: Arc<dyn Clock>,
     shutdown: CancellationToken,
     roles: JoinSet<anyhow::Result<()>>,
 }
@@ -208,15 +207,9 @@ impl Embedded {
             memory: None,
             store,
             board,
-            clock,
             shutdown,
             roles,
         })
-    }
-
-    /// Current time of the run's clock (Unix ms).
-    pub fn now_ms(&self) -> i64 {
-        self.clock.now_ms()
     }
 
     /// A token cancelled when the run stops.

@@ -34,15 +34,14 @@ pub async fn healthcheck(url: &str) -> bool {
     )
 }
 
-/// Whether `path` was written less than `max_age` ago.
+/// Whether `path` was written less than `max_age` ago (a time in the future, from a clock
+/// step, counts as fresh).
 pub fn heartbeat_is_fresh(path: &Path, max_age: Duration) -> bool {
     std::fs::metadata(path)
         .and_then(|m| m.modified())
-        .is_ok_and(|at| {
-            SystemTime::now()
-                .duration_since(at)
-                .is_ok_and(|age| age < max_age)
-                || at > SystemTime::now()
+        .is_ok_and(|at| match SystemTime::now().duration_since(at) {
+            Ok(age) => age < max_age,
+            Err(_) => true,
         })
 }
 

@@ -144,31 +144,7 @@ fn a_host_answering_429_is_backed_off_while_another_keeps_its_pace() {
 /// The same checks with the roles talking through NATS JetStream and PostgreSQL.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_back_off_holds_on_nats_and_postgres() {
-    if !support::require_nats().await {
-        return;
-    }
-    let Some(db) = support::require_service(
-        "PostgreSQL at 127.0.0.1:5432",
-        support::TestDb::create("backoff").await,
-    ) else {
-        return;
-    };
-    let namespace = format!("backoff{}", std::process::id());
-    let (ns, url) = (namespace.clone(), db.url.clone());
-    tokio::task::spawn_blocking(move || {
-        backoff_checks(&[
-            "--nats",
-            "nats://127.0.0.1:4222",
-            "--namespace",
-            &ns,
-            "--database",
-            &url,
-        ]);
-    })
-    .await
-    .expect("checks pass");
-    support::delete_nats_namespace(&namespace).await;
-    db.drop_db().await;
+    support::on_nats_and_postgres("backoff", backoff_checks).await;
 }
 
 /// Crawls two hosts, A answering its first detail request with 429, on the backend that

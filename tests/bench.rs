@@ -24,19 +24,25 @@ fn assert_embedded_figures(stdout: &str) {
     }
 }
 
-#[test]
-fn bench_crawls_checks_and_reports() {
-    let out = run(
-        &["bench", "--products", "300", "--concurrency", "32"],
-        LIMIT,
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
+/// Runs `spindle bench` on a 300-product site with `args`, which must succeed and print the
+/// embedded figures; its standard output.
+fn bench(args: &[&str]) -> String {
+    let mut all = vec!["bench", "--products", "300"];
+    all.extend_from_slice(args);
+    let out = run(&all, LIMIT);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
         "bench failed: {}\n{stdout}",
         String::from_utf8_lossy(&out.stderr)
     );
     assert_embedded_figures(&stdout);
+    stdout
+}
+
+#[test]
+fn bench_crawls_checks_and_reports() {
+    bench(&["--concurrency", "32"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -48,32 +54,19 @@ async fn bench_runs_distributed_with_each_fetcher_count() {
         return;
     };
     let url = db.url.clone();
-    let out = tokio::task::spawn_blocking(move || {
-        run(
-            &[
-                "bench",
-                "--products",
-                "300",
-                "--nats",
-                "nats://127.0.0.1:4222",
-                "--database",
-                &url,
-                "--fetchers",
-                "1,2",
-            ],
-            LIMIT,
-        )
+    let stdout = tokio::task::spawn_blocking(move || {
+        bench(&[
+            "--nats",
+            "nats://127.0.0.1:4222",
+            "--database",
+            &url,
+            "--fetchers",
+            "1,2",
+        ])
     })
-    .await
-    .expect("bench thread");
+    .await;
     db.drop_db().await;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "bench failed: {}\n{stdout}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_embedded_figures(&stdout);
+    let stdout = stdout.expect("bench passes");
     for fetchers in [1, 2] {
         let line = format!("distributed crawl, {fetchers} fetcher(s): ");
         assert!(stdout.contains(&line), "{line:?} missing from\n{stdout}");

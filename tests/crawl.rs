@@ -16,31 +16,7 @@ fn crawl_yields_one_correct_item_per_product_and_fetches_each_url_once() {
 /// but talk only through the real bus and store.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crawl_on_nats_and_postgres_passes_the_same_checks() {
-    if !support::require_nats().await {
-        return;
-    }
-    let Some(db) = support::require_service(
-        "PostgreSQL at 127.0.0.1:5432",
-        support::TestDb::create("crawl").await,
-    ) else {
-        return;
-    };
-    let namespace = format!("crawl{}", std::process::id());
-    let (ns, url) = (namespace.clone(), db.url.clone());
-    tokio::task::spawn_blocking(move || {
-        crawl_checks(&[
-            "--nats",
-            "nats://127.0.0.1:4222",
-            "--namespace",
-            &ns,
-            "--database",
-            &url,
-        ]);
-    })
-    .await
-    .expect("checks pass");
-    support::delete_nats_namespace(&namespace).await;
-    db.drop_db().await;
+    support::on_nats_and_postgres("crawl", crawl_checks).await;
 }
 
 fn crawl_checks(backend: &[&str]) {

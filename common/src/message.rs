@@ -55,6 +55,29 @@ pub struct Task {
     pub save: Option<Map<String, Value>>,
 }
 
+impl Task {
+    /// A task of `project` for handler `callback` at `url` (already normalized), its id the
+    /// fingerprint of the URL, with every other field at its default: depth 0, no priority,
+    /// due now, no options of its own.
+    pub fn new(project: &str, url: &str, callback: &str) -> Task {
+        Task {
+            project: project.to_string(),
+            taskid: crate::urlnorm::fingerprint(url),
+            url: url.to_string(),
+            callback: callback.to_string(),
+            priority: 0,
+            exetime: 0,
+            age_ms: None,
+            itag: None,
+            retries: 0,
+            depth: 0,
+            force: false,
+            fetch: FetchOptions::default(),
+            save: None,
+        }
+    }
+}
+
 /// How to fetch a task. Options left unset are left out when serialized (a stored task is a
 /// few hundred bytes smaller, which the frontier's writes feel), and read back as unset.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

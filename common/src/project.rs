@@ -145,22 +145,12 @@ impl Default for Defaults {
 /// Depth 0; the fetcher counts nested sitemaps with it.
 pub fn sitemap_task(project: &str, url: &str, callback: &str, options: SitemapOptions) -> Task {
     Task {
-        project: project.to_string(),
         taskid: urlnorm::fingerprint(&format!("sitemap:{url}")),
-        url: url.to_string(),
-        callback: callback.to_string(),
-        priority: 0,
-        exetime: 0,
-        age_ms: None,
-        itag: None,
-        retries: 0,
-        depth: 0,
-        force: false,
         fetch: FetchOptions {
             sitemap: Some(options),
             ..FetchOptions::default()
         },
-        save: None,
+        ..Task::new(project, url, callback)
     }
 }
 
@@ -181,21 +171,10 @@ impl Project {
     /// fingerprint, depth 0, all other Task fields default), then one per sitemap (see
     /// [`sitemap_task`]; its pages go to handler "start").
     pub fn start_tasks(&self) -> Vec<Task> {
-        let pages = self.start.iter().map(|url| Task {
-            project: self.name.clone(),
-            taskid: urlnorm::fingerprint(url),
-            url: url.clone(),
-            callback: START_HANDLER.to_string(),
-            priority: 0,
-            exetime: 0,
-            age_ms: None,
-            itag: None,
-            retries: 0,
-            depth: 0,
-            force: false,
-            fetch: Default::default(),
-            save: None,
-        });
+        let pages = self
+            .start
+            .iter()
+            .map(|url| Task::new(&self.name, url, START_HANDLER));
         let options = SitemapOptions {
             hosts: self.start_hosts(),
             keep_params: self.keep_params.clone(),

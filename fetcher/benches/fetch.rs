@@ -31,24 +31,14 @@ fn page() -> String {
 
 fn task(url: String, mode: FetchMode) -> Task {
     Task {
-        project: "bench".into(),
         taskid: "t".into(),
-        url,
-        callback: "start".into(),
-        priority: 0,
-        exetime: 0,
-        age_ms: None,
-        itag: None,
-        retries: 0,
-        depth: 0,
-        force: false,
         fetch: FetchOptions {
             allow_private: true,
             mode,
             js: (mode == FetchMode::Js).then(JsOptions::default),
             ..FetchOptions::default()
         },
-        save: None,
+        ..Task::new("bench", &url, "start")
     }
 }
 

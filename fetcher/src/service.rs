@@ -405,25 +405,13 @@ fn status_error(status: u16) -> TaskError {
 
 #[cfg(test)]
 mod tests {
-    use spindle_common::message::FetchOptions;
-
     use super::*;
 
     fn task() -> Task {
         Task {
-            project: "books".into(),
             taskid: "t1".into(),
-            url: "http://books.test/".into(),
-            callback: "start".into(),
-            priority: 0,
-            exetime: 0,
-            age_ms: None,
-            itag: None,
             retries: 2,
-            depth: 0,
-            force: false,
-            fetch: FetchOptions::default(),
-            save: None,
+            ..Task::new("books", "http://books.test/", "start")
         }
     }
 

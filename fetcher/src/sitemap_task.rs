@@ -163,26 +163,12 @@ pub fn list(task: &Task, options: &SitemapOptions, base: &Url, sitemap: Sitemap)
         let Some(url) = admit(raw, &mut listed) else {
             continue;
         };
-        let taskid = urlnorm::fingerprint(&url);
-        if !seen.insert(taskid.clone()) {
+        let page = Task::new(&task.project, &url, &task.callback);
+        if !seen.insert(page.taskid.clone()) {
             listed.repeated += 1;
             continue;
         }
-        listed.tasks.push(Task {
-            project: task.project.clone(),
-            taskid,
-            url,
-            callback: task.callback.clone(),
-            priority: 0,
-            exetime: 0,
-            age_ms: None,
-            itag: None,
-            retries: 0,
-            depth: 0,
-            force: false,
-            fetch: Default::default(),
-            save: None,
-        });
+        listed.tasks.push(page);
         listed.pages += 1;
     }
     listed

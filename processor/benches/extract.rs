@@ -87,19 +87,8 @@ fn main() {
     let html = page_html();
     let url = "http://shop.example/item/0";
     let task = Task {
-        project: "bench".into(),
-        taskid: "t".into(),
-        url: url.into(),
-        callback: "start".into(),
-        priority: 0,
-        exetime: 0,
-        age_ms: None,
-        itag: None,
-        retries: 0,
         depth: 1,
-        force: false,
-        fetch: Default::default(),
-        save: None,
+        ..Task::new("bench", url, "start")
     };
     let page = Page {
         url: url.into(),

@@ -15,19 +15,9 @@ pub(crate) fn rules(project: &str) -> Rules {
 /// A task of project `p` for `callback` at `url`, at depth 2.
 pub(crate) fn task(callback: &str, url: &str) -> Task {
     Task {
-        project: "p".into(),
         taskid: "t1".into(),
-        url: url.into(),
-        callback: callback.into(),
-        priority: 0,
-        exetime: 0,
-        age_ms: None,
-        itag: None,
-        retries: 0,
         depth: 2,
-        force: false,
-        fetch: Default::default(),
-        save: None,
+        ..Task::new("p", url, callback)
     }
 }
 

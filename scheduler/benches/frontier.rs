@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use spindle_common::bus::{ConsumerSpec, MemoryBus};
 use spindle_common::cpu::rss_kib;
-use spindle_common::message::{FetchOptions, Message, Task};
+use spindle_common::message::{Message, Task};
 use spindle_common::store::{ProjectRecord, Store};
 use spindle_common::subject::{Stage, durable};
 use spindle_common::{Bus, StatsBoard, SystemClock};
@@ -95,19 +95,9 @@ fn task(n: u64) -> Task {
         n % 509
     );
     Task {
-        project: PROJECT.into(),
-        taskid: spindle_common::urlnorm::fingerprint(&url),
-        url,
-        callback: "detail".into(),
         priority: (n % 3) as i32,
-        exetime: 0,
-        age_ms: None,
-        itag: None,
-        retries: 0,
         depth: 2,
-        force: false,
-        fetch: FetchOptions::default(),
-        save: None,
+        ..Task::new(PROJECT, &url, "detail")
     }
 }
 

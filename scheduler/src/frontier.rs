@@ -251,23 +251,12 @@ impl Default for Frontier {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use spindle_common::message::FetchOptions;
 
     fn task(id: &str, host: &str, priority: i32) -> Task {
         Task {
-            project: "p".into(),
             taskid: id.into(),
-            url: format!("http://{host}/{id}"),
-            callback: "c".into(),
             priority,
-            exetime: 0,
-            age_ms: None,
-            itag: None,
-            retries: 0,
-            depth: 0,
-            force: false,
-            fetch: FetchOptions::default(),
-            save: None,
+            ..Task::new("p", &format!("http://{host}/{id}"), "c")
         }
     }
 

@@ -56,23 +56,11 @@ pub fn decide(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use spindle_common::message::FetchOptions;
 
     fn task() -> Task {
         Task {
-            project: "p".into(),
             taskid: "t".into(),
-            url: "http://a/".into(),
-            callback: "c".into(),
-            priority: 0,
-            exetime: 0,
-            age_ms: None,
-            itag: None,
-            retries: 0,
-            depth: 0,
-            force: false,
-            fetch: FetchOptions::default(),
-            save: None,
+            ..Task::new("p", "http://a/", "c")
         }
     }
 

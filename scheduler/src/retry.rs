@@ -36,21 +36,33 @@ impl RetryPolicy {
         age_ms: Option<i64>,
         now_ms: i64,
     ) -> Option<i64> {
-        if !error.retryable || retries >= max_retries {
-            return None;
-        }
-        let delay = self
-            .delays
-            .get(retries as usize)
-            .or(self.delays.last())
-            .copied()
-            .unwrap_or_default();
-        let delay_ms = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
-        let delay_ms = age_ms
-            .filter(|age| *age > 0)
-            .map_or(delay_ms, |age| delay_ms.min(age));
-        Some(now_ms.saturating_add(delay_ms))
+        next_attempt(&self.delays, error, retries, max_retries, age_ms, now_ms)
     }
+}
+
+/// [`RetryPolicy::next_attempt`] with the delays given: a project's own (`retry_delays`)
+/// without copying them into a policy.
+pub fn next_attempt(
+    delays: &[Duration],
+    error: &TaskError,
+    retries: u32,
+    max_retries: u32,
+    age_ms: Option<i64>,
+    now_ms: i64,
+) -> Option<i64> {
+    if !error.retryable || retries >= max_retries {
+        return None;
+    }
+    let delay = delays
+        .get(retries as usize)
+        .or(delays.last())
+        .copied()
+        .unwrap_or_default();
+    let delay_ms = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
+    let delay_ms = age_ms
+        .filter(|age| *age > 0)
+        .map_or(delay_ms, |age| delay_ms.min(age));
+    Some(now_ms.saturating_add(delay_ms))
 }
 
 #[cfg(test)]

@@ -249,6 +249,35 @@ pub async fn require_nats() -> bool {
     require_service("NATS at 127.0.0.1:4222", attempt).is_some()
 }
 
+/// Runs `checks` with the `spindle crawl` arguments that put its roles on the machine's NATS
+/// (a namespace of its own, `tag` plus this process id) and on a fresh PostgreSQL database,
+/// then removes both; skips with a printed reason without them (fails under `CI=true`).
+pub async fn on_nats_and_postgres(tag: &str, checks: impl FnOnce(&[&str]) + Send + 'static) {
+    if !require_nats().await {
+        return;
+    }
+    let Some(db) = require_service("PostgreSQL at 127.0.0.1:5432", TestDb::create(tag).await)
+    else {
+        return;
+    };
+    let namespace = format!("{tag}{}", std::process::id());
+    let (ns, url) = (namespace.clone(), db.url.clone());
+    tokio::task::spawn_blocking(move || {
+        checks(&[
+            "--nats",
+            "nats://127.0.0.1:4222",
+            "--namespace",
+            &ns,
+            "--database",
+            &url,
+        ]);
+    })
+    .await
+    .expect("checks pass");
+    delete_nats_namespace(&namespace).await;
+    db.drop_db().await;
+}
+
 /// Starts `spindle all` on a data folder and a projects folder, its web UI on `bind`.
 pub fn start_all(data: &str, projects: &str, bind: &str) -> Child {
     spindle()

@@ -59,22 +59,12 @@ impl TestServer {
 /// A task for `url` that may reach private addresses (the test server is on loopback).
 pub fn task(url: impl Into<String>) -> Task {
     Task {
-        project: "test".into(),
         taskid: "t".into(),
-        url: url.into(),
-        callback: "start".into(),
-        priority: 0,
-        exetime: 0,
-        age_ms: None,
-        itag: None,
-        retries: 0,
-        depth: 0,
-        force: false,
         fetch: FetchOptions {
             allow_private: true,
             ..FetchOptions::default()
         },
-        save: None,
+        ..Task::new("test", &url.into(), "start")
     }
 }
 

@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use crate::counters::{Counters, Tally};
 use crate::dedupe::{Recent, admit};
 use crate::frontier::{Frontier, HostLimits};
-use crate::retry::RetryPolicy;
+use crate::retry::next_attempt;
 use crate::token_bucket::TokenBucket;
 use crate::{SchedulerConfig, SchedulerError};
 
@@ -399,20 +399,17 @@ impl Scheduler {
         outcomes: Vec<Outcome>,
         now: i64,
     ) -> Result<(), SchedulerError> {
-        let (max_retries, default_age, retry, mut running) = match self.projects.get_mut(project) {
-            Some(l) => (
-                l.project.defaults.retries,
-                l.project.defaults.age.map(|a| a.as_millis() as i64),
-                l.project
-                    .defaults
-                    .retry_delays
-                    .clone()
-                    .map(|delays| RetryPolicy { delays }),
-                l.running.as_mut(),
-            ),
-            None => (0, None, None, None),
+        let (defaults, mut running) = match self.projects.get_mut(project) {
+            Some(l) => (Some(l.project.clone()), l.running.as_mut()),
+            None => (None, None),
         };
-        let retry = retry.as_ref().unwrap_or(&self.config.retry);
+        let defaults = defaults.as_ref().map(|p| &p.defaults);
+        let max_retries = defaults.map_or(0, |d| d.retries);
+        let default_age = defaults.and_then(|d| d.age).map(|a| a.as_millis() as i64);
+        // The project's own schedule, else the scheduler's.
+        let delays = defaults
+            .and_then(|d| d.retry_delays.as_deref())
+            .unwrap_or(&self.config.retry.delays);
         let mut updates = Vec::with_capacity(outcomes.len());
         let (mut ok, mut failed, mut retried, mut items, mut fetch_ms, mut process_ms) =
             (0, 0, 0, 0, 0, 0);
@@ -480,7 +477,7 @@ impl Scheduler {
                     }
                 }
                 Some(err) => {
-                    match retry.next_attempt(err, o.retries, max_retries, age_ms, now) {
+                    match next_attempt(delays, err, o.retries, max_retries, age_ms, now) {
                         Some(at) => {
                             // The site said when to come back (`Retry-After` on a 429 or 503): that
                             // replaces the retry schedule's delay, within `max_retry_after`.
