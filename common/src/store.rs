@@ -229,6 +229,18 @@ pub trait Store: Send + Sync + 'static {
         project: &str,
         taskids: &[&str],
     ) -> Result<Vec<KnownTask>, StoreError>;
+    /// Which of `taskids` are stored without re-crawl rules of their own (no stored `age` or
+    /// `itag`): a follow without rules of its own to one of them is a duplicate whatever its
+    /// state, so the scheduler drops it without asking [`Store::known_tasks`]. A store that
+    /// cannot tell without a round trip per batch answers `false` for each ("ask
+    /// `known_tasks`"), as the default does; the SQLite store answers from memory.
+    async fn known_without_rules(
+        &self,
+        _project: &str,
+        taskids: &[&str],
+    ) -> Result<Vec<bool>, StoreError> {
+        Ok(vec![false; taskids.len()])
+    }
     /// Inserts or re-queues tasks as active and unclaimed (in one transaction).
     async fn put_tasks(&self, tasks: &[Task], now_ms: i64) -> Result<(), StoreError>;
     /// Like [`Store::put_tasks`], but the tasks are stored claimed: the scheduler takes them

@@ -223,10 +223,12 @@ conformance!(
         tasks_put_claimed_are_not_claimed_again_until_released,
         a_run_request_comes_after_the_last_start_and_survives_saves,
         setting_the_status_bumps_the_update_time,
+        known_without_rules_never_names_a_new_task_or_one_with_rules,
     ],
     db: [
         released_claims_are_claimable_again_and_fifo_survives_reopen,
         concurrent_claims_never_hand_out_a_task_twice,
+        two_stores_on_one_database_see_each_others_tasks,
     ],
 );
 
@@ -1163,4 +1165,82 @@ async fn connect_refuses_other_schemes_without_showing_passwords() {
     assert!(!message.contains("s3cret"), "{message}");
     assert!(message.contains("sqlite://"), "{message}");
     assert!(message.contains("postgres://"), "{message}");
+}
+
+async fn known_without_rules_never_names_a_new_task_or_one_with_rules(s: &dyn Store) {
+    let aged = Task {
+        age_ms: Some(1_000),
+        ..task("aged", 0, 0)
+    };
+    let tagged = Task {
+        itag: Some("v1".into()),
+        ..task("tagged", 0, 0)
+    };
+    s.put_tasks(&[task("plain", 0, 0), aged, tagged], 0)
+        .await
+        .expect("put");
+    let ids = ["plain", "aged", "tagged", "new"];
+    let answers = s.known_without_rules("p", &ids).await.expect("known");
+    assert_eq!(answers.len(), ids.len());
+    assert_eq!(&answers[1..], [false, false, false]);
+    // Re-queued with a rule, the plain task is no longer a sure duplicate.
+    s.put_tasks(
+        &[Task {
+            age_ms: Some(5),
+            ..task("plain", 0, 0)
+        }],
+        1,
+    )
+    .await
+    .expect("requeue");
+    let answers = s.known_without_rules("p", &["plain"]).await.expect("known");
+    assert_eq!(answers, [false]);
+    assert_eq!(
+        s.known_without_rules("q", &["plain"]).await.expect("known"),
+        [false],
+        "another project does not know it"
+    );
+}
+
+/// Two processes on one database (a scheduler and the CLI, say): each sees what the other
+/// wrote, and a task written by one is updated, never duplicated, by the other.
+async fn two_stores_on_one_database_see_each_others_tasks(db: &TestDb) {
+    let a = db.open().await;
+    let b = db.open().await;
+    // B reads before A writes, so whatever B caches is stale afterwards.
+    assert!(b.task("p", "x").await.expect("task").is_none());
+    a.put_tasks(&[task("x", 0, 0)], 0).await.expect("put");
+    assert!(b.task("p", "x").await.expect("task").is_some());
+    assert_eq!(known_ids(&*b, &["x", "y"]).await, ["x"]);
+    b.put_tasks(&[task("x", 7, 0), task("y", 0, 0)], 1)
+        .await
+        .expect("put");
+    assert_eq!(counts(&*a, "p").await.queued, 2, "x was updated, not added");
+    assert_eq!(claim_ids(&*a, "p", 0, 10).await, ["x", "y"]);
+    a.finish_tasks("p", &[ended("y", TaskStatus::Success, 2)])
+        .await
+        .expect("finish");
+    let y = b.task("p", "y").await.expect("task").expect("known");
+    assert_eq!(y.status, TaskStatus::Success);
+    // A deleted and re-created project starts empty for both.
+    a.delete_project("p").await.expect("delete");
+    assert!(b.task("p", "x").await.expect("task").is_none());
+    assert_eq!(
+        b.known_without_rules("p", &["x"]).await.expect("known"),
+        [false]
+    );
+    b.put_tasks(&[task("x", 0, 0)], 3).await.expect("put");
+    assert_eq!(counts(&*a, "p").await.queued, 1);
+}
+
+async fn known_ids(s: &dyn Store, ids: &[&str]) -> Vec<String> {
+    let mut known: Vec<String> = s
+        .known_tasks("p", ids)
+        .await
+        .expect("known")
+        .into_iter()
+        .map(|k| k.taskid)
+        .collect();
+    known.sort();
+    known
 }

@@ -1,9 +1,11 @@
 //! Admission of incoming tasks: dedupe against the store, then queue what is new or due.
 //!
 //! One batch costs one lookup round trip (chunked `IN` lists) and one write transaction,
-//! whatever its size, so the cost per URL stays flat as the frontier grows. A bounded set of
-//! recently seen tasks ([`Recent`]) answers the commonest case without the store: a page
-//! linking to pages that were just queued (menus, related items, pagination).
+//! whatever its size, so the cost per URL stays flat as the frontier grows. A follow without
+//! re-crawl rules to a task stored without rules is a duplicate whatever its state, so such
+//! follows are dropped before the lookup: first by a bounded set of recently seen tasks
+//! ([`Recent`]: a page linking to pages that were just queued), then by
+//! [`Store::known_without_rules`], which the SQLite store answers from memory.
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -100,6 +102,27 @@ pub async fn admit(
         .filter(|t| !(plain(t, default_age_ms) && recent.contains(&t.taskid)))
         .collect();
     drop(seen);
+    let plain_ids: Vec<&str> = tasks
+        .iter()
+        .filter(|t| plain(t, default_age_ms))
+        .map(|t| t.taskid.as_str())
+        .collect();
+    // A store that knows its keys in memory drops plain duplicates without a round trip.
+    let known_plain = if plain_ids.is_empty() {
+        Vec::new()
+    } else {
+        store.known_without_rules(project, &plain_ids).await?
+    };
+    let duplicates: HashSet<String> = plain_ids
+        .into_iter()
+        .zip(known_plain)
+        .filter(|&(_, known)| known)
+        .map(|(id, _)| id.to_string())
+        .collect();
+    let tasks: Vec<Task> = tasks
+        .into_iter()
+        .filter(|t| !duplicates.contains(&t.taskid))
+        .collect();
     let ids: Vec<&str> = tasks.iter().map(|t| t.taskid.as_str()).collect();
     let known: HashMap<String, KnownTask> = store
         .known_tasks(project, &ids)

@@ -5,19 +5,24 @@
 //! for the lock; reads use a small pool of their own. Multi-row writes are chunked to stay
 //! under SQLite's bound-parameter limit and run in one transaction each.
 
-use std::borrow::Cow;
+mod keys;
+mod schema;
+
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{QueryBuilder, Row, SqlSafeStr, Sqlite};
+use sqlx::{QueryBuilder, Row, Sqlite};
 
+use self::keys::{Key, TaskKeys, log_migrated_keys};
+use self::schema::migrator;
 use super::{
     KnownTask, ProjectRecord, Store, StoreError, TaskCounts, TaskRecord, TaskStatus, TaskUpdate,
     last_of_each,
@@ -27,52 +32,21 @@ use crate::message::{Item, Task};
 /// Rows per multi-row statement: 14 parameters a row stays under SQLite's 32,766 limit.
 const CHUNK: usize = 500;
 
-fn migrator() -> Migrator {
-    Migrator::with_migrations(vec![
-        Migration::new(
-            1,
-            Cow::Borrowed("init"),
-            MigrationType::Simple,
-            include_str!("../../migrations/sqlite/0001_init.sql").into_sql_str(),
-            false,
-        ),
-        Migration::new(
-            2,
-            Cow::Borrowed("validators"),
-            MigrationType::Simple,
-            include_str!("../../migrations/sqlite/0002_validators.sql").into_sql_str(),
-            false,
-        ),
-        Migration::new(
-            3,
-            Cow::Borrowed("run_requests"),
-            MigrationType::Simple,
-            include_str!("../../migrations/sqlite/0003_run_requests.sql").into_sql_str(),
-            false,
-        ),
-        Migration::new(
-            4,
-            Cow::Borrowed("drop_status_index"),
-            MigrationType::Simple,
-            include_str!("../../migrations/sqlite/0004_drop_status_index.sql").into_sql_str(),
-            false,
-        ),
-        Migration::new(
-            5,
-            Cow::Borrowed("results_age_index"),
-            MigrationType::Simple,
-            include_str!("../../migrations/sqlite/0005_results_age_index.sql").into_sql_str(),
-            false,
-        ),
-    ])
-}
+/// Opens a write transaction that takes the write lock at once: it reads the key log before
+/// it writes, and a deferred transaction whose snapshot another writer overtook in between
+/// could not write at all.
+const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 
 /// The SQLite [`Store`].
+///
+/// Tasks are stored in insertion order and found through an in-memory key map (see
+/// [`keys`]): about 17 bytes of memory per known task, which the scale benchmark reports.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     write: SqlitePool,
     read: SqlitePool,
-    seq: std::sync::Arc<AtomicI64>,
+    seq: Arc<AtomicI64>,
+    keys: Arc<Mutex<TaskKeys>>,
 }
 
 impl SqliteStore {
@@ -105,6 +79,7 @@ impl SqliteStore {
             .connect_with(options.clone().pragma("cache_size", "-8000"))
             .await?;
         migrator().run(&write).await?;
+        log_migrated_keys(&write).await?;
         let read = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options.read_only(true).pragma("cache_size", "-2000"))
@@ -119,7 +94,8 @@ impl SqliteStore {
         Ok(Self {
             write,
             read,
-            seq: std::sync::Arc::new(AtomicI64::new(now_us)),
+            seq: Arc::new(AtomicI64::new(now_us)),
+            keys: Arc::default(),
         })
     }
 
@@ -127,23 +103,56 @@ impl SqliteStore {
         self.seq.fetch_add(1, Ordering::Relaxed) + 1
     }
 
-    /// Inserts or re-queues `tasks` as active, claimed or not, in one transaction.
+    /// Inserts or re-queues `tasks` as active, claimed or not, in one transaction. New tasks
+    /// are appended with the next row ids and logged in the key log.
     async fn put(&self, tasks: &[Task], now_ms: i64, claimed: bool) -> Result<(), StoreError> {
         if tasks.is_empty() {
             return Ok(());
         }
-        let mut tx = self.write.begin().await?;
-        for chunk in tasks.chunks(CHUNK) {
-            let rows = chunk
-                .iter()
-                .map(|t| Ok((t, serde_json::to_string(t).map_err(|e| corrupt("task", e))?)))
-                .collect::<Result<Vec<_>, StoreError>>()?;
+        let tasks = last_of_each(tasks, |t| (t.project.as_str(), t.taskid.as_str()));
+        let mut by_project: BTreeMap<&str, Vec<&Task>> = BTreeMap::new();
+        for task in tasks {
+            by_project.entry(&task.project).or_default().push(task);
+        }
+        let mut tx = self.write.begin_with(BEGIN_WRITE).await?;
+        let mut next_id: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) + 1 FROM tasks")
+            .fetch_one(&mut *tx)
+            .await?;
+        let (mut inserts, mut updates) = (Vec::new(), Vec::new());
+        let mut logs = Vec::with_capacity(by_project.len());
+        for (project, group) in by_project {
+            let ids: Vec<&str> = group.iter().map(|t| t.taskid.as_str()).collect();
+            let known = self.resolve(&mut tx, project, &ids).await?;
+            let mut logged = Vec::new();
+            for task in group {
+                let rules = task.age_ms.is_some() || task.itag.is_some();
+                match known.get(&task.taskid) {
+                    Some(key) => {
+                        updates.push((key.id, task));
+                        if key.rules != rules {
+                            logged.push((task.taskid.as_str(), Key { id: key.id, rules }));
+                        }
+                    }
+                    None => {
+                        inserts.push((next_id, task));
+                        logged.push((task.taskid.as_str(), Key { id: next_id, rules }));
+                        next_id += 1;
+                    }
+                }
+            }
+            if !logged.is_empty() {
+                logs.push((project, keys::encode(logged)));
+            }
+        }
+        for chunk in inserts.chunks(CHUNK) {
+            let rows = with_json(chunk)?;
             let mut q = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO tasks (project, taskid, url, status, claimed, priority, exetime, seq,
-                    retries, age_ms, itag, task, updated_ms) ",
+                "INSERT INTO tasks (id, project, taskid, url, status, claimed, priority, exetime,
+                    seq, retries, age_ms, itag, task, updated_ms) ",
             );
-            q.push_values(rows, |mut b, (t, json)| {
-                b.push_bind(&t.project)
+            q.push_values(rows, |mut b, (id, t, json)| {
+                b.push_bind(id)
+                    .push_bind(&t.project)
                     .push_bind(&t.taskid)
                     .push_bind(&t.url)
                     .push_bind(TaskStatus::Active.code())
@@ -157,18 +166,66 @@ impl SqliteStore {
                     .push_bind(json)
                     .push_bind(now_ms);
             });
+            q.build().execute(&mut *tx).await?;
+        }
+        // A known task is queued anew; its last crawl, last error and validators stay.
+        for chunk in updates.chunks(CHUNK) {
+            let rows = with_json(chunk)?;
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "WITH v(id, url, claimed, priority, exetime, seq, retries, age_ms, itag, task,
+                    updated_ms) AS (",
+            );
+            q.push_values(rows, |mut b, (id, t, json)| {
+                b.push_bind(id)
+                    .push_bind(&t.url)
+                    .push_bind(i64::from(claimed))
+                    .push_bind(t.priority)
+                    .push_bind(t.exetime)
+                    .push_bind(self.next_seq())
+                    .push_bind(t.retries as i64)
+                    .push_bind(t.age_ms)
+                    .push_bind(&t.itag)
+                    .push_bind(json)
+                    .push_bind(now_ms);
+            });
             q.push(
-                " ON CONFLICT(project, taskid) DO UPDATE SET url = excluded.url,
-                    status = excluded.status, claimed = excluded.claimed, priority = excluded.priority,
-                    exetime = excluded.exetime, seq = excluded.seq, retries = excluded.retries,
-                    age_ms = excluded.age_ms, itag = excluded.itag, task = excluded.task,
-                    updated_ms = excluded.updated_ms",
+                ") UPDATE tasks SET url = v.url, status = 1, claimed = v.claimed,
+                    priority = v.priority, exetime = v.exetime, seq = v.seq, retries = v.retries,
+                    age_ms = v.age_ms, itag = v.itag, task = v.task, updated_ms = v.updated_ms
+                 FROM v WHERE tasks.id = v.id",
             );
             q.build().execute(&mut *tx).await?;
         }
+        let mut written = Vec::with_capacity(logs.len());
+        for (project, pairs) in logs {
+            let log_id = sqlx::query("INSERT INTO task_keys (project, pairs) VALUES (?, ?)")
+                .bind(project)
+                .bind(&pairs)
+                .execute(&mut *tx)
+                .await?
+                .last_insert_rowid();
+            written.push((log_id, project, pairs));
+        }
         tx.commit().await?;
+        let mut keys = self.keys();
+        for (log_id, project, pairs) in written {
+            keys.apply(log_id, project, &pairs);
+        }
         Ok(())
     }
+}
+
+/// Rows to write with each task's JSON, serialized before the statement is built.
+fn with_json<'a>(rows: &[(i64, &'a Task)]) -> Result<Vec<(i64, &'a Task, String)>, StoreError> {
+    rows.iter()
+        .map(|&(id, t)| {
+            Ok((
+                id,
+                t,
+                serde_json::to_string(t).map_err(|e| corrupt("task", e))?,
+            ))
+        })
+        .collect()
 }
 
 fn corrupt(what: &'static str, err: impl std::fmt::Display) -> StoreError {
@@ -278,18 +335,24 @@ impl Store for SqliteStore {
         project: &str,
         taskids: &[&str],
     ) -> Result<Vec<KnownTask>, StoreError> {
-        let mut known = Vec::new();
-        for chunk in taskids.chunks(CHUNK) {
+        let mut conn = self.read.acquire().await?;
+        let ids: Vec<i64> = self
+            .resolve(&mut conn, project, taskids)
+            .await?
+            .into_values()
+            .map(|k| k.id)
+            .collect();
+        let mut known = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(CHUNK) {
             let mut q = QueryBuilder::<Sqlite>::new(
-                "SELECT taskid, status, claimed, last_crawl_ms, age_ms, itag FROM tasks WHERE project = ",
+                "SELECT taskid, status, claimed, last_crawl_ms, age_ms, itag FROM tasks WHERE id IN (",
             );
-            q.push_bind(project).push(" AND taskid IN (");
             let mut sep = q.separated(", ");
             for id in chunk {
                 sep.push_bind(*id);
             }
             q.push(")");
-            for row in q.build().fetch_all(&self.read).await? {
+            for row in q.build().fetch_all(&mut *conn).await? {
                 let code: i64 = row.try_get("status")?;
                 known.push(KnownTask {
                     taskid: row.try_get("taskid")?,
@@ -303,6 +366,20 @@ impl Store for SqliteStore {
             }
         }
         Ok(known)
+    }
+
+    async fn known_without_rules(
+        &self,
+        project: &str,
+        taskids: &[&str],
+    ) -> Result<Vec<bool>, StoreError> {
+        let mut conn = self.read.acquire().await?;
+        self.refresh(&mut conn).await?;
+        let keys = self.keys();
+        Ok(taskids
+            .iter()
+            .map(|t| keys.without_rules(project, t))
+            .collect())
     }
 
     async fn put_tasks(&self, tasks: &[Task], now_ms: i64) -> Result<(), StoreError> {
@@ -321,8 +398,8 @@ impl Store for SqliteStore {
     ) -> Result<Vec<Task>, StoreError> {
         let rows = sqlx::query(
             "UPDATE tasks SET claimed = 1
-             WHERE project = ?1 AND taskid IN (
-                SELECT taskid FROM tasks
+             WHERE id IN (
+                SELECT id FROM tasks
                 WHERE project = ?1 AND status = 1 AND claimed = 0 AND exetime <= ?2
                 ORDER BY priority DESC, seq LIMIT ?3)
              RETURNING task, priority, exetime, retries, seq, etag, last_modified",
@@ -373,14 +450,20 @@ impl Store for SqliteStore {
         // One statement per chunk rather than one per task: each statement is a round trip
         // to SQLite's worker thread.
         let updates = last_of_each(updates, |u| u.taskid.as_str());
-        let mut tx = self.write.begin().await?;
-        for chunk in updates.chunks(CHUNK) {
+        let mut tx = self.write.begin_with(BEGIN_WRITE).await?;
+        let taskids: Vec<&str> = updates.iter().map(|u| u.taskid.as_str()).collect();
+        let keys = self.resolve(&mut tx, project, &taskids).await?;
+        let rows: Vec<(i64, &TaskUpdate)> = updates
+            .into_iter()
+            .filter_map(|u| keys.get(&u.taskid).map(|k| (k.id, u)))
+            .collect();
+        for chunk in rows.chunks(CHUNK) {
             let mut q = QueryBuilder::<Sqlite>::new(
-                "WITH v(taskid, status, exetime, retries, seq, at_ms, last_error, etag,
+                "WITH v(id, status, exetime, retries, seq, at_ms, last_error, etag,
                     last_modified) AS (",
             );
-            q.push_values(chunk, |mut b, u| {
-                b.push_bind(&u.taskid)
+            q.push_values(chunk, |mut b, (id, u)| {
+                b.push_bind(id)
                     .push_bind(u.status.code())
                     .push_bind(u.exetime)
                     .push_bind(u.retries as i64)
@@ -396,9 +479,8 @@ impl Store for SqliteStore {
                     last_error = v.last_error, updated_ms = v.at_ms,
                     etag = COALESCE(v.etag, tasks.etag),
                     last_modified = COALESCE(v.last_modified, tasks.last_modified)
-                 FROM v WHERE tasks.project = ",
+                 FROM v WHERE tasks.id = v.id",
             );
-            q.push_bind(project).push(" AND tasks.taskid = v.taskid");
             q.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
@@ -430,14 +512,21 @@ impl Store for SqliteStore {
     }
 
     async fn task(&self, project: &str, taskid: &str) -> Result<Option<TaskRecord>, StoreError> {
+        let mut conn = self.read.acquire().await?;
+        let Some(key) = self
+            .resolve(&mut conn, project, &[taskid])
+            .await?
+            .remove(taskid)
+        else {
+            return Ok(None);
+        };
         let row = sqlx::query(
             "SELECT task, status, claimed, priority, exetime, retries, last_crawl_ms, last_error,
                 updated_ms, etag, last_modified
-             FROM tasks WHERE project = ? AND taskid = ?",
+             FROM tasks WHERE id = ?",
         )
-        .bind(project)
-        .bind(taskid)
-        .fetch_optional(&self.read)
+        .bind(key.id)
+        .fetch_optional(&mut *conn)
         .await?;
         let Some(row) = row else { return Ok(None) };
         let json: String = row.try_get("task")?;
@@ -464,27 +553,41 @@ impl Store for SqliteStore {
         taskid: &str,
         now_ms: i64,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE tasks SET status = 4, claimed = 0, updated_ms = ? WHERE project = ? AND taskid = ?",
-        )
-        .bind(now_ms)
-        .bind(project)
-        .bind(taskid)
-        .execute(&self.write)
-        .await?;
-        Ok(done.rows_affected() > 0)
+        let mut tx = self.write.begin_with(BEGIN_WRITE).await?;
+        let Some(key) = self
+            .resolve(&mut tx, project, &[taskid])
+            .await?
+            .remove(taskid)
+        else {
+            return Ok(false);
+        };
+        sqlx::query("UPDATE tasks SET status = 4, claimed = 0, updated_ms = ? WHERE id = ?")
+            .bind(now_ms)
+            .bind(key.id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn delete_project(&self, project: &str) -> Result<(), StoreError> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.write.begin_with(BEGIN_WRITE).await?;
         for sql in [
             "DELETE FROM results WHERE project = ?",
             "DELETE FROM tasks WHERE project = ?",
+            "DELETE FROM task_keys WHERE project = ?",
             "DELETE FROM projects WHERE name = ?",
         ] {
             sqlx::query(sql).bind(project).execute(&mut *tx).await?;
         }
+        // An empty log row tells every process holding the project's keys to forget them.
+        let log_id = sqlx::query("INSERT INTO task_keys (project, pairs) VALUES (?, x'')")
+            .bind(project)
+            .execute(&mut *tx)
+            .await?
+            .last_insert_rowid();
         tx.commit().await?;
+        self.keys().apply(log_id, project, &[]);
         Ok(())
     }
 
