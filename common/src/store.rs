@@ -145,6 +145,18 @@ pub struct KnownTask {
     pub claimed: bool,
 }
 
+/// What a store knows of a task without looking its row up ([`Store::presence`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presence {
+    /// Not stored: a new task.
+    Unknown,
+    /// Stored without re-crawl rules of its own (no `age`, no `itag`): a follow without
+    /// rules of its own to it is a duplicate whatever its state.
+    Plain,
+    /// Stored with rules, or the store cannot tell: ask [`Store::known_tasks`].
+    Ask,
+}
+
 /// The end of one attempt of a task, to be written back.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TaskUpdate {
@@ -229,17 +241,15 @@ pub trait Store: Send + Sync + 'static {
         project: &str,
         taskids: &[&str],
     ) -> Result<Vec<KnownTask>, StoreError>;
-    /// Which of `taskids` are stored without re-crawl rules of their own (no stored `age` or
-    /// `itag`): a follow without rules of its own to one of them is a duplicate whatever its
-    /// state, so the scheduler drops it without asking [`Store::known_tasks`]. A store that
-    /// cannot tell without a round trip per batch answers `false` for each ("ask
-    /// `known_tasks`"), as the default does; the SQLite store answers from memory.
-    async fn known_without_rules(
+    /// What the store can tell about each of `taskids` without a round trip, for the
+    /// scheduler to skip [`Store::known_tasks`] where it can. The default, for a store that
+    /// cannot tell, is [`Presence::Ask`] for each; the SQLite store answers from memory.
+    async fn presence(
         &self,
         _project: &str,
         taskids: &[&str],
-    ) -> Result<Vec<bool>, StoreError> {
-        Ok(vec![false; taskids.len()])
+    ) -> Result<Vec<Presence>, StoreError> {
+        Ok(vec![Presence::Ask; taskids.len()])
     }
     /// Inserts or re-queues tasks as active and unclaimed (in one transaction).
     async fn put_tasks(&self, tasks: &[Task], now_ms: i64) -> Result<(), StoreError>;

@@ -23,7 +23,7 @@ use futures::FutureExt;
 use serde_json::{Map, Value, json};
 use spindle_common::message::{FetchOptions, Item, Task};
 use spindle_common::store::{
-    self, KnownTask, ProjectRecord, Store, StoreError, TaskCounts, TaskStatus, TaskUpdate,
+    self, KnownTask, Presence, ProjectRecord, Store, StoreError, TaskCounts, TaskStatus, TaskUpdate,
 };
 use sqlx::Connection;
 use sqlx::postgres::PgConnection;
@@ -223,7 +223,7 @@ conformance!(
         tasks_put_claimed_are_not_claimed_again_until_released,
         a_run_request_comes_after_the_last_start_and_survives_saves,
         setting_the_status_bumps_the_update_time,
-        known_without_rules_never_names_a_new_task_or_one_with_rules,
+        presence_agrees_with_the_stored_tasks,
     ],
     db: [
         released_claims_are_claimable_again_and_fifo_survives_reopen,
@@ -1167,7 +1167,7 @@ async fn connect_refuses_other_schemes_without_showing_passwords() {
     assert!(message.contains("postgres://"), "{message}");
 }
 
-async fn known_without_rules_never_names_a_new_task_or_one_with_rules(s: &dyn Store) {
+async fn presence_agrees_with_the_stored_tasks(s: &dyn Store) {
     let aged = Task {
         age_ms: Some(1_000),
         ..task("aged", 0, 0)
@@ -1179,10 +1179,7 @@ async fn known_without_rules_never_names_a_new_task_or_one_with_rules(s: &dyn St
     s.put_tasks(&[task("plain", 0, 0), aged, tagged], 0)
         .await
         .expect("put");
-    let ids = ["plain", "aged", "tagged", "new"];
-    let answers = s.known_without_rules("p", &ids).await.expect("known");
-    assert_eq!(answers.len(), ids.len());
-    assert_eq!(&answers[1..], [false, false, false]);
+    assert_presence_is_true(s, &["plain", "aged", "tagged", "new"]).await;
     // Re-queued with a rule, the plain task is no longer a sure duplicate.
     s.put_tasks(
         &[Task {
@@ -1193,13 +1190,31 @@ async fn known_without_rules_never_names_a_new_task_or_one_with_rules(s: &dyn St
     )
     .await
     .expect("requeue");
-    let answers = s.known_without_rules("p", &["plain"]).await.expect("known");
-    assert_eq!(answers, [false]);
-    assert_eq!(
-        s.known_without_rules("q", &["plain"]).await.expect("known"),
-        [false],
+    assert_presence_is_true(s, &["plain"]).await;
+    assert_ne!(
+        s.presence("q", &["plain"]).await.expect("presence"),
+        [Presence::Plain],
         "another project does not know it"
     );
+}
+
+/// Checks each answer of `presence` against `known_tasks`: `Unknown` only for tasks not
+/// stored, `Plain` only for tasks stored without rules (`Ask` is always allowed).
+async fn assert_presence_is_true(s: &dyn Store, ids: &[&str]) {
+    let answers = s.presence("p", ids).await.expect("presence");
+    assert_eq!(answers.len(), ids.len());
+    let known = s.known_tasks("p", ids).await.expect("known");
+    for (id, answer) in ids.iter().zip(answers) {
+        let stored = known.iter().find(|k| k.taskid == *id);
+        match answer {
+            Presence::Unknown => assert!(stored.is_none(), "{id} is stored"),
+            Presence::Plain => assert!(
+                stored.is_some_and(|k| k.age_ms.is_none() && k.itag.is_none()),
+                "{id} is not stored without rules: {stored:?}"
+            ),
+            Presence::Ask => {}
+        }
+    }
 }
 
 /// Two processes on one database (a scheduler and the CLI, say): each sees what the other
@@ -1225,9 +1240,9 @@ async fn two_stores_on_one_database_see_each_others_tasks(db: &TestDb) {
     // A deleted and re-created project starts empty for both.
     a.delete_project("p").await.expect("delete");
     assert!(b.task("p", "x").await.expect("task").is_none());
-    assert_eq!(
-        b.known_without_rules("p", &["x"]).await.expect("known"),
-        [false]
+    assert_ne!(
+        b.presence("p", &["x"]).await.expect("presence"),
+        [Presence::Plain]
     );
     b.put_tasks(&[task("x", 0, 0)], 3).await.expect("put");
     assert_eq!(counts(&*a, "p").await.queued, 1);

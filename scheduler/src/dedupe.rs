@@ -4,15 +4,16 @@
 //! whatever its size, so the cost per URL stays flat as the frontier grows. A follow without
 //! re-crawl rules to a task stored without rules is a duplicate whatever its state, so such
 //! follows are dropped before the lookup: first by a bounded set of recently seen tasks
-//! ([`Recent`]: a page linking to pages that were just queued), then by
-//! [`Store::known_without_rules`], which the SQLite store answers from memory.
+//! ([`Recent`]: a page linking to pages that were just queued), then by what
+//! [`Store::presence`] can tell without a round trip (the SQLite store answers from memory:
+//! new tasks and plain duplicates then cost no lookup at all).
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{Hash, Hasher};
 
 use spindle_common::message::Task;
-use spindle_common::store::{KnownTask, Store, StoreError, TaskStatus};
+use spindle_common::store::{KnownTask, Presence, Store, StoreError, TaskStatus};
 
 use crate::recrawl::{Decision, decide};
 
@@ -95,44 +96,53 @@ pub async fn admit(
     take: usize,
     now_ms: i64,
 ) -> Result<Admitted, StoreError> {
-    let mut seen = HashSet::with_capacity(tasks.len());
-    let tasks: Vec<Task> = tasks
-        .into_iter()
-        .filter(|t| seen.insert(t.taskid.clone()))
-        .filter(|t| !(plain(t, default_age_ms) && recent.contains(&t.taskid)))
-        .collect();
-    drop(seen);
-    let plain_ids: Vec<&str> = tasks
-        .iter()
-        .filter(|t| plain(t, default_age_ms))
-        .map(|t| t.taskid.as_str())
-        .collect();
-    // A store that knows its keys in memory drops plain duplicates without a round trip.
-    let known_plain = if plain_ids.is_empty() {
-        Vec::new()
-    } else {
-        store.known_without_rules(project, &plain_ids).await?
+    // The first of each taskid in the batch, unless it is a recent plain duplicate.
+    let keep: Vec<bool> = {
+        let mut seen = HashSet::with_capacity(tasks.len());
+        tasks
+            .iter()
+            .map(|t| {
+                seen.insert(t.taskid.as_str())
+                    && !(plain(t, default_age_ms) && recent.contains(&t.taskid))
+            })
+            .collect()
     };
-    let duplicates: HashSet<String> = plain_ids
-        .into_iter()
-        .zip(known_plain)
-        .filter(|&(_, known)| known)
-        .map(|(id, _)| id.to_string())
-        .collect();
     let tasks: Vec<Task> = tasks
         .into_iter()
-        .filter(|t| !duplicates.contains(&t.taskid))
+        .zip(keep)
+        .filter_map(|(t, keep)| keep.then_some(t))
         .collect();
     let ids: Vec<&str> = tasks.iter().map(|t| t.taskid.as_str()).collect();
-    let known: HashMap<String, KnownTask> = store
-        .known_tasks(project, &ids)
-        .await?
-        .into_iter()
-        .map(|k| (k.taskid.clone(), k))
+    let presence = store.presence(project, &ids).await?;
+    // Only tasks whose rules need their stored state are looked up: not new ones, and not
+    // plain follows of tasks stored without rules (duplicates whatever their state).
+    let lookup: Vec<&str> = ids
+        .iter()
+        .zip(&tasks)
+        .zip(&presence)
+        .filter(|((_, t), p)| match p {
+            Presence::Unknown => false,
+            Presence::Plain => !plain(t, default_age_ms),
+            Presence::Ask => true,
+        })
+        .map(|((id, _), _)| *id)
         .collect();
+    let known: HashMap<String, KnownTask> = if lookup.is_empty() {
+        HashMap::new()
+    } else {
+        store
+            .known_tasks(project, &lookup)
+            .await?
+            .into_iter()
+            .map(|k| (k.taskid.clone(), k))
+            .collect()
+    };
     let mut admitted = Admitted::default();
     let mut queue = Vec::with_capacity(tasks.len() - known.len().min(tasks.len()));
-    for mut task in tasks {
+    for (mut task, presence) in tasks.into_iter().zip(presence) {
+        if presence == Presence::Plain && plain(&task, default_age_ms) {
+            continue;
+        }
         let stored = known.get(&task.taskid);
         if stored.is_some_and(|k| k.age_ms.is_none() && k.itag.is_none()) {
             recent.insert(&task.taskid);

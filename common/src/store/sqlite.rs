@@ -24,8 +24,8 @@ use sqlx::{QueryBuilder, Row, Sqlite};
 use self::keys::{Key, TaskKeys, log_migrated_keys};
 use self::schema::migrator;
 use super::{
-    KnownTask, ProjectRecord, Store, StoreError, TaskCounts, TaskRecord, TaskStatus, TaskUpdate,
-    last_of_each,
+    KnownTask, Presence, ProjectRecord, Store, StoreError, TaskCounts, TaskRecord, TaskStatus,
+    TaskUpdate, last_of_each,
 };
 use crate::message::{Item, Task};
 
@@ -368,18 +368,11 @@ impl Store for SqliteStore {
         Ok(known)
     }
 
-    async fn known_without_rules(
-        &self,
-        project: &str,
-        taskids: &[&str],
-    ) -> Result<Vec<bool>, StoreError> {
+    async fn presence(&self, project: &str, taskids: &[&str]) -> Result<Vec<Presence>, StoreError> {
         let mut conn = self.read.acquire().await?;
         self.refresh(&mut conn).await?;
         let keys = self.keys();
-        Ok(taskids
-            .iter()
-            .map(|t| keys.without_rules(project, t))
-            .collect())
+        Ok(taskids.iter().map(|t| keys.presence(project, t)).collect())
     }
 
     async fn put_tasks(&self, tasks: &[Task], now_ms: i64) -> Result<(), StoreError> {

@@ -14,7 +14,7 @@
 //!
 //! Two taskids can share a fingerprint (odds about n²/2⁶⁵ for n tasks): lookups that read or
 //! write a row check its taskid and fall back to a scan (see `SqliteStore::resolve`); only
-//! [`TaskKeys::without_rules`] answers from the map alone, as the scheduler's own recent-task
+//! [`TaskKeys::presence`] answers from the map alone, as the scheduler's own recent-task
 //! set does, and may then take a new URL for a known duplicate.
 
 use std::collections::{BTreeMap, HashMap};
@@ -25,7 +25,7 @@ use sqlx::sqlite::{SqliteConnection, SqlitePool};
 use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::{BEGIN_WRITE, CHUNK, SqliteStore};
-use crate::store::StoreError;
+use crate::store::{Presence, StoreError};
 
 /// Flag bit of a stored value: the task carries an `age` or an `itag` of its own.
 const RULES: u64 = 1 << 63;
@@ -125,10 +125,15 @@ impl TaskKeys {
             .map(|v| Key::from_value(*v))
     }
 
-    /// Whether `taskid` is known in `project` without re-crawl rules of its own, from the map
-    /// alone (no check against the row).
-    pub fn without_rules(&self, project: &str, taskid: &str) -> bool {
-        self.get(project, taskid).is_some_and(|k| !k.rules)
+    /// What the map alone says of `taskid` in `project`: no entry means not stored (the map
+    /// has every stored task); an entry is taken at its word without a check against the
+    /// row, so a new task colliding with a stored one without rules reads as `Plain`.
+    pub fn presence(&self, project: &str, taskid: &str) -> Presence {
+        match self.get(project, taskid) {
+            None => Presence::Unknown,
+            Some(Key { rules: false, .. }) => Presence::Plain,
+            Some(Key { rules: true, .. }) => Presence::Ask,
+        }
     }
 
     /// Known tasks over all projects.
@@ -281,9 +286,9 @@ mod tests {
         assert_eq!(keys.get("p", "a"), Some(key(7, false)));
         assert_eq!(keys.get("p", "b"), Some(key(8, true)));
         assert_eq!(keys.get("q", "a"), None, "maps are per project");
-        assert!(keys.without_rules("p", "a"));
-        assert!(!keys.without_rules("p", "b"));
-        assert!(!keys.without_rules("p", "c"));
+        assert_eq!(keys.presence("p", "a"), Presence::Plain);
+        assert_eq!(keys.presence("p", "b"), Presence::Ask);
+        assert_eq!(keys.presence("p", "c"), Presence::Unknown);
         assert_eq!(keys.applied(), 1);
     }
 
@@ -335,7 +340,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn known_tasks_without_rules_are_answered_from_memory() {
+    async fn presence_is_answered_from_memory() {
         let dir = tempfile::tempdir().expect("dir");
         let s = store(&dir).await;
         let aged = Task {
@@ -344,17 +349,17 @@ mod tests {
         };
         s.put_tasks(&[task("plain"), aged], 0).await.expect("put");
         let answers = s
-            .known_without_rules("p", &["plain", "aged", "new"])
+            .presence("p", &["plain", "aged", "new"])
             .await
             .expect("known");
-        assert_eq!(answers, [true, false, false]);
+        assert_eq!(answers, [Presence::Plain, Presence::Ask, Presence::Unknown]);
         // A new store on the file reads the same from the log.
         let again = store(&dir).await;
         let answers = again
-            .known_without_rules("p", &["plain", "aged", "new"])
+            .presence("p", &["plain", "aged", "new"])
             .await
             .expect("known");
-        assert_eq!(answers, [true, false, false]);
+        assert_eq!(answers, [Presence::Plain, Presence::Ask, Presence::Unknown]);
     }
 
     #[tokio::test]
@@ -425,8 +430,8 @@ mod tests {
         let record = s.task("p", "old").await.expect("task").expect("kept");
         assert_eq!(record.status, TaskStatus::Success);
         assert_eq!(
-            s.known_without_rules("p", &["old"]).await.expect("known"),
-            [false],
+            s.presence("p", &["old"]).await.expect("known"),
+            [Presence::Ask],
             "its itag is a rule"
         );
         s.put_tasks(&[task("old"), task("new")], 1)
