@@ -32,7 +32,7 @@ pub use metered::{Meter, MeteredBus};
 pub use nats::{NatsBus, NatsOptions};
 
 /// What went wrong on the bus.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum BusError {
     /// The bus is shut down or the connection is gone for good.
     #[error("bus closed")]
@@ -97,7 +97,8 @@ impl ConsumerSpec {
     }
 }
 
-/// Queue figures of one durable consumer.
+/// Queue figures of one durable consumer, in stored messages: on JetStream one stored
+/// message may be a bundle of several deliveries, so these are lower bounds on tasks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ConsumerStats {
     /// Messages waiting to be delivered (including delayed ones).
@@ -111,6 +112,17 @@ pub struct ConsumerStats {
 pub trait Bus: Send + Sync + 'static {
     /// Publishes `message` on `subject`.
     async fn publish(&self, subject: &str, message: Message) -> Result<(), BusError>;
+
+    /// Publishes several messages, returning once all are accepted. Messages on one subject
+    /// are stored in the order given unless a failed attempt has to be retried; a bus may
+    /// send them together (JetStream pipelines them and bundles small ones). On error some of
+    /// them may be stored: callers republish the whole batch, as with a failed `publish`.
+    async fn publish_batch(&self, messages: Vec<(String, Message)>) -> Result<(), BusError> {
+        for (subject, message) in messages {
+            self.publish(&subject, message).await?;
+        }
+        Ok(())
+    }
 
     /// Opens a handle on the durable consumer `spec.durable`, creating it if needed.
     async fn consume(&self, spec: ConsumerSpec) -> Result<Box<dyn Consumer>, BusError>;
@@ -191,4 +203,23 @@ impl Delivery {
     pub async fn nack(self, delay: Duration) -> Result<(), BusError> {
         self.acker.nack(delay).await
     }
+
+    /// Acknowledges many deliveries with their acks in flight together rather than one round
+    /// trip after another; the first error, once every ack has been tried.
+    pub async fn ack_all(deliveries: Vec<Delivery>) -> Result<(), BusError> {
+        use futures::StreamExt;
+        let mut acks = futures::stream::iter(deliveries.into_iter().map(Delivery::ack))
+            .buffer_unordered(ACKS_IN_FLIGHT);
+        let mut first_error = None;
+        while let Some(result) = acks.next().await {
+            if let Err(e) = result {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
 }
+
+/// Acks [`Delivery::ack_all`] keeps in flight at once: enough to fill a round trip at a few
+/// thousand acks per second, few enough not to flood the connection's write buffer.
+const ACKS_IN_FLIGHT: usize = 256;

@@ -445,14 +445,129 @@ impl Message {
     }
 
     /// Parses a message read from a bus that carries bytes.
+    ///
+    /// Same result as serde's derived reader, in two passes: the tag first, then the
+    /// variant straight from the bytes. The derived reader of an internally tagged enum
+    /// buffers the whole message (a page body included) in serde's `Content` before reading
+    /// the variant from that copy; skipping over the bytes once more is far cheaper.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, serde_json::Error> {
-        serde_json::from_slice(bytes)
+        #[derive(Deserialize)]
+        struct Tag<'a> {
+            #[serde(rename = "type", borrow)]
+            kind: std::borrow::Cow<'a, str>,
+        }
+        let Ok(tag) = serde_json::from_slice::<Tag>(bytes) else {
+            // No readable tag: let the derived reader say what is wrong.
+            return serde_json::from_slice(bytes);
+        };
+        Ok(match tag.kind.as_ref() {
+            "fetch" => Message::Fetch(serde_json::from_slice(bytes)?),
+            "process" => Message::Process(serde_json::from_slice(bytes)?),
+            "new_tasks" => Message::NewTasks(serde_json::from_slice(bytes)?),
+            "status" => Message::Status(serde_json::from_slice(bytes)?),
+            "results" => Message::Results(serde_json::from_slice(bytes)?),
+            _ => return serde_json::from_slice(bytes),
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_variant_reads_back_as_serde_reads_it() {
+        let task = Task {
+            project: "p".into(),
+            taskid: "t".into(),
+            url: "http://a/".into(),
+            callback: "start".into(),
+            priority: 3,
+            exetime: 0,
+            age_ms: Some(1),
+            itag: None,
+            retries: 0,
+            depth: 2,
+            force: false,
+            fetch: FetchOptions::default(),
+            save: None,
+        };
+        let outcome = Outcome {
+            v: WIRE_VERSION,
+            project: "p".into(),
+            taskid: "t".into(),
+            url: "http://a/".into(),
+            retries: 1,
+            error: Some(TaskError {
+                kind: ErrorKind::Http,
+                message: "503".into(),
+                retryable: true,
+            }),
+            status_code: Some(503),
+            fetch_ms: 4,
+            process_ms: 5,
+            follows: 6,
+            items: 7,
+            etag: None,
+            last_modified: Some("yesterday".into()),
+            retry_after_ms: Some(1000),
+        };
+        let page = Page {
+            url: "http://a/".into(),
+            status: 200,
+            headers: vec![("a".into(), "b".into())],
+            content_type: "text/html".into(),
+            encoding: "utf-8".into(),
+            text: "<p>\"quoted\" \u{e9}</p>".into(),
+            body_len: 20,
+            fetch_ms: 3,
+            script_result: None,
+            screenshot_png_base64: None,
+        };
+        let mut data = Map::new();
+        data.insert("name".into(), Value::from("x"));
+        let messages = [
+            Message::Fetch(task.clone()),
+            Message::Process(Box::new(ProcessJob {
+                v: WIRE_VERSION,
+                task: task.clone(),
+                page,
+            })),
+            Message::NewTasks(NewTasks {
+                v: WIRE_VERSION,
+                project: "p".into(),
+                parent: "t".into(),
+                tasks: vec![task],
+            }),
+            Message::Status(outcome.clone()),
+            Message::Results(Results {
+                v: WIRE_VERSION,
+                project: "p".into(),
+                items: vec![Item {
+                    taskid: "t".into(),
+                    url: "http://a/".into(),
+                    data,
+                }],
+                outcome: Some(outcome),
+            }),
+        ];
+        for message in messages {
+            let bytes = message.to_bytes().expect("serializes");
+            assert_eq!(Message::from_bytes(&bytes).expect("reads"), message);
+            let derived: Message = serde_json::from_slice(&bytes).expect("serde reads");
+            assert_eq!(derived, message);
+        }
+        for bad in [
+            &br#"{"type":"nope","project":"p"}"#[..],
+            br#"{"project":"p"}"#,
+            br#"{"type":"fetch"}"#,
+            b"[1",
+        ] {
+            let ours = Message::from_bytes(bad).expect_err("refused");
+            let derived = serde_json::from_slice::<Message>(bad).expect_err("refused");
+            assert_eq!(ours.classify(), derived.classify(), "{ours} vs {derived}");
+        }
+    }
 
     #[test]
     fn unset_fetch_options_are_left_out_and_read_back() {

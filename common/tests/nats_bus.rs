@@ -420,6 +420,119 @@ async fn the_scheduler_reads_follows_and_outcomes_in_publish_order() {
 }
 
 /// A deterministic pseudo-random text that gzip cannot shrink much.
+#[tokio::test]
+async fn a_batch_travels_in_bundles_and_keeps_its_order() {
+    // On this single-threaded test runtime the bundler runs only once the whole batch is
+    // queued, so what it stores is deterministic: one bundle per run of one subject.
+    let Some(t) = TestBus::open(&url()).await else {
+        return;
+    };
+    let runs = [
+        (Stage::NewTask.subject("p0"), 30),
+        (Stage::Status.subject("p0"), 20),
+        (Stage::NewTask.subject("p1"), 30),
+    ];
+    let mut batch = Vec::new();
+    for (subject, n) in &runs {
+        for _ in 0..*n {
+            let i = batch.len().to_string();
+            batch.push((subject.clone(), msg(&i)));
+        }
+    }
+    let expected: Vec<(String, String)> = batch
+        .iter()
+        .map(|(s, m)| match m {
+            Message::NewTasks(n) => (s.clone(), n.parent.clone()),
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    t.bus.publish_batch(batch).await.expect("publish batch");
+    let ns = t.options.namespace.clone().expect("namespace");
+    let (stored, _) = stream_state(&url(), &format!("{ns}_SPINDLE_SCHEDULER")).await;
+    assert_eq!(stored, 3, "80 messages stored as one bundle per run");
+
+    let spec = ConsumerSpec::new(Stage::NewTask.filter(), durable::SCHEDULER)
+        .also(Stage::Status.filter())
+        .max_in_flight(16);
+    let mut c = t.bus.consume(spec).await.expect("consume");
+    let mut got = Vec::new();
+    for _ in 0..expected.len() {
+        let d = next(&mut c).await;
+        got.push((d.subject.clone(), parent(&d)));
+        d.ack().await.expect("ack");
+    }
+    assert_eq!(got, expected, "every part, in publish order");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (stored, _) = stream_state(&url(), &format!("{ns}_SPINDLE_SCHEDULER")).await;
+    assert_eq!(
+        stored, 0,
+        "a bundle leaves the work queue once all its parts are acked"
+    );
+}
+
+#[tokio::test]
+async fn a_nacked_part_gives_its_whole_bundle_back() {
+    let Some(t) = TestBus::open(&url()).await else {
+        return;
+    };
+    let batch = (0..5)
+        .map(|i| (fetch_subject(), msg(&i.to_string())))
+        .collect();
+    t.bus.publish_batch(batch).await.expect("publish batch");
+    let mut c = t.bus.consume(fetch_spec()).await.expect("consume");
+    let mut first = Vec::new();
+    for _ in 0..5 {
+        first.push(next(&mut c).await);
+    }
+    assert!(first.iter().all(|d| d.redeliveries == 0));
+    let nacked = first.remove(2);
+    Delivery::ack_all(first).await.expect("ack four");
+    nacked.nack(Duration::ZERO).await.expect("nack one");
+    // Handlers are idempotent: the bundle comes back whole, acked parts included.
+    let mut again = Vec::new();
+    for _ in 0..5 {
+        let d = next(&mut c).await;
+        assert_eq!(d.redeliveries, 1);
+        again.push(parent(&d));
+        d.ack().await.expect("ack");
+    }
+    assert_eq!(again, ["0", "1", "2", "3", "4"]);
+    assert!(
+        timeout(Duration::from_millis(500), c.next()).await.is_err(),
+        "acked for good"
+    );
+}
+
+#[tokio::test]
+async fn dropping_a_handle_gives_back_the_parts_it_never_handed_out() {
+    let Some(t) = TestBus::open(&url()).await else {
+        return;
+    };
+    let spec = || fetch_spec().ack_wait(Duration::from_secs(60));
+    let batch = (0..10)
+        .map(|i| (fetch_subject(), msg(&i.to_string())))
+        .collect();
+    t.bus.publish_batch(batch).await.expect("publish batch");
+    let mut stopping = t.bus.consume(spec()).await.expect("consume");
+    for _ in 0..3 {
+        next(&mut stopping).await.ack().await.expect("ack");
+    }
+    drop(stopping);
+    let mut live = t.second().await.consume(spec()).await.expect("consume");
+    let mut got = Vec::new();
+    for _ in 0..10 {
+        let d = timeout(Duration::from_secs(20), live.next())
+            .await
+            .expect("given back well before the 60 s ack wait")
+            .expect("open")
+            .expect("no error");
+        got.push(parent(&d));
+        d.ack().await.expect("ack");
+    }
+    let expected: Vec<String> = (0..10).map(|i| i.to_string()).collect();
+    assert_eq!(got, expected);
+}
+
 fn noise(len: usize, seed: u64) -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     let mut x = seed | 1;

@@ -157,7 +157,7 @@ async fn handle(
         }
     };
 
-    match publish_all(bus.as_ref(), messages).await {
+    match bus.publish_batch(messages).await {
         Ok(()) => {
             if let Err(err) = delivery.ack().await {
                 // The result is out; a redelivery would only repeat an idempotent fetch.
@@ -177,14 +177,6 @@ async fn handle(
             }
         }
     }
-}
-
-/// Publishes `messages` in order, stopping at the first failure.
-async fn publish_all(bus: &dyn Bus, messages: Vec<(String, Message)>) -> Result<(), BusError> {
-    for (subject, message) in messages {
-        bus.publish(&subject, message).await?;
-    }
-    Ok(())
 }
 
 /// Fetches and reads sitemap task `task`: the messages of what it lists (see

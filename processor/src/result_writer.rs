@@ -110,13 +110,16 @@ async fn write(
             }
         }
     }
-    for outcome in outcomes {
-        let subject = Stage::Status.subject(&outcome.project);
-        bus.publish(&subject, Message::Status(outcome.clone()))
-            .await?;
-    }
-    for d in batch {
-        d.ack().await?;
-    }
+    let statuses = outcomes
+        .into_iter()
+        .map(|o| {
+            (
+                Stage::Status.subject(&o.project),
+                Message::Status(o.clone()),
+            )
+        })
+        .collect();
+    bus.publish_batch(statuses).await?;
+    Delivery::ack_all(batch).await?;
     Ok(())
 }

@@ -74,6 +74,10 @@ impl Bus for MeteredBus {
         self.inner.publish(subject, message).await
     }
 
+    async fn publish_batch(&self, messages: Vec<(String, Message)>) -> Result<(), BusError> {
+        self.inner.publish_batch(messages).await
+    }
+
     async fn consume(&self, mut spec: ConsumerSpec) -> Result<Box<dyn Consumer>, BusError> {
         if let Some(wait) = self.ack_wait {
             spec.ack_wait = wait;

@@ -15,11 +15,15 @@
 //!   a second consumer overlapping a stream's subjects (an observer) is refused by the server.
 //! - **Consumers.** Durable pull consumers with explicit ack (see [`consumer`]).
 //! - **Bodies.** JSON, compressed or moved to an object store when large (see [`codec`]).
+//! - **Bundles.** Small messages published close together on one subject are stored as one
+//!   message and settled with one ack (see [`bundle`]); queue figures from [`Bus::stats`]
+//!   therefore count stored messages, each holding one or more deliveries.
 //! - **Namespace.** Optional, prefixes every name on the wire (see [`NatsOptions::namespace`]).
 //! - **Reconnect.** The client reconnects forever with backoff; publishes retry until
 //!   [`NatsOptions::publish_timeout`] with one message id (deduplicated by the stream), and
 //!   consumers re-issue their pull requests after every reconnect.
 
+mod bundle;
 mod codec;
 mod consumer;
 mod error;
@@ -80,6 +84,37 @@ pub(crate) struct Shared {
     bodies: ObjectStore,
     /// Stream of each durable opened through this bus, so `stats` asks one stream.
     durables: Mutex<HashMap<String, &'static str>>,
+    /// Bundles small messages published close together.
+    bundler: bundle::Bundler,
+}
+
+/// A message ready for the wire, with its message id so a retry is stored once.
+struct Prepared {
+    subject: String,
+    headers: HeaderMap,
+    payload: Bytes,
+}
+
+impl Prepared {
+    /// A message on the wire subject `subject`, with a fresh message id added to `headers`.
+    fn new(subject: String, mut headers: HeaderMap, payload: Bytes) -> Self {
+        headers.insert(
+            async_nats::header::NATS_MESSAGE_ID,
+            nuid::next().to_string().as_str(),
+        );
+        Self {
+            subject,
+            headers,
+            payload,
+        }
+    }
+
+    /// Its message id.
+    fn id(&self) -> &str {
+        self.headers
+            .get(async_nats::header::NATS_MESSAGE_ID)
+            .map_or("", |v| v.as_str())
+    }
 }
 
 impl NatsBus {
@@ -143,7 +178,7 @@ impl NatsBus {
             }
         };
         Ok(NatsBus {
-            shared: Arc::new(Shared {
+            shared: Arc::new_cyclic(|shared| Shared {
                 client,
                 js,
                 names,
@@ -151,6 +186,7 @@ impl NatsBus {
                 connections,
                 bodies,
                 durables: Mutex::new(HashMap::new()),
+                bundler: bundle::Bundler::start(shared.clone()),
             }),
         })
     }
@@ -179,6 +215,20 @@ impl NatsBus {
     pub fn max_payload(&self) -> usize {
         self.shared.client.max_payload()
     }
+}
+
+/// Waits for every queued message to be stored; the first error, after all have answered.
+async fn settle_all(
+    queued: Vec<tokio::sync::oneshot::Receiver<Result<(), BusError>>>,
+) -> Result<(), BusError> {
+    let mut first_error = None;
+    for answer in queued {
+        let stored = answer.await.unwrap_or(Err(BusError::Closed));
+        if let Err(e) = stored {
+            first_error.get_or_insert(e);
+        }
+    }
+    first_error.map_or(Ok(()), Err)
 }
 
 /// Deletes one stream; a missing stream is fine.
@@ -318,32 +368,65 @@ async fn bodies_bucket(
 }
 
 impl Shared {
+    /// Payloads up to this size travel as they are.
+    fn plain_limit(&self) -> usize {
+        self.client
+            .max_payload()
+            .saturating_sub(codec::HEADER_RESERVE)
+    }
+
+    /// Prepares a body above [`Shared::plain_limit`]: compressed, and moved to the bodies
+    /// bucket if still too large.
+    async fn prepare_large(&self, subject: String, json: Vec<u8>) -> Result<Prepared, BusError> {
+        // Compressing megabytes takes tens of milliseconds: off the async workers.
+        let packed = tokio::task::spawn_blocking(move || codec::gzip(&json))
+            .await
+            .map_err(|e| BusError::Codec(format!("compressing: {e}")))?
+            .map_err(|e| BusError::Codec(format!("compressing: {e}")))?;
+        let mut headers = HeaderMap::new();
+        headers.insert(codec::ENCODING, codec::GZIP);
+        if packed.len() <= self.plain_limit() {
+            return Ok(Prepared::new(subject, headers, Bytes::from(packed)));
+        }
+        let mut prepared = Prepared::new(subject, headers, Bytes::new());
+        // The object is named after the message id: unique, and a retried publish refers to
+        // the same object. If the publish finally fails the object is left for the bucket's
+        // TTL, as the message may have been stored after all.
+        let id = prepared.id().to_owned();
+        self.put_body(&id, &packed).await?;
+        prepared.headers.insert(codec::OBJECT, id.as_str());
+        Ok(prepared)
+    }
+
+    /// Writes a prepared message to the connection; the returned future resolves with the
+    /// stream's ack.
+    async fn send(
+        &self,
+        prepared: &Prepared,
+    ) -> Result<jetstream::context::PublishAckFuture, jetstream::context::PublishError> {
+        self.js
+            .send_publish(
+                prepared.subject.clone(),
+                jetstream::message::PublishMessage::build()
+                    .headers(prepared.headers.clone())
+                    .payload(prepared.payload.clone()),
+            )
+            .await
+    }
+
     /// Publishes one prepared message, retrying until `publish_timeout`. Retries reuse the
     /// message id, so the stream's duplicate window stores it once even if an earlier attempt
     /// was stored and only its acknowledgement was lost.
-    async fn publish_raw(
-        &self,
-        wire_subject: &str,
-        headers: HeaderMap,
-        payload: Bytes,
-    ) -> Result<(), BusError> {
+    async fn publish_raw(&self, prepared: &Prepared) -> Result<(), BusError> {
+        let subject = prepared.subject.as_str();
         let deadline = Instant::now() + self.options.publish_timeout;
         let mut attempt = 0u32;
         loop {
-            let sent = self
-                .js
-                .send_publish(
-                    wire_subject.to_owned(),
-                    jetstream::message::PublishMessage::build()
-                        .headers(headers.clone())
-                        .payload(payload.clone()),
-                )
-                .await;
-            let failure = match sent {
+            let failure = match self.send(prepared).await {
                 Ok(ack) => match ack.await {
                     Ok(ack) => {
                         if ack.duplicate {
-                            debug!(subject = wire_subject, "publish retry was a duplicate");
+                            debug!(subject, "publish retry was a duplicate");
                         }
                         return Ok(());
                     }
@@ -361,11 +444,11 @@ impl Shared {
             let pause = retry_delay(attempt);
             if Instant::now() + pause >= deadline {
                 return Err(BusError::Transport(format!(
-                    "publish on {wire_subject} failed for {:?}: {failure}",
+                    "publish on {subject} failed for {:?}: {failure}",
                     self.options.publish_timeout
                 )));
             }
-            debug!(subject = wire_subject, error = %failure, attempt, "publish failed; retrying");
+            debug!(subject, error = %failure, attempt, "publish failed; retrying");
             tokio::time::sleep(pause).await;
         }
     }
@@ -395,43 +478,33 @@ impl Shared {
 #[async_trait]
 impl Bus for NatsBus {
     async fn publish(&self, subject: &str, message: Message) -> Result<(), BusError> {
-        let shared = &self.shared;
-        if naming::stream_of(subject).is_none() {
-            return Err(NatsError::Subject(subject.to_owned()).into());
-        }
-        let wire_subject = shared.names.subject(subject);
-        let id = nuid::next().to_string();
-        let mut headers = HeaderMap::new();
-        headers.insert(async_nats::header::NATS_MESSAGE_ID, id.as_str());
+        self.publish_batch(vec![(subject.to_owned(), message)])
+            .await
+    }
 
-        let limit = shared
-            .client
-            .max_payload()
-            .saturating_sub(codec::HEADER_RESERVE);
-        let json = message
-            .to_bytes()
-            .map_err(|e| BusError::Codec(e.to_string()))?;
-        let payload = if json.len() <= limit {
-            Bytes::from(json)
-        } else {
-            // Compressing megabytes takes tens of milliseconds: off the async workers.
-            let packed = tokio::task::spawn_blocking(move || codec::gzip(&json))
-                .await
-                .map_err(|e| BusError::Codec(format!("compressing: {e}")))?
-                .map_err(|e| BusError::Codec(format!("compressing: {e}")))?;
-            headers.insert(codec::ENCODING, codec::GZIP);
-            if packed.len() <= limit {
-                Bytes::from(packed)
-            } else {
-                // The object is named after the message id: unique, and a retried publish
-                // refers to the same object. If the publish finally fails the object is left
-                // for the bucket's TTL, as the message may have been stored after all.
-                shared.put_body(&id, &packed).await?;
-                headers.insert(codec::OBJECT, id.as_str());
-                Bytes::new()
+    /// Small messages are queued for the bundler, in order; a large one is published on its
+    /// own once every message before it in the batch is stored, so order is kept.
+    async fn publish_batch(&self, messages: Vec<(String, Message)>) -> Result<(), BusError> {
+        let shared = &self.shared;
+        let limit = shared.plain_limit();
+        let mut queued = Vec::with_capacity(messages.len());
+        for (subject, message) in messages {
+            let Some(stream) = naming::stream_of(&subject) else {
+                return Err(NatsError::Subject(subject).into());
+            };
+            let wire_subject = shared.names.subject(&subject);
+            let json = message
+                .to_bytes()
+                .map_err(|e| BusError::Codec(e.to_string()))?;
+            if json.len() <= limit {
+                queued.push(shared.bundler.queue(stream, wire_subject, json));
+                continue;
             }
-        };
-        shared.publish_raw(&wire_subject, headers, payload).await
+            settle_all(std::mem::take(&mut queued)).await?;
+            let prepared = shared.prepare_large(wire_subject, json).await?;
+            shared.publish_raw(&prepared).await?;
+        }
+        settle_all(queued).await
     }
 
     async fn consume(&self, spec: ConsumerSpec) -> Result<Box<dyn Consumer>, BusError> {

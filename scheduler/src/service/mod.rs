@@ -386,9 +386,7 @@ impl Scheduler {
         for (project, outcomes) in outcomes {
             self.finish(&project, outcomes, now).await?;
         }
-        for d in batch {
-            d.ack().await?;
-        }
+        Delivery::ack_all(batch).await?;
         Ok(())
     }
 
@@ -604,14 +602,15 @@ impl Scheduler {
             // Lost tasks go out again.
             let deadline = now + self.config.dispatch_deadline.as_millis() as i64;
             let lost = r.frontier.expired(now, deadline);
+            let subject = Stage::Fetch.subject(&name);
+            // Published together after the loop: one pipelined batch rather than a round trip
+            // per task. A task counts as dispatched first; if the publish fails, the deadline
+            // sends it again.
+            let mut outgoing = Vec::with_capacity(lost.len());
             for task in &lost {
                 tracing::warn!(project = %name, url = %task.url, "no answer before the deadline; sending again");
-                self.bus
-                    .publish(
-                        &Stage::Fetch.subject(&name),
-                        Message::Fetch(with_defaults(&project, task.clone())),
-                    )
-                    .await?;
+                let message = Message::Fetch(with_defaults(&project, task.clone()));
+                outgoing.push((subject.clone(), message));
             }
             // A paused project sends nothing until its pause ends, then one probe at a time.
             let max_in_flight = match r.paused_until {
@@ -637,11 +636,12 @@ impl Scheduler {
                     break;
                 }
                 let message = Message::Fetch(with_defaults(&project, task.clone()));
-                self.bus
-                    .publish(&Stage::Fetch.subject(&name), message)
-                    .await?;
+                outgoing.push((subject.clone(), message));
                 r.frontier.dispatched(task, limits, now, deadline);
                 r.busy = true;
+            }
+            if !outgoing.is_empty() {
+                self.bus.publish_batch(outgoing).await?;
             }
             if let Some(t) = r.frontier.next_host_ms(limits) {
                 wake = wake.min(t - now);

@@ -24,6 +24,13 @@
 //! gets a progress ack (resetting the server's timer) when handed out; one older than three
 //! quarters of the ack wait is left to the server to redeliver.
 //!
+//! # Bundles
+//!
+//! A bundle (see [`bundle`]) is unpacked on arrival; its parts wait in a queue and are handed
+//! out, one delivery each and each taking a slot, before anything received after them. Pull
+//! requests ask for messages while slots count deliveries, so a request asks for the free
+//! slots divided by the average number of deliveries per message received so far.
+//!
 //! Dropping a handle gives back (nak) what it received and never handed out. Messages the
 //! server sends to a dropped handle's outstanding requests come back after their ack wait.
 //!
@@ -55,6 +62,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{debug, error, warn};
 
+use super::bundle::{self, Bundle};
 use super::codec::{self, Wire};
 use super::error::NatsError;
 use super::{Shared, naming, retry_delay};
@@ -133,6 +141,14 @@ struct Decoded {
     object: Option<String>,
 }
 
+/// One part of a delivered bundle, waiting to be handed out.
+struct Part {
+    subject: String,
+    json: Bytes,
+    bundle: Arc<Bundle>,
+    redeliveries: u32,
+}
+
 /// What woke a waiting `next`.
 enum Woke {
     Arrival(Option<Arrival>),
@@ -168,6 +184,12 @@ pub(crate) struct NatsConsumer {
     recreate: bool,
     /// A large body being fetched or decompressed; handed out before anything newer.
     decoding: Option<JoinHandle<Decoded>>,
+    /// Parts of bundles received and not yet handed out, oldest first; handed out before
+    /// anything newer.
+    ready: VecDeque<Part>,
+    /// Deliveries per message received, on average: pull requests ask for messages, the
+    /// in-flight bound counts deliveries.
+    per_message: f64,
 }
 
 impl NatsConsumer {
@@ -229,6 +251,8 @@ impl NatsConsumer {
             hold_until: None,
             recreate: false,
             decoding: None,
+            ready: VecDeque::new(),
+            per_message: 1.0,
         })
     }
 
@@ -259,6 +283,11 @@ impl NatsConsumer {
             debug!(durable = %self.durable, ?age, "dropping a message that waited too long in the buffer");
             return None;
         }
+        if let Some(count) = bundle::parts_of(message.headers.as_ref()) {
+            self.unbundle(message, reply, count, at);
+            return None;
+        }
+        self.count_deliveries(1);
         if age > self.ack_wait / 10 {
             // It waited here: give the caller its full ack wait.
             self.settle_later(reply, AckKind::Progress);
@@ -283,6 +312,68 @@ impl NatsConsumer {
         }
     }
 
+    /// Queues the parts of a bundle, or terminates it if it cannot be read.
+    fn unbundle(
+        &mut self,
+        message: async_nats::Message,
+        reply: Subject,
+        count: Result<usize, String>,
+        at: Instant,
+    ) {
+        let subject = self
+            .shared
+            .names
+            .unprefix(message.subject.as_str())
+            .to_owned();
+        let parts = match count.and_then(|n| bundle::unpack(&message.payload, n)) {
+            Ok(parts) => parts,
+            Err(reason) => {
+                error!(durable = %self.durable, %subject, %reason, "unreadable bundle terminated");
+                self.settle_later(reply, AckKind::Term);
+                return;
+            }
+        };
+        self.count_deliveries(parts.len());
+        let redeliveries = redeliveries(&self.shared, message);
+        let bundle = Arc::new(Bundle::new(self.shared.clone(), reply, parts.len(), at));
+        self.ready.extend(parts.into_iter().map(|json| Part {
+            subject: subject.clone(),
+            json,
+            bundle: bundle.clone(),
+            redeliveries,
+        }));
+    }
+
+    /// Hands out one queued part, or settles it if it cannot be decoded.
+    fn hand_out(&mut self, part: Part) -> Option<Delivery> {
+        if let Some(reply) = part.bundle.progress_due(self.ack_wait / 10) {
+            // Its bundle waited here: give the caller its full ack wait.
+            self.settle_later(reply.clone(), AckKind::Progress);
+        }
+        match codec::decode(&part.json, false) {
+            Ok(message) => Some(Delivery::new(
+                part.subject,
+                Arc::new(message),
+                part.redeliveries,
+                Box::new(PartAcker {
+                    bundle: part.bundle,
+                    _slot: SlotGuard::take(&self.slots),
+                }),
+            )),
+            Err(reason) => {
+                // Settled as done, so the rest of its bundle is not redelivered for it.
+                error!(durable = %self.durable, subject = %part.subject, %reason, "undecodable part of a bundle dropped");
+                tokio::spawn(async move { part.bundle.settle(None).await });
+                None
+            }
+        }
+    }
+
+    /// Notes that a received message held `n` deliveries.
+    fn count_deliveries(&mut self, n: usize) {
+        self.per_message = (self.per_message * 0.9 + n as f64 * 0.1).max(1.0);
+    }
+
     /// Turns a decoded message into a delivery, or settles it if it cannot be used.
     fn finish(&mut self, decoded: Decoded) -> Option<Delivery> {
         let Decoded {
@@ -298,14 +389,7 @@ impl NatsConsumer {
             .to_owned();
         match body {
             Ok(body) => {
-                let js_message = jetstream::Message {
-                    message,
-                    context: self.shared.js.clone(),
-                };
-                let redeliveries = js_message
-                    .info()
-                    .map(|info| u32::try_from(info.delivered.saturating_sub(1)).unwrap_or(0))
-                    .unwrap_or(0);
+                let redeliveries = redeliveries(&self.shared, message);
                 let acker = NatsAcker {
                     shared: self.shared.clone(),
                     reply,
@@ -405,15 +489,17 @@ impl NatsConsumer {
                 }
             }
         }
-        let coming: usize = self.requests.iter().map(|r| r.remaining).sum();
-        let wanted = self
+        let coming_messages: usize = self.requests.iter().map(|r| r.remaining).sum();
+        let coming = (coming_messages as f64 * self.per_message).ceil() as usize;
+        let free = self
             .max_in_flight
-            .saturating_sub(self.slots.held() + coming);
+            .saturating_sub(self.slots.held() + self.ready.len() + coming);
         // Few, large requests: top up only when none is outstanding or a quarter of the slots
         // came free since.
-        if wanted == 0 || (coming > 0 && wanted < self.max_in_flight.div_ceil(4)) {
+        if free == 0 || (coming_messages > 0 && free < self.max_in_flight.div_ceil(4)) {
             return Ok(());
         }
+        let wanted = ((free as f64 / self.per_message) as usize).max(1);
         let expires = self.shared.options.pull_expires;
         let id = self.request_seq;
         self.request_seq += 1;
@@ -466,23 +552,6 @@ impl NatsConsumer {
 impl Consumer for NatsConsumer {
     async fn next(&mut self) -> Option<Result<Delivery, BusError>> {
         loop {
-            // A large body being read goes out before anything that arrived after it.
-            if let Some(job) = self.decoding.as_mut() {
-                let done = job.await;
-                self.decoding = None;
-                match done {
-                    Ok(decoded) => {
-                        if let Some(delivery) = self.finish(decoded) {
-                            return Some(Ok(delivery));
-                        }
-                    }
-                    // The server redelivers the message after its ack wait.
-                    Err(e) => {
-                        error!(durable = %self.durable, error = %e, "decoding a large body failed")
-                    }
-                }
-                continue;
-            }
             if let Some(connections) = &mut self.connections {
                 match connections.has_changed() {
                     Ok(true) => {
@@ -502,6 +571,31 @@ impl Consumer for NatsConsumer {
             freed.as_mut().enable();
             if slots.held() >= self.max_in_flight {
                 freed.await;
+                continue;
+            }
+
+            // What was received goes out in order: queued parts, then a large body being
+            // read, then new arrivals.
+            if let Some(part) = self.ready.pop_front() {
+                if let Some(delivery) = self.hand_out(part) {
+                    return Some(Ok(delivery));
+                }
+                continue;
+            }
+            if let Some(job) = self.decoding.as_mut() {
+                let done = job.await;
+                self.decoding = None;
+                match done {
+                    Ok(decoded) => {
+                        if let Some(delivery) = self.finish(decoded) {
+                            return Some(Ok(delivery));
+                        }
+                    }
+                    // The server redelivers the message after its ack wait.
+                    Err(e) => {
+                        error!(durable = %self.durable, error = %e, "decoding a large body failed")
+                    }
+                }
                 continue;
             }
 
@@ -556,7 +650,8 @@ impl Drop for NatsConsumer {
             }
         }
         let job = self.decoding.take();
-        if replies.is_empty() && job.is_none() {
+        let parts: Vec<Part> = self.ready.drain(..).collect();
+        if replies.is_empty() && job.is_none() && parts.is_empty() {
             return;
         }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
@@ -572,6 +667,12 @@ impl Drop for NatsConsumer {
             }
             for reply in replies {
                 if let Err(e) = client.publish(reply, AckKind::Nak(None).into()).await {
+                    debug!(error = %e, "nak on drop not sent; the server will redeliver");
+                }
+            }
+            // Its bundle is given back once the parts handed out are settled too.
+            for part in parts {
+                if let Err(e) = part.bundle.settle(Some(Duration::ZERO)).await {
                     debug!(error = %e, "nak on drop not sent; the server will redeliver");
                 }
             }
@@ -704,40 +805,49 @@ struct NatsAcker {
     _slot: SlotGuard,
 }
 
-impl NatsAcker {
-    /// Sends `kind`, waiting for the server's confirmation if configured; whether it was
-    /// confirmed.
-    async fn send(&self, kind: AckKind) -> Result<bool, BusError> {
-        let payload: Bytes = kind.into();
-        let options = &self.shared.options;
-        if options.confirm_acks {
-            let request = async_nats::Request::new()
-                .payload(payload.clone())
-                .timeout(Some(options.ack_timeout));
-            match self
-                .shared
-                .client
-                .send_request(self.reply.clone(), request)
-                .await
-            {
-                Ok(_) => return Ok(true),
-                Err(e) => debug!(error = %e, "ack not confirmed; sending it unconfirmed"),
-            }
+/// Sends an ack of some kind to `reply`, waiting for the server's confirmation if configured;
+/// whether it was confirmed.
+pub(crate) async fn send_ack(
+    shared: &Shared,
+    reply: &Subject,
+    kind: AckKind,
+) -> Result<bool, BusError> {
+    let payload: Bytes = kind.into();
+    let options = &shared.options;
+    if options.confirm_acks {
+        let request = async_nats::Request::new()
+            .payload(payload.clone())
+            .timeout(Some(options.ack_timeout));
+        match shared.client.send_request(reply.clone(), request).await {
+            Ok(_) => return Ok(true),
+            Err(e) => debug!(error = %e, "ack not confirmed; sending it unconfirmed"),
         }
-        // Queued by the client and sent, if need be, after it reconnects.
-        self.shared
-            .client
-            .publish(self.reply.clone(), payload)
-            .await
-            .map_err(|e| BusError::Transport(format!("ack: {e}")))?;
-        Ok(false)
     }
+    // Queued by the client and sent, if need be, after it reconnects.
+    shared
+        .client
+        .publish(reply.clone(), payload)
+        .await
+        .map_err(|e| BusError::Transport(format!("ack: {e}")))?;
+    Ok(false)
+}
+
+/// How many times a message was delivered before, from its ack subject.
+fn redeliveries(shared: &Shared, message: async_nats::Message) -> u32 {
+    let js_message = jetstream::Message {
+        message,
+        context: shared.js.clone(),
+    };
+    js_message
+        .info()
+        .map(|info| u32::try_from(info.delivered.saturating_sub(1)).unwrap_or(0))
+        .unwrap_or(0)
 }
 
 #[async_trait]
 impl Acker for NatsAcker {
     async fn ack(&self) -> Result<(), BusError> {
-        let confirmed = self.send(AckKind::Ack).await?;
+        let confirmed = send_ack(&self.shared, &self.reply, AckKind::Ack).await?;
         if let Some(name) = &self.object {
             if confirmed {
                 // The message has left its work-queue stream for good: its body can go too.
@@ -758,6 +868,23 @@ impl Acker for NatsAcker {
         } else {
             AckKind::Nak(Some(delay))
         };
-        self.send(kind).await.map(|_| ())
+        send_ack(&self.shared, &self.reply, kind).await.map(|_| ())
+    }
+}
+
+/// Settles one part of a bundle; the bundle is settled with its last part.
+struct PartAcker {
+    bundle: Arc<Bundle>,
+    _slot: SlotGuard,
+}
+
+#[async_trait]
+impl Acker for PartAcker {
+    async fn ack(&self) -> Result<(), BusError> {
+        self.bundle.settle(None).await
+    }
+
+    async fn nack(&self, delay: Duration) -> Result<(), BusError> {
+        self.bundle.settle(Some(delay)).await
     }
 }
