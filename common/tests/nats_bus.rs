@@ -471,6 +471,42 @@ async fn a_batch_travels_in_bundles_and_keeps_its_order() {
 }
 
 #[tokio::test]
+async fn publishers_a_moment_apart_share_a_bundle() {
+    let Some(t) = TestBus::open(&url()).await else {
+        return;
+    };
+    let bus = NatsBus::connect(NatsOptions {
+        bundle_linger: Duration::from_millis(300),
+        ..t.options.clone()
+    })
+    .await
+    .expect("connect");
+    let late = {
+        let bus = bus.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            bus.publish(&fetch_subject(), msg("b")).await
+        })
+    };
+    bus.publish(&fetch_subject(), msg("a"))
+        .await
+        .expect("publish");
+    late.await.expect("joined").expect("publish");
+    let ns = t.options.namespace.clone().expect("namespace");
+    let (stored, _) = stream_state(&url(), &format!("{ns}_SPINDLE_FETCH")).await;
+    assert_eq!(
+        stored, 1,
+        "the second publish joined the first one's bundle"
+    );
+    let mut c = t.bus.consume(fetch_spec()).await.expect("consume");
+    for expected in ["a", "b"] {
+        let d = next(&mut c).await;
+        assert_eq!(parent(&d), expected);
+        d.ack().await.expect("ack");
+    }
+}
+
+#[tokio::test]
 async fn a_nacked_part_gives_its_whole_bundle_back() {
     let Some(t) = TestBus::open(&url()).await else {
         return;

@@ -51,9 +51,11 @@ use crate::handler::{HandlerOutput, run_handler};
 /// How long a message handed back after a bus or store failure waits before redelivery.
 const RETRY_DELAY: Duration = Duration::from_secs(1);
 
-/// Deliveries held per handler slot: enough that I/O of some jobs overlaps the CPU work of
-/// others, few enough that a dead processor strands little work until `ack_wait`.
-const IN_FLIGHT_PER_SLOT: usize = 4;
+/// Deliveries held per handler slot: enough that the publishing of some jobs' output (which on
+/// JetStream lingers a couple of milliseconds to share a bundle) overlaps the CPU work of
+/// others, few enough that a dead processor strands little work until `ack_wait`. On the
+/// bench, 4 gave 1,550 pages/s distributed, 16 gave 1,840–2,056 and 32 gave 1,815–2,371.
+const IN_FLIGHT_PER_SLOT: usize = 32;
 
 /// Settings of the processor service.
 #[derive(Debug, Clone)]

@@ -177,6 +177,7 @@ impl NatsBus {
                 Err(e) => return Err(e.into()),
             }
         };
+        let linger = options.bundle_linger;
         Ok(NatsBus {
             shared: Arc::new_cyclic(|shared| Shared {
                 client,
@@ -186,7 +187,7 @@ impl NatsBus {
                 connections,
                 bodies,
                 durables: Mutex::new(HashMap::new()),
-                bundler: bundle::Bundler::start(shared.clone()),
+                bundler: bundle::Bundler::start(shared.clone(), linger),
             }),
         })
     }

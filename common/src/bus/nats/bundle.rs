@@ -7,13 +7,14 @@
 //!
 //! # Publishing
 //!
-//! [`Bundler`] is a task that takes what every publisher of a bus queues. It waits one
-//! scheduler turn after the first message, so publishers running concurrently add theirs, then
-//! takes up to [`DRAIN`] queued messages, groups them by stream (stable, so each subject keeps
-//! its order) and cuts runs of one subject into bundles of at most [`MAX_PARTS`] parts and
-//! [`MAX_BYTES`] bytes. A run of one goes out as an ordinary message. Every bundle is written to
-//! the connection in order from this one task; its publish ack is awaited on its own task, and
-//! if it fails the bundle is published again with the same message id (so the stream stores it
+//! [`Bundler`] is a task that takes what every publisher of a bus queues. After the first
+//! message it waits up to [`NatsOptions::bundle_linger`] for more (a processor publishes one
+//! page's output at a time: without the wait its bundles held under two parts), taking at
+//! most [`DRAIN`] messages. It groups them by stream (stable, so each subject keeps its order)
+//! and cuts runs of one subject into bundles of at most [`MAX_PARTS`] parts and [`MAX_BYTES`]
+//! bytes. A run of one goes out as an ordinary message. Every bundle is written to the
+//! connection in order from this one task; its publish ack is awaited on its own task, and if
+//! it fails the bundle is published again with the same message id (so the stream stores it
 //! once) and the publishers told the outcome.
 //!
 //! # Wire form
@@ -40,6 +41,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tracing::debug;
 
+#[cfg(doc)]
+use super::NatsOptions;
 use super::{Prepared, Shared};
 use crate::bus::BusError;
 
@@ -71,9 +74,9 @@ pub(crate) struct Bundler {
 
 impl Bundler {
     /// Starts the bundling task of the bus `shared`. The task ends when the bundler is dropped.
-    pub(crate) fn start(shared: Weak<Shared>) -> Self {
+    pub(crate) fn start(shared: Weak<Shared>, linger: Duration) -> Self {
         let (queue, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(shared, rx));
+        tokio::spawn(run(shared, linger, rx));
         Self { queue }
     }
 
@@ -99,15 +102,24 @@ impl Bundler {
     }
 }
 
-async fn run(shared: Weak<Shared>, mut rx: mpsc::UnboundedReceiver<Queued>) {
+async fn run(shared: Weak<Shared>, linger: Duration, mut rx: mpsc::UnboundedReceiver<Queued>) {
     while let Some(first) = rx.recv().await {
-        // Publishers woken together queue their messages within one turn.
-        tokio::task::yield_now().await;
         let mut batch = vec![first];
+        if linger.is_zero() {
+            // Publishers woken together queue their messages within one turn.
+            tokio::task::yield_now().await;
+        }
+        let until = Instant::now() + linger;
         while batch.len() < DRAIN {
             match rx.try_recv() {
                 Ok(queued) => batch.push(queued),
-                Err(_) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => break,
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    match tokio::time::timeout_at(until, rx.recv()).await {
+                        Ok(Some(queued)) => batch.push(queued),
+                        Ok(None) | Err(_) => break,
+                    }
+                }
             }
         }
         let Some(shared) = shared.upgrade() else {

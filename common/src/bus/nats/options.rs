@@ -45,6 +45,12 @@ pub struct NatsOptions {
     pub confirm_acks: bool,
     /// Wait for an ack confirmation before falling back to an unconfirmed ack.
     pub ack_timeout: Duration,
+    /// How long the first small message published after a quiet moment waits for others to
+    /// share its bundle (see the `bundle` module). Each stored message costs the server the
+    /// same whatever its size, so a millisecond or two of delay buys several times the rate
+    /// when publishers trickle (a processor publishes one page's output at a time). Zero:
+    /// only what is queued at once is bundled.
+    pub bundle_linger: Duration,
 }
 
 impl Default for NatsOptions {
@@ -63,6 +69,7 @@ impl Default for NatsOptions {
             pull_expires: Duration::from_secs(15),
             confirm_acks: true,
             ack_timeout: Duration::from_secs(5),
+            bundle_linger: Duration::from_millis(2),
         }
     }
 }
