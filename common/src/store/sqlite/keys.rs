@@ -144,6 +144,7 @@ impl TaskKeys {
 }
 
 impl SqliteStore {
+    /// The key map, locked.
     pub(super) fn keys(&self) -> MutexGuard<'_, TaskKeys> {
         // The map is only ever changed by whole log rows: a panic elsewhere cannot leave it
         // half-written.
