@@ -102,6 +102,8 @@ impl Bundler {
     }
 }
 
+/// The bundling task: takes a batch, cuts it into bundles and writes them, until every
+/// [`Bundler`] handle is gone.
 async fn run(shared: Weak<Shared>, linger: Duration, mut rx: mpsc::UnboundedReceiver<Queued>) {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
@@ -190,6 +192,7 @@ async fn send(shared: &Arc<Shared>, run: Vec<Queued>) {
     });
 }
 
+/// A run's subject, its parts' JSON and their publishers' answers.
 fn split(run: Vec<Queued>) -> (String, Vec<Vec<u8>>, Vec<Answer>) {
     let mut subject = String::new();
     let mut jsons = Vec::with_capacity(run.len());
