@@ -59,13 +59,30 @@ fn add(stage: CpuStage, nanos: u64) {
     NANOS[stage as usize].fetch_add(nanos, Ordering::Relaxed);
 }
 
-/// Runs `f`, counting the CPU time it takes on this thread to `stage`.
+thread_local! {
+    /// Whether this thread is inside [`measure`] already: work done inline in a metered
+    /// future's poll is counted by that poll, not a second time.
+    static MEASURING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f`, counting the CPU time it takes on this thread to `stage` (unless an enclosing
+/// `measure` or metered poll on this thread counts it already).
 pub fn measure<T>(stage: CpuStage, f: impl FnOnce() -> T) -> T {
-    if !enabled() {
+    if !enabled() || MEASURING.get() {
         return f();
     }
+    MEASURING.set(true);
     let start = thread_ns();
+    // Reset even if `f` panics (a handler's panic is caught further up).
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            MEASURING.set(false);
+        }
+    }
+    let reset = Reset;
     let out = f();
+    drop(reset);
     add(stage, thread_ns().saturating_sub(start));
     out
 }
@@ -193,6 +210,24 @@ mod tests {
         let after = snapshot();
         assert!(after.process_ms - before.process_ms >= 20.0);
         assert!(after.total_ms >= after.process_ms);
+    }
+
+    #[test]
+    fn nested_work_counts_once_to_the_outer_stage() {
+        enable();
+        let before = snapshot();
+        measure(CpuStage::Schedule, || {
+            measure(CpuStage::Fetch, || {
+                let start = thread_ns();
+                while thread_ns() - start < 20_000_000 {}
+            })
+        });
+        let after = snapshot();
+        assert!(after.schedule_ms - before.schedule_ms >= 20.0);
+        assert!(
+            after.fetch_ms - before.fetch_ms < 10.0,
+            "nested work was counted twice"
+        );
     }
 
     #[test]

@@ -51,6 +51,18 @@ use crate::handler::{HandlerOutput, run_handler};
 /// How long a message handed back after a bus or store failure waits before redelivery.
 const RETRY_DELAY: Duration = Duration::from_secs(1);
 
+/// Pages up to this size are handled on the async worker that received them (see `process`).
+const INLINE_PAGE_BYTES: usize = 64 * 1024;
+
+/// What a caught panic says.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
+}
+
 /// Deliveries held per handler slot: enough that the publishing of some jobs' output (which on
 /// JetStream lingers a couple of milliseconds to share a bundle) overlaps the CPU work of
 /// others, few enough that a dead processor strands little work until `ack_wait`. On the
@@ -223,9 +235,16 @@ impl Worker {
             // The semaphore is never closed; if it were, the job is simply tried again.
             return Done::Retry("handler slots closed".to_string());
         };
-        // The blocking task gets its own handle on the shared message: no copy of the page.
+        // A small page under declarative rules takes a fraction of a millisecond: handing it
+        // to a blocking thread and back costs about as much as parsing it. A script may run
+        // long, and a large page takes long to parse, so those go to a blocking thread.
+        let inline = job.page.text.len() <= INLINE_PAGE_BYTES
+            && rules
+                .handler(&job.task.callback)
+                .is_some_and(|h| h.script.is_none());
+        // The handler gets its own handle on the shared message: no copy of the page.
         let message = Arc::clone(&delivery.message);
-        let ran = tokio::task::spawn_blocking(move || {
+        let run = move || {
             let Message::Process(job) = message.as_ref() else {
                 return None;
             };
@@ -234,8 +253,15 @@ impl Worker {
                 run_handler(&rules, &job.task, &job.page)
             });
             Some((result, millis(started.elapsed())))
-        })
-        .await;
+        };
+        let ran = if inline {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(run))
+                .map_err(|panic| panic_message(panic.as_ref()))
+        } else {
+            tokio::task::spawn_blocking(run)
+                .await
+                .map_err(|err| err.to_string())
+        };
         match ran {
             Ok(Some((Ok(output), process_ms))) => Done::Ran { output, process_ms },
             Ok(Some((Err(err), process_ms))) => Done::Failed {
@@ -250,8 +276,8 @@ impl Worker {
             },
             // A panic in the HTML parser or a selector must fail this page, not the processor
             // or every later delivery of the same page.
-            Err(err) => Done::Failed {
-                message: format!("handler panicked: {err}"),
+            Err(reason) => Done::Failed {
+                message: format!("handler panicked: {reason}"),
                 process_ms: 0,
             },
         }
