@@ -54,15 +54,6 @@ const RETRY_DELAY: Duration = Duration::from_secs(1);
 /// Pages up to this size are handled on the async worker that received them (see `process`).
 const INLINE_PAGE_BYTES: usize = 64 * 1024;
 
-/// What a caught panic says.
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic without a message".to_owned())
-}
-
 /// Deliveries held per handler slot: enough that the publishing of some jobs' output (which on
 /// JetStream lingers a couple of milliseconds to share a bundle) overlaps the CPU work of
 /// others, few enough that a dead processor strands little work until `ack_wait`. On the
@@ -354,6 +345,15 @@ async fn ack(delivery: Delivery) {
         // Nothing is lost: the message comes back after `ack_wait` and is processed again.
         tracing::warn!(error = %err, "ack failed; the message will be redelivered");
     }
+}
+
+/// What a caught panic says.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
 }
 
 /// The outcome of a processed job.
