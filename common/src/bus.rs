@@ -208,16 +208,27 @@ impl Delivery {
     /// trip after another; the first error, once every ack has been tried.
     pub async fn ack_all(deliveries: Vec<Delivery>) -> Result<(), BusError> {
         use futures::StreamExt;
-        let mut acks = futures::stream::iter(deliveries.into_iter().map(Delivery::ack))
-            .buffer_unordered(ACKS_IN_FLIGHT);
-        let mut first_error = None;
-        while let Some(result) = acks.next().await {
-            if let Err(e) = result {
-                first_error.get_or_insert(e);
-            }
-        }
-        first_error.map_or(Ok(()), Err)
+        first_error(
+            futures::stream::iter(deliveries.into_iter().map(Delivery::ack))
+                .buffer_unordered(ACKS_IN_FLIGHT),
+        )
+        .await
     }
+}
+
+/// Drives every operation of `results` to its end; the first error, if any.
+pub(crate) async fn first_error(
+    results: impl futures::Stream<Item = Result<(), BusError>>,
+) -> Result<(), BusError> {
+    use futures::StreamExt;
+    let mut first = None;
+    futures::pin_mut!(results);
+    while let Some(result) = results.next().await {
+        if let Err(e) = result {
+            first.get_or_insert(e);
+        }
+    }
+    first.map_or(Ok(()), Err)
 }
 
 /// Acks [`Delivery::ack_all`] keeps in flight at once: enough to fill a round trip at a few

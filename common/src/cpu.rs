@@ -71,18 +71,17 @@ pub fn measure<T>(stage: CpuStage, f: impl FnOnce() -> T) -> T {
     if !enabled() || MEASURING.get() {
         return f();
     }
-    MEASURING.set(true);
-    let start = thread_ns();
-    // Reset even if `f` panics (a handler's panic is caught further up).
-    struct Reset;
-    impl Drop for Reset {
+    // Cleared on the way out even if `f` panics (a handler's panic is caught further up).
+    struct Measuring;
+    impl Drop for Measuring {
         fn drop(&mut self) {
             MEASURING.set(false);
         }
     }
-    let reset = Reset;
+    MEASURING.set(true);
+    let _measuring = Measuring;
+    let start = thread_ns();
     let out = f();
-    drop(reset);
     add(stage, thread_ns().saturating_sub(start));
     out
 }

@@ -155,6 +155,26 @@ async fn next(c: &mut Box<dyn Consumer>) -> Delivery {
         .expect("no error")
 }
 
+/// Reads `n` messages through the scheduler's consumer, acking each: (subject, parent) in
+/// the order they came.
+async fn read_scheduler_stream(
+    bus: &NatsBus,
+    n: usize,
+    max_in_flight: usize,
+) -> Vec<(String, String)> {
+    let spec = ConsumerSpec::new(Stage::NewTask.filter(), durable::SCHEDULER)
+        .also(Stage::Status.filter())
+        .max_in_flight(max_in_flight);
+    let mut c = bus.consume(spec).await.expect("consume");
+    let mut got = Vec::new();
+    for _ in 0..n {
+        let d = next(&mut c).await;
+        got.push((d.subject.clone(), parent(&d)));
+        d.ack().await.expect("ack");
+    }
+    got
+}
+
 fn fetch_spec() -> ConsumerSpec {
     ConsumerSpec::new(Stage::Fetch.filter(), durable::FETCHER)
 }
@@ -406,20 +426,10 @@ async fn the_scheduler_reads_follows_and_outcomes_in_publish_order() {
             .expect("publish");
         expected.push((subject, i.to_string()));
     }
-    let spec = ConsumerSpec::new(Stage::NewTask.filter(), durable::SCHEDULER)
-        .also(Stage::Status.filter())
-        .max_in_flight(64);
-    let mut c = t.bus.consume(spec).await.expect("consume");
-    let mut got = Vec::new();
-    for _ in 0..expected.len() {
-        let d = next(&mut c).await;
-        got.push((d.subject.clone(), parent(&d)));
-        d.ack().await.expect("ack");
-    }
+    let got = read_scheduler_stream(&t.bus, expected.len(), 64).await;
     assert_eq!(got, expected);
 }
 
-/// A deterministic pseudo-random text that gzip cannot shrink much.
 #[tokio::test]
 async fn a_batch_travels_in_bundles_and_keeps_its_order() {
     // On this single-threaded test runtime the bundler runs only once the whole batch is
@@ -451,16 +461,7 @@ async fn a_batch_travels_in_bundles_and_keeps_its_order() {
     let (stored, _) = stream_state(&url(), &format!("{ns}_SPINDLE_SCHEDULER")).await;
     assert_eq!(stored, 3, "80 messages stored as one bundle per run");
 
-    let spec = ConsumerSpec::new(Stage::NewTask.filter(), durable::SCHEDULER)
-        .also(Stage::Status.filter())
-        .max_in_flight(16);
-    let mut c = t.bus.consume(spec).await.expect("consume");
-    let mut got = Vec::new();
-    for _ in 0..expected.len() {
-        let d = next(&mut c).await;
-        got.push((d.subject.clone(), parent(&d)));
-        d.ack().await.expect("ack");
-    }
+    let got = read_scheduler_stream(&t.bus, expected.len(), 16).await;
     assert_eq!(got, expected, "every part, in publish order");
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (stored, _) = stream_state(&url(), &format!("{ns}_SPINDLE_SCHEDULER")).await;
@@ -569,6 +570,7 @@ async fn dropping_a_handle_gives_back_the_parts_it_never_handed_out() {
     assert_eq!(got, expected);
 }
 
+/// A deterministic pseudo-random text that gzip cannot shrink much.
 fn noise(len: usize, seed: u64) -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     let mut x = seed | 1;

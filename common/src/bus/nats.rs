@@ -222,14 +222,12 @@ impl NatsBus {
 async fn settle_all(
     queued: Vec<tokio::sync::oneshot::Receiver<Result<(), BusError>>>,
 ) -> Result<(), BusError> {
-    let mut first_error = None;
-    for answer in queued {
-        let stored = answer.await.unwrap_or(Err(BusError::Closed));
-        if let Err(e) = stored {
-            first_error.get_or_insert(e);
-        }
-    }
-    first_error.map_or(Ok(()), Err)
+    use futures::StreamExt;
+    super::first_error(
+        futures::stream::iter(queued)
+            .then(|answer| async { answer.await.unwrap_or(Err(BusError::Closed)) }),
+    )
+    .await
 }
 
 /// Deletes one stream; a missing stream is fine.
