@@ -931,6 +931,7 @@ async fn results_keep_their_json_as_written(s: &dyn Store) {
         "mid": { "z": 1, "a": { "deep": "ü €" } },
         "nul": "a\u{0}b",
         "big": 9_007_199_254_740_993_i64,
+        "edges": [u64::MAX, i64::MIN, 0.1, 1e300, -0.0, "\"q\" \\ \n\t\u{1f} 😀 \u{2028}"],
     }));
     let written = Item {
         taskid: "t".into(),
@@ -947,7 +948,7 @@ async fn results_keep_their_json_as_written(s: &dyn Store) {
     let fields: Vec<&str> = page[0].data.keys().map(String::as_str).collect();
     assert_eq!(
         fields,
-        ["zeta", "alpha", "mid", "nul", "big"],
+        ["zeta", "alpha", "mid", "nul", "big", "edges"],
         "field order kept"
     );
     let nested: Vec<&str> = page[0].data["mid"]

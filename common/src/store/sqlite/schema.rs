@@ -50,5 +50,66 @@ pub(super) fn migrator() -> Migrator {
             include_str!("../../../migrations/sqlite/0006_tasks_by_row.sql").into_sql_str(),
             false,
         ),
+        Migration::new(
+            7,
+            Cow::Borrowed("results_by_row"),
+            MigrationType::Simple,
+            include_str!("../../../migrations/sqlite/0007_results_by_row.sql").into_sql_str(),
+            false,
+        ),
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::store::Store;
+    use crate::store::sqlite::SqliteStore;
+
+    #[tokio::test]
+    async fn results_keyed_by_task_are_migrated_to_row_order_and_stay_unique() {
+        let dir = tempfile::tempdir().expect("dir");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("s.db").display());
+        {
+            // The schema before results moved to row order, with one project and two items.
+            let pool = sqlx::SqlitePool::connect(&url).await.expect("connect");
+            let mut old = super::migrator();
+            old.migrations = std::borrow::Cow::Owned(old.migrations[..6].to_vec());
+            old.run(&pool).await.expect("old schema");
+            sqlx::query(
+                "INSERT INTO projects (name, definition, status, rate, burst, updated_ms)
+                 VALUES ('p', '', 'RUNNING', 1, 1, 0)",
+            )
+            .execute(&pool)
+            .await
+            .expect("project");
+            sqlx::query(
+                "INSERT INTO results (project, taskid, url, data, updated_ms)
+                 VALUES ('p', 'b', 'http://a/b', '{\"n\":2}', 2),
+                        ('p', 'a', 'http://a/a', '{\"n\":1}', 1)",
+            )
+            .execute(&pool)
+            .await
+            .expect("results");
+            pool.close().await;
+        }
+        let s = SqliteStore::connect(&url).await.expect("migrate");
+        let page = s.results_page("p", None, 10).await.expect("page");
+        let ids: Vec<&str> = page.iter().map(|i| i.taskid.as_str()).collect();
+        assert_eq!(ids, ["a", "b"], "kept, in task order");
+        assert_eq!(page[1].data["n"], 2);
+
+        let again = crate::message::Item {
+            taskid: "a".into(),
+            url: "http://a/a".into(),
+            data: serde_json::Map::from_iter([("n".to_string(), 10.into())]),
+        };
+        assert!(s.upsert_results("p", &[again], 3).await.expect("upsert"));
+        assert_eq!(
+            s.count_results("p").await.expect("count"),
+            2,
+            "updated, not added"
+        );
+        let page = s.results_page("p", None, 1).await.expect("page");
+        assert_eq!(page[0].data["n"], 10);
+    }
 }
