@@ -2,10 +2,11 @@
 //!
 //! WAL journal, `synchronous = NORMAL` (a power cut may lose the last commits, never corrupt
 //! the file), a busy timeout, and all writes through one connection so writers never fight
-//! for the lock; reads use a small pool of their own. Multi-row writes pass their rows as one
-//! JSON parameter (see [`json_rows`]) and run in one transaction each.
+//! for the lock; reads use a small pool of their own. Multi-row writes run in one transaction
+//! each, as statements of a few fixed sizes (see [`rows`]).
 
 mod keys;
+mod rows;
 mod schema;
 
 use std::collections::BTreeMap;
@@ -16,22 +17,19 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::Row;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
+use sqlx::{QueryBuilder, Row, Sqlite};
 
 use self::keys::{Key, TaskKeys, log_migrated_keys};
+use self::rows::CHUNK;
 use self::schema::migrator;
 use super::{
     KnownTask, Presence, ProjectRecord, Store, StoreError, TaskCounts, TaskRecord, TaskStatus,
     TaskUpdate, last_of_each,
 };
 use crate::message::{Item, Task};
-
-/// Rows per multi-row statement (see [`json_rows`]): bounds the size of one parameter and the
-/// time one statement holds the writer.
-const CHUNK: usize = 1_000;
 
 /// Opens a write transaction that takes the write lock at once: it reads the key log before
 /// it writes, and a deferred transaction whose snapshot another writer overtook in between
@@ -146,40 +144,55 @@ impl SqliteStore {
             }
         }
         for chunk in inserts.chunks(CHUNK) {
-            sqlx::query(
-                "INSERT INTO tasks (id, project, taskid, url, priority, exetime, seq, retries,
-                    age_ms, itag, task, status, claimed, updated_ms)
-                 SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4,
-                    value ->> 5, value ->> 6, value ->> 7, value ->> 8, value ->> 9,
-                    value ->> 10, ?2, ?3, ?4
-                 FROM json_each(?1)",
-            )
-            .bind(self.task_rows(chunk)?)
-            .bind(TaskStatus::Active.code())
-            .bind(i64::from(claimed))
-            .bind(now_ms)
-            .execute(&mut *tx)
-            .await?;
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO tasks (id, project, taskid, url, status, claimed, priority, exetime,
+                    seq, retries, age_ms, itag, task, updated_ms) SELECT * FROM (",
+            );
+            rows::push_values(&mut q, &with_json(chunk)?, 14, |b, (id, t, json)| {
+                b.push_bind(id)
+                    .push_bind(&t.project)
+                    .push_bind(&t.taskid)
+                    .push_bind(&t.url)
+                    .push_bind(TaskStatus::Active.code())
+                    .push_bind(i64::from(claimed))
+                    .push_bind(t.priority)
+                    .push_bind(t.exetime)
+                    .push_bind(self.next_seq())
+                    .push_bind(t.retries as i64)
+                    .push_bind(t.age_ms)
+                    .push_bind(&t.itag)
+                    .push_bind(json)
+                    .push_bind(now_ms);
+            });
+            q.push(") WHERE column1 IS NOT NULL");
+            q.build().execute(&mut *tx).await?;
         }
         // A known task is queued anew; its last crawl, last error and validators stay.
         for chunk in updates.chunks(CHUNK) {
-            sqlx::query(
-                "WITH v AS (
-                    SELECT value ->> 0 AS id, value ->> 3 AS url, value ->> 4 AS priority,
-                        value ->> 5 AS exetime, value ->> 6 AS seq, value ->> 7 AS retries,
-                        value ->> 8 AS age_ms, value ->> 9 AS itag, value ->> 10 AS task
-                    FROM json_each(?1))
-                 UPDATE tasks SET url = v.url, status = ?2, claimed = ?3, priority = v.priority,
-                    exetime = v.exetime, seq = v.seq, retries = v.retries, age_ms = v.age_ms,
-                    itag = v.itag, task = v.task, updated_ms = ?4
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "WITH v(id, url, claimed, priority, exetime, seq, retries, age_ms, itag, task,
+                    updated_ms) AS (",
+            );
+            rows::push_values(&mut q, &with_json(chunk)?, 11, |b, (id, t, json)| {
+                b.push_bind(id)
+                    .push_bind(&t.url)
+                    .push_bind(i64::from(claimed))
+                    .push_bind(t.priority)
+                    .push_bind(t.exetime)
+                    .push_bind(self.next_seq())
+                    .push_bind(t.retries as i64)
+                    .push_bind(t.age_ms)
+                    .push_bind(&t.itag)
+                    .push_bind(json)
+                    .push_bind(now_ms);
+            });
+            q.push(
+                ") UPDATE tasks SET url = v.url, status = 1, claimed = v.claimed,
+                    priority = v.priority, exetime = v.exetime, seq = v.seq, retries = v.retries,
+                    age_ms = v.age_ms, itag = v.itag, task = v.task, updated_ms = v.updated_ms
                  FROM v WHERE tasks.id = v.id",
-            )
-            .bind(self.task_rows(chunk)?)
-            .bind(TaskStatus::Active.code())
-            .bind(i64::from(claimed))
-            .bind(now_ms)
-            .execute(&mut *tx)
-            .await?;
+            );
+            q.build().execute(&mut *tx).await?;
         }
         let mut written = Vec::with_capacity(logs.len());
         for (project, pairs) in logs {
@@ -200,39 +213,17 @@ impl SqliteStore {
     }
 }
 
-impl SqliteStore {
-    /// Tasks to write with their row ids, as [`json_rows`]: id, project, taskid, url,
-    /// priority, exetime, seq (drawn now), retries, age_ms, itag, the task's JSON.
-    fn task_rows(&self, rows: &[(i64, &Task)]) -> Result<String, StoreError> {
-        let rows = rows
-            .iter()
-            .map(|&(id, t)| {
-                let json = serde_json::to_string(t).map_err(|e| corrupt("task", e))?;
-                Ok((
-                    id,
-                    &t.project,
-                    &t.taskid,
-                    &t.url,
-                    t.priority,
-                    t.exetime,
-                    self.next_seq(),
-                    t.retries,
-                    t.age_ms,
-                    &t.itag,
-                    json,
-                ))
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        json_rows(&rows)
-    }
-}
-
-/// Many rows as one parameter: a JSON array of row arrays, which a statement reads with
-/// `json_each(?)` and `value ->> N`. Its text stays the same whatever the number of rows, so
-/// SQLite prepares it once per connection; a statement with one `VALUES` row per item had new
-/// text at every batch size, and preparing it cost more than running it.
-fn json_rows<R: serde::Serialize>(rows: &[R]) -> Result<String, StoreError> {
-    serde_json::to_string(rows).map_err(|e| corrupt("rows", e))
+/// Rows to write with each task's JSON, serialized before the statement is built.
+fn with_json<'a>(rows: &[(i64, &'a Task)]) -> Result<Vec<(i64, &'a Task, String)>, StoreError> {
+    rows.iter()
+        .map(|&(id, t)| {
+            Ok((
+                id,
+                t,
+                serde_json::to_string(t).map_err(|e| corrupt("task", e))?,
+            ))
+        })
+        .collect()
 }
 
 fn corrupt(what: &'static str, err: impl std::fmt::Display) -> StoreError {
@@ -351,14 +342,11 @@ impl Store for SqliteStore {
             .collect();
         let mut known = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(CHUNK) {
-            let rows = sqlx::query(
-                "SELECT taskid, status, claimed, last_crawl_ms, age_ms, itag FROM tasks
-                 WHERE id IN (SELECT value FROM json_each(?))",
-            )
-            .bind(json_rows(chunk)?)
-            .fetch_all(&mut *conn)
-            .await?;
-            for row in rows {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "SELECT taskid, status, claimed, last_crawl_ms, age_ms, itag FROM tasks WHERE id IN ",
+            );
+            rows::push_id_list(&mut q, chunk);
+            for row in q.build().fetch_all(&mut *conn).await? {
                 let code: i64 = row.try_get("status")?;
                 known.push(KnownTask {
                     taskid: row.try_get("taskid")?,
@@ -457,39 +445,30 @@ impl Store for SqliteStore {
             .filter_map(|u| keys.get(&u.taskid).map(|k| (k.id, u)))
             .collect();
         for chunk in rows.chunks(CHUNK) {
-            let rows: Vec<_> = chunk
-                .iter()
-                .map(|(id, u)| {
-                    (
-                        id,
-                        u.status.code(),
-                        u.exetime,
-                        u.retries,
-                        self.next_seq(),
-                        u.at_ms,
-                        &u.last_error,
-                        &u.etag,
-                        &u.last_modified,
-                    )
-                })
-                .collect();
-            sqlx::query(
-                "WITH v AS (
-                    SELECT value ->> 0 AS id, value ->> 1 AS status, value ->> 2 AS exetime,
-                        value ->> 3 AS retries, value ->> 4 AS seq, value ->> 5 AS at_ms,
-                        value ->> 6 AS last_error, value ->> 7 AS etag,
-                        value ->> 8 AS last_modified
-                    FROM json_each(?1))
-                 UPDATE tasks SET status = v.status, claimed = 0, exetime = v.exetime,
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "WITH v(id, status, exetime, retries, seq, at_ms, last_error, etag,
+                    last_modified) AS (",
+            );
+            rows::push_values(&mut q, chunk, 9, |b, (id, u)| {
+                b.push_bind(id)
+                    .push_bind(u.status.code())
+                    .push_bind(u.exetime)
+                    .push_bind(u.retries as i64)
+                    .push_bind(self.next_seq())
+                    .push_bind(u.at_ms)
+                    .push_bind(&u.last_error)
+                    .push_bind(&u.etag)
+                    .push_bind(&u.last_modified);
+            });
+            q.push(
+                ") UPDATE tasks SET status = v.status, claimed = 0, exetime = v.exetime,
                     retries = v.retries, seq = v.seq, last_crawl_ms = v.at_ms,
                     last_error = v.last_error, updated_ms = v.at_ms,
                     etag = COALESCE(v.etag, tasks.etag),
                     last_modified = COALESCE(v.last_modified, tasks.last_modified)
                  FROM v WHERE tasks.id = v.id",
-            )
-            .bind(json_rows(&rows)?)
-            .execute(&mut *tx)
-            .await?;
+            );
+            q.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -628,20 +607,29 @@ impl Store for SqliteStore {
             return Ok(false);
         }
         for chunk in items.chunks(CHUNK) {
-            // The item's fields go in as an object and come out as `value -> 2`, SQLite's
-            // compact text of it: serializing them to a string first would escape it again.
-            let rows: Vec<_> = chunk.iter().map(|i| (&i.taskid, &i.url, &i.data)).collect();
-            sqlx::query(
-                "INSERT INTO results (project, taskid, url, data, updated_ms)
-                 SELECT ?2, value ->> 0, value ->> 1, value -> 2, ?3 FROM json_each(?1) WHERE true
+            let rows = chunk
+                .iter()
+                .map(|i| {
+                    let data = serde_json::to_string(&i.data).map_err(|e| corrupt("item", e))?;
+                    Ok((i, data))
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO results (project, taskid, url, data, updated_ms) SELECT * FROM (",
+            );
+            rows::push_values(&mut q, &rows, 5, |b, (item, data)| {
+                b.push_bind(project)
+                    .push_bind(&item.taskid)
+                    .push_bind(&item.url)
+                    .push_bind(data)
+                    .push_bind(now_ms);
+            });
+            q.push(
+                ") WHERE column1 IS NOT NULL
                  ON CONFLICT(project, taskid) DO UPDATE SET url = excluded.url,
                     data = excluded.data, updated_ms = excluded.updated_ms",
-            )
-            .bind(json_rows(&rows)?)
-            .bind(project)
-            .bind(now_ms)
-            .execute(&mut *tx)
-            .await?;
+            );
+            q.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(true)

@@ -21,10 +21,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::MutexGuard;
 
 use futures::TryStreamExt;
-use sqlx::Row;
 use sqlx::sqlite::{SqliteConnection, SqlitePool};
+use sqlx::{QueryBuilder, Row, Sqlite};
 
-use super::{BEGIN_WRITE, CHUNK, SqliteStore, json_rows};
+use super::{BEGIN_WRITE, CHUNK, SqliteStore};
 use crate::store::{Presence, StoreError};
 
 /// Flag bit of a stored value: the task carries an `age` or an `itag` of its own.
@@ -187,16 +187,12 @@ impl SqliteStore {
         let mut found = HashMap::with_capacity(candidates.len());
         for chunk in candidates.chunks(CHUNK) {
             let ids: Vec<i64> = chunk.iter().map(|(_, key)| key.id).collect();
-            let rows = sqlx::query(
-                "SELECT id, taskid FROM tasks
-                 WHERE project = ? AND id IN (SELECT value FROM json_each(?))",
-            )
-            .bind(project)
-            .bind(json_rows(&ids)?)
-            .fetch_all(&mut *conn)
-            .await?;
+            let mut q =
+                QueryBuilder::<Sqlite>::new("SELECT id, taskid FROM tasks WHERE project = ");
+            q.push_bind(project).push(" AND id IN ");
+            super::rows::push_id_list(&mut q, &ids);
             let mut held = HashMap::with_capacity(chunk.len());
-            for row in rows {
+            for row in q.build().fetch_all(&mut *conn).await? {
                 held.insert(
                     row.try_get::<i64, _>("id")?,
                     row.try_get::<String, _>("taskid")?,
