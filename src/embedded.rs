@@ -99,16 +99,21 @@ pub async fn run_all(
     stop_signal: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let store = open_store(data).await?;
+    let stop_watching = CancellationToken::new();
+    let watcher = match projects {
+        Some(dir) => Some(
+            crate::projects_dir::load_and_watch(
+                dir,
+                store.clone(),
+                Arc::new(SystemClock),
+                stop_watching.clone(),
+            )
+            .await,
+        ),
+        None => None,
+    };
     let mut run = Embedded::start(store.clone(), config).await?;
     let stop = run.shutdown_token();
-    let watcher = projects.map(|dir| {
-        tokio::spawn(crate::projects_dir::watch(
-            dir,
-            store.clone(),
-            Arc::new(SystemClock),
-            stop.clone(),
-        ))
-    });
     let listener = tokio::net::TcpListener::bind(bind)
         .await
         .with_context(|| format!("cannot listen on {bind}"))?;
@@ -129,8 +134,9 @@ pub async fn run_all(
         e = run.failed() => Err(e),
     };
     run.stop().await?;
+    stop_watching.cancel();
     if let Some(w) = watcher {
-        w.await??;
+        w.await?;
     }
     ui.await??;
     result

@@ -495,14 +495,18 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         } => {
             init_logging("warn");
             let data = tempfile::tempdir().context("cannot create a temporary folder")?;
-            let report = spindle::bench::run(products, concurrency, data.path()).await?;
-            println!("{report}");
+            let embedded = spindle::bench::run(products, concurrency, data.path()).await?;
+            println!("{embedded}");
             if let (Some(nats), Some(database)) = (nats, database) {
                 for n in fetchers {
                     let report =
                         spindle::bench::run_distributed(products, n, &nats, &database, data.path())
                             .await?;
                     println!("{report}");
+                    println!(
+                        "  {:.0}% of the embedded rate",
+                        100.0 * report.pages_per_s() / embedded.pages_per_s()
+                    );
                 }
             }
             Ok(ExitCode::SUCCESS)

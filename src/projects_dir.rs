@@ -64,22 +64,38 @@ pub async fn scan(
     Ok(())
 }
 
-/// Scans the folder every [`SCAN_EVERY`] until `shutdown`.
-pub async fn watch(
+/// Loads the folder's project files, then watches the folder from a task that scans it
+/// every [`SCAN_EVERY`] until `shutdown`. Call it before the scheduler starts: its first load
+/// then finds the folder's projects, instead of its next reload, up to 2 s later.
+pub async fn load_and_watch(
     dir: PathBuf,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     shutdown: CancellationToken,
-) -> anyhow::Result<()> {
+) -> tokio::task::JoinHandle<()> {
     let mut seen = HashMap::new();
-    loop {
-        if let Err(e) = scan(&dir, &*store, &*clock, &mut seen).await {
-            tracing::error!(error = %format!("{e:#}"), "scanning projects folder failed");
+    scan_logged(&dir, &*store, &*clock, &mut seen).await;
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(SCAN_EVERY) => {}
+            }
+            scan_logged(&dir, &*store, &*clock, &mut seen).await;
         }
-        tokio::select! {
-            _ = shutdown.cancelled() => return Ok(()),
-            _ = tokio::time::sleep(SCAN_EVERY) => {}
-        }
+    })
+}
+
+/// [`scan`], its error logged: a folder that cannot be read now may be readable at the next
+/// scan.
+async fn scan_logged(
+    dir: &Path,
+    store: &dyn Store,
+    clock: &dyn Clock,
+    seen: &mut HashMap<PathBuf, SystemTime>,
+) {
+    if let Err(e) = scan(dir, store, clock, seen).await {
+        tracing::error!(error = %format!("{e:#}"), "scanning projects folder failed");
     }
 }
 
@@ -150,5 +166,28 @@ mod tests {
             "RUNNING",
             "changing the file's status key applies it"
         );
+    }
+
+    #[tokio::test]
+    async fn projects_are_stored_before_watching_starts() {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let url = format!("sqlite://{}", dir.path().join("spindle.db").display());
+        let store = spindle_common::store::connect(&url).await.expect("store");
+        let files = dir.path().join("projects");
+        std::fs::create_dir(&files).expect("folder");
+        std::fs::write(files.join("p.toml"), FILE).expect("write project file");
+        let stop = CancellationToken::new();
+        let watcher = load_and_watch(
+            files,
+            store.clone(),
+            Arc::new(ManualClock::new(1_000)),
+            stop.clone(),
+        )
+        .await;
+        // No wait: the scheduler starts right after this call and loads what is stored.
+        let stored = store.project("p").await.expect("read");
+        stop.cancel();
+        watcher.await.expect("watcher ends");
+        assert!(stored.is_some(), "the folder's project is stored at once");
     }
 }

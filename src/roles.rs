@@ -146,12 +146,13 @@ pub async fn run(
             let store = connect_store(&endpoints).await?;
             let board = Arc::new(StatsBoard::new());
             if let Some(dir) = projects {
-                tokio::spawn(crate::projects_dir::watch(
+                crate::projects_dir::load_and_watch(
                     dir,
                     store.clone(),
                     clock.clone(),
                     shutdown.clone(),
-                ));
+                )
+                .await;
             }
             tokio::spawn(publish_figures(
                 bus.clone(),

@@ -15,6 +15,7 @@ fn assert_embedded_figures(stdout: &str) {
         "site: 300 products, ",
         "embedded crawl: ",
         "pages/s",
+        "s from the project's start to its last item; ",
         "items/s: ",
         "CPU ms per page: fetch ",
         "items stored: 300 (expected 300, every one checked)",
@@ -71,10 +72,11 @@ async fn bench_runs_distributed_with_each_fetcher_count() {
         let line = format!("distributed crawl, {fetchers} fetcher(s): ");
         assert!(stdout.contains(&line), "{line:?} missing from\n{stdout}");
     }
-    assert_eq!(
-        stdout
-            .matches("CPU ms per page by process: scheduler")
-            .count(),
-        2
-    );
+    for (line, count) in [
+        ("CPU ms per page by process: scheduler", 2),
+        ("s from starting the processes", 2),
+        ("% of the embedded rate", 2),
+    ] {
+        assert_eq!(stdout.matches(line).count(), count, "{line:?} in\n{stdout}");
+    }
 }

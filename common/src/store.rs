@@ -304,6 +304,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<Item>, StoreError>;
     /// Number of items of a project.
     async fn count_results(&self, project: &str) -> Result<u64, StoreError>;
+    /// When the newest item of a project was written (Unix ms), if it has any.
+    async fn last_result_ms(&self, project: &str) -> Result<Option<i64>, StoreError>;
 }
 
 /// The last occurrence of each key, in the order of those last occurrences.

@@ -327,12 +327,14 @@ async fn results_of_a_missing_project_are_not_written(s: &dyn Store) {
 
 async fn old_results_are_purged(s: &dyn Store) {
     s.save_project(&project("p")).await.expect("save");
+    assert_eq!(s.last_result_ms("p").await.expect("last"), None);
     s.upsert_results("p", &[item("old", 1)], 100)
         .await
         .expect("upsert");
     s.upsert_results("p", &[item("new", 1)], 200)
         .await
         .expect("upsert");
+    assert_eq!(s.last_result_ms("p").await.expect("last"), Some(200));
     assert_eq!(s.purge_results("p", 150).await.expect("purge"), 1);
     let left: Vec<String> = s
         .results_page("p", None, 10)

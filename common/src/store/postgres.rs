@@ -654,6 +654,15 @@ impl Store for PgStore {
             .await?;
         count_from_row(&row, "n")
     }
+
+    async fn last_result_ms(&self, project: &str) -> Result<Option<i64>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT MAX(updated_ms) FROM results WHERE project = $1")
+                .bind(project)
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
 }
 
 #[cfg(test)]

@@ -669,4 +669,13 @@ impl Store for SqliteStore {
             .await?;
         Ok(n as u64)
     }
+
+    async fn last_result_ms(&self, project: &str) -> Result<Option<i64>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT MAX(updated_ms) FROM results WHERE project = ?")
+                .bind(project)
+                .fetch_one(&self.read)
+                .await?,
+        )
+    }
 }
