@@ -633,6 +633,96 @@ async fn large_bodies_travel_compressed_or_through_the_object_store() {
 }
 
 #[tokio::test]
+async fn pages_travel_lz4_compressed_and_come_back_whole() {
+    let Some(t) = TestBus::open(&url()).await else {
+        return;
+    };
+    // Ten page-sized messages, bundled together, and one alone on another stream.
+    let page = |i: usize| {
+        msg(&format!(
+            "{i}{}",
+            "<li><a href=\"/item/1\">Item</a></li>\n".repeat(250)
+        ))
+    };
+    let batch: Vec<(String, Message)> = (0..10)
+        .map(|i| (Stage::NewTask.subject("p"), page(i)))
+        .collect();
+    let raw: usize = batch
+        .iter()
+        .map(|(_, m)| m.to_bytes().expect("json").len())
+        .sum();
+    t.bus.publish_batch(batch.clone()).await.expect("publish");
+    t.bus
+        .publish(&fetch_subject(), page(10))
+        .await
+        .expect("publish one");
+    let ns = t.options.namespace.clone().expect("namespace");
+    let (stored, bytes) = stream_state(&url(), &format!("{ns}_SPINDLE_SCHEDULER")).await;
+    assert_eq!(stored, 1, "one bundle");
+    assert!(
+        (bytes as usize) < raw / 4,
+        "{bytes} bytes stored for {raw} bytes of JSON"
+    );
+    let (_, one) = stream_state(&url(), &format!("{ns}_SPINDLE_FETCH")).await;
+    assert!(
+        (one as usize) < raw / 10 / 4,
+        "a single page is compressed too ({one} bytes)"
+    );
+
+    let got = read_scheduler_stream(&t.bus, 10, 16).await;
+    let want: Vec<(String, String)> = batch
+        .iter()
+        .map(|(s, m)| match m {
+            Message::NewTasks(n) => (s.clone(), n.parent.clone()),
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    assert_eq!(got, want, "every part whole, in order");
+    let mut c = t.bus.consume(fetch_spec()).await.expect("consume");
+    let d = next(&mut c).await;
+    assert!(*d.message == page(10), "the single page whole");
+    d.ack().await.expect("ack");
+}
+
+#[tokio::test]
+async fn a_compressed_body_claiming_too_much_is_terminated() {
+    let Some(t) = TestBus::open(&url()).await else {
+        return;
+    };
+    let ns = t.options.namespace.clone().expect("namespace");
+    let client = async_nats::connect(url()).await.expect("raw client");
+    let js = async_nats::jetstream::new(client);
+    // Claims 4 GiB uncompressed: refused before anything is allocated for it.
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Spindle-Encoding", "lz4");
+    js.publish_with_headers(
+        format!("{ns}.spindle.fetch.p"),
+        headers,
+        vec![0xff, 0xff, 0xff, 0xff, 0x10, 0x41].into(),
+    )
+    .await
+    .expect("publish")
+    .await
+    .expect("stored");
+    t.bus
+        .publish(&fetch_subject(), msg("good"))
+        .await
+        .expect("publish");
+    let mut c = t
+        .bus
+        .consume(fetch_spec().ack_wait(Duration::from_secs(1)))
+        .await
+        .expect("consume");
+    let d = next(&mut c).await;
+    assert_eq!(parent(&d), "good");
+    d.ack().await.expect("ack");
+    assert!(
+        timeout(Duration::from_secs(2), c.next()).await.is_err(),
+        "the bad message does not come back"
+    );
+}
+
+#[tokio::test]
 async fn undecodable_messages_are_terminated_not_redelivered() {
     let Some(t) = TestBus::open(&url()).await else {
         return;

@@ -20,7 +20,8 @@
 //! # Wire form
 //!
 //! Header [`BUNDLE`] holds the number of parts; the payload is, for each part, its length as a
-//! little-endian `u32` followed by its JSON.
+//! little-endian `u32` followed by its JSON, the whole lz4-compressed when large enough (see
+//! [`codec`]).
 //!
 //! # Consuming
 //!
@@ -43,7 +44,7 @@ use tracing::debug;
 
 #[cfg(doc)]
 use super::NatsOptions;
-use super::{Prepared, Shared};
+use super::{Prepared, Shared, codec};
 use crate::bus::BusError;
 
 /// Header of a bundle: how many parts it holds.
@@ -162,14 +163,15 @@ fn runs(batch: Vec<Queued>, max_bytes: usize) -> Vec<Vec<Queued>> {
 /// Writes one bundle to the connection and answers its publishers once it is stored.
 async fn send(shared: &Arc<Shared>, run: Vec<Queued>) {
     let (subject, jsons, answers) = split(run);
-    let prepared = if jsons.len() == 1 {
-        let json = jsons.into_iter().next().unwrap_or_default();
-        Prepared::new(subject, HeaderMap::new(), Bytes::from(json))
+    let mut headers = HeaderMap::new();
+    let payload = if jsons.len() == 1 {
+        Bytes::from(jsons.into_iter().next().unwrap_or_default())
     } else {
-        let mut headers = HeaderMap::new();
         headers.insert(BUNDLE, jsons.len().to_string().as_str());
-        Prepared::new(subject, headers, pack(&jsons))
+        pack(&jsons)
     };
+    let payload = codec::lz4_packed(&mut headers, payload);
+    let prepared = Prepared::new(subject, headers, payload);
     let sent = shared.send(&prepared).await;
     let shared = shared.clone();
     tokio::spawn(async move {

@@ -283,8 +283,20 @@ impl NatsConsumer {
             debug!(durable = %self.durable, ?age, "dropping a message that waited too long in the buffer");
             return None;
         }
+        let payload = match codec::unpacked(
+            message.headers.as_ref(),
+            &message.payload,
+            self.shared.plain_limit(),
+        ) {
+            Ok(payload) => payload,
+            Err(reason) => {
+                error!(durable = %self.durable, subject = %message.subject, %reason, "unreadable message terminated");
+                self.settle_later(reply, AckKind::Term);
+                return None;
+            }
+        };
         if let Some(count) = bundle::parts_of(message.headers.as_ref()) {
-            self.unbundle(message, reply, count, at);
+            self.unbundle(message, &payload, reply, count, at);
             return None;
         }
         self.count_deliveries(1);
@@ -294,7 +306,7 @@ impl NatsConsumer {
         }
         match codec::wire_of(message.headers.as_ref()) {
             Wire::Plain => {
-                let body = codec::decode(&message.payload, false).map_err(Failure::Bad);
+                let body = codec::decode(&payload, false).map_err(Failure::Bad);
                 self.finish(Decoded {
                     message,
                     body,
@@ -316,6 +328,7 @@ impl NatsConsumer {
     fn unbundle(
         &mut self,
         message: async_nats::Message,
+        payload: &Bytes,
         reply: Subject,
         count: Result<usize, String>,
         at: Instant,
@@ -325,7 +338,7 @@ impl NatsConsumer {
             .names
             .unprefix(message.subject.as_str())
             .to_owned();
-        let parts = match count.and_then(|n| bundle::unpack(&message.payload, n)) {
+        let parts = match count.and_then(|n| bundle::unpack(payload, n)) {
             Ok(parts) => parts,
             Err(reason) => {
                 error!(durable = %self.durable, %subject, %reason, "unreadable bundle terminated");
