@@ -612,6 +612,10 @@ async fn known_tasks_are_looked_up_in_chunks(s: &dyn Store) {
         s.known_tasks("q", &ids).await.expect("known").is_empty(),
         "tasks are per project"
     );
+    // All of them again: re-queued in place, in chunks as large as the inserts'.
+    s.put_tasks(&tasks, 1).await.expect("put again");
+    let counts = s.task_counts("p").await.expect("counts");
+    assert_eq!(counts.queued, 2_345, "updated, not added");
 }
 
 async fn put_tasks_requeues_a_done_or_claimed_task(s: &dyn Store) {
