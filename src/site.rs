@@ -51,8 +51,6 @@ pub struct Site {
     products: Vec<Product>,
     /// Product ids of each category in ascending order, indexed by category number.
     by_category: Vec<Vec<u32>>,
-    /// The filler appended to every detail page, exactly `spec.detail_padding` bytes.
-    filler: String,
 }
 
 impl Site {
@@ -71,12 +69,10 @@ impl Site {
                 ids.push(product.id);
             }
         }
-        let filler = render::filler(spec.detail_padding);
         Site {
             spec,
             products,
             by_category,
-            filler,
         }
     }
 
