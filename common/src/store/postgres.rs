@@ -18,15 +18,21 @@
 //! character, so a task id, URL or error message containing one is refused with a database
 //! error (JSON values are unaffected: serde writes NUL in strings as `\u0000`).
 
-use std::borrow::Cow;
+mod rows;
+mod schema;
+
 use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
-use sqlx::{Row, SqlSafeStr};
+use sqlx::Row;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
+use self::rows::{
+    corrupt, count_from_row, project_from_row, retries_from_row, sql_limit, status_code,
+    status_from_row,
+};
+use self::schema::migrator;
 use super::{
     KnownTask, ProjectRecord, Store, StoreError, TaskCounts, TaskRecord, TaskStatus, TaskUpdate,
     last_of_each,
@@ -45,46 +51,6 @@ const MAX_CONNECTIONS: u32 = 8;
 /// How long a query waits for a free connection, or for a new one to be opened, before it
 /// fails: an unreachable database is reported instead of hanging the service.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
-
-fn migrator() -> Migrator {
-    Migrator::with_migrations(vec![
-        Migration::new(
-            1,
-            Cow::Borrowed("init"),
-            MigrationType::Simple,
-            include_str!("../../migrations/postgres/0001_init.sql").into_sql_str(),
-            false,
-        ),
-        Migration::new(
-            2,
-            Cow::Borrowed("validators"),
-            MigrationType::Simple,
-            include_str!("../../migrations/postgres/0002_validators.sql").into_sql_str(),
-            false,
-        ),
-        Migration::new(
-            3,
-            Cow::Borrowed("run_requests"),
-            MigrationType::Simple,
-            include_str!("../../migrations/postgres/0003_run_requests.sql").into_sql_str(),
-            false,
-        ),
-        Migration::new(
-            4,
-            Cow::Borrowed("drop_status_index"),
-            MigrationType::Simple,
-            include_str!("../../migrations/postgres/0004_drop_status_index.sql").into_sql_str(),
-            false,
-        ),
-        Migration::new(
-            5,
-            Cow::Borrowed("results_age_index"),
-            MigrationType::Simple,
-            include_str!("../../migrations/postgres/0005_results_age_index.sql").into_sql_str(),
-            false,
-        ),
-    ])
-}
 
 /// The PostgreSQL [`Store`], shared by every process of a distributed deployment.
 #[derive(Debug, Clone)]
@@ -175,53 +141,6 @@ impl PgStore {
         tx.commit().await?;
         Ok(())
     }
-}
-
-fn corrupt(what: &'static str, err: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt {
-        what,
-        detail: err.to_string(),
-    }
-}
-
-/// The stored code of a status, in the column's SMALLINT type.
-fn status_code(status: TaskStatus) -> i16 {
-    // Codes are 1..=4 (TaskStatus::code), so the narrowing cannot lose anything.
-    status.code() as i16
-}
-
-fn status_from_row(row: &PgRow) -> Result<TaskStatus, StoreError> {
-    let code: i16 = row.try_get("status")?;
-    TaskStatus::from_code(i64::from(code)).ok_or_else(|| corrupt("tasks.status", code))
-}
-
-fn retries_from_row(row: &PgRow) -> Result<u32, StoreError> {
-    let retries: i64 = row.try_get("retries")?;
-    u32::try_from(retries).map_err(|_| corrupt("tasks.retries", retries))
-}
-
-fn count_from_row(row: &PgRow, column: &str) -> Result<u64, StoreError> {
-    let n: i64 = row.try_get(column)?;
-    u64::try_from(n).map_err(|_| corrupt("row count", n))
-}
-
-/// A row limit as SQL wants it; `usize` beyond `i64` means "no limit" anyway.
-fn sql_limit(limit: usize) -> i64 {
-    i64::try_from(limit).unwrap_or(i64::MAX)
-}
-
-fn project_from_row(row: &PgRow) -> Result<ProjectRecord, StoreError> {
-    Ok(ProjectRecord {
-        name: row.try_get("name")?,
-        definition: row.try_get("definition")?,
-        status: row.try_get("status")?,
-        rate: row.try_get("rate")?,
-        burst: row.try_get("burst")?,
-        group: row.try_get("grp")?,
-        updated_ms: row.try_get("updated_ms")?,
-        last_start_ms: row.try_get("last_start_ms")?,
-        run_requested_ms: row.try_get("run_requested_ms")?,
-    })
 }
 
 const PROJECT_COLUMNS: &str = "SELECT name, definition, status, rate, burst, grp, updated_ms,

@@ -1,0 +1,54 @@
+//! Reading and writing column values: codes, counts and limits in the types PostgreSQL
+//! columns have, and errors for values no Spindle process writes.
+
+use sqlx::Row;
+use sqlx::postgres::PgRow;
+
+use crate::store::{ProjectRecord, StoreError, TaskStatus};
+
+pub(super) fn corrupt(what: &'static str, err: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt {
+        what,
+        detail: err.to_string(),
+    }
+}
+
+/// The stored code of a status, in the column's SMALLINT type.
+pub(super) fn status_code(status: TaskStatus) -> i16 {
+    // Codes are 1..=4 (TaskStatus::code), so the narrowing cannot lose anything.
+    status.code() as i16
+}
+
+pub(super) fn status_from_row(row: &PgRow) -> Result<TaskStatus, StoreError> {
+    let code: i16 = row.try_get("status")?;
+    TaskStatus::from_code(i64::from(code)).ok_or_else(|| corrupt("tasks.status", code))
+}
+
+pub(super) fn retries_from_row(row: &PgRow) -> Result<u32, StoreError> {
+    let retries: i64 = row.try_get("retries")?;
+    u32::try_from(retries).map_err(|_| corrupt("tasks.retries", retries))
+}
+
+pub(super) fn count_from_row(row: &PgRow, column: &str) -> Result<u64, StoreError> {
+    let n: i64 = row.try_get(column)?;
+    u64::try_from(n).map_err(|_| corrupt("row count", n))
+}
+
+/// A row limit as SQL wants it; `usize` beyond `i64` means "no limit" anyway.
+pub(super) fn sql_limit(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+pub(super) fn project_from_row(row: &PgRow) -> Result<ProjectRecord, StoreError> {
+    Ok(ProjectRecord {
+        name: row.try_get("name")?,
+        definition: row.try_get("definition")?,
+        status: row.try_get("status")?,
+        rate: row.try_get("rate")?,
+        burst: row.try_get("burst")?,
+        group: row.try_get("grp")?,
+        updated_ms: row.try_get("updated_ms")?,
+        last_start_ms: row.try_get("last_start_ms")?,
+        run_requested_ms: row.try_get("run_requested_ms")?,
+    })
+}

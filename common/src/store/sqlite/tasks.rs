@@ -1,0 +1,142 @@
+//! Writing tasks: new ones appended with the next row ids and logged in the key log, known
+//! ones re-queued in place, all of one call in one transaction.
+
+use std::collections::BTreeMap;
+
+use sqlx::{QueryBuilder, Sqlite};
+
+use super::keys::{self, Key};
+use super::rows::{self, CHUNK};
+use super::{BEGIN_WRITE, SqliteStore, corrupt};
+use crate::message::Task;
+use crate::store::{StoreError, TaskStatus, last_of_each};
+
+impl SqliteStore {
+    /// Inserts or re-queues `tasks` as active, claimed or not, in one transaction. New tasks
+    /// are appended with the next row ids and logged in the key log.
+    pub(super) async fn put(
+        &self,
+        tasks: &[Task],
+        now_ms: i64,
+        claimed: bool,
+    ) -> Result<(), StoreError> {
+        if tasks.is_empty() {
+            return Ok(());
+        }
+        let tasks = last_of_each(tasks, |t| (t.project.as_str(), t.taskid.as_str()));
+        let mut by_project: BTreeMap<&str, Vec<&Task>> = BTreeMap::new();
+        for task in tasks {
+            by_project.entry(&task.project).or_default().push(task);
+        }
+        let mut tx = self.write.begin_with(BEGIN_WRITE).await?;
+        let mut next_id: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) + 1 FROM tasks")
+            .fetch_one(&mut *tx)
+            .await?;
+        let (mut inserts, mut updates) = (Vec::new(), Vec::new());
+        let mut logs = Vec::with_capacity(by_project.len());
+        for (project, group) in by_project {
+            let ids: Vec<&str> = group.iter().map(|t| t.taskid.as_str()).collect();
+            let known = self.resolve(&mut tx, project, &ids).await?;
+            let mut logged = Vec::new();
+            for task in group {
+                let rules = task.age_ms.is_some() || task.itag.is_some();
+                match known.get(&task.taskid) {
+                    Some(key) => {
+                        updates.push((key.id, task));
+                        if key.rules != rules {
+                            logged.push((task.taskid.as_str(), Key { id: key.id, rules }));
+                        }
+                    }
+                    None => {
+                        inserts.push((next_id, task));
+                        logged.push((task.taskid.as_str(), Key { id: next_id, rules }));
+                        next_id += 1;
+                    }
+                }
+            }
+            if !logged.is_empty() {
+                logs.push((project, keys::encode(logged)));
+            }
+        }
+        for chunk in inserts.chunks(CHUNK) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO tasks (id, project, taskid, url, status, claimed, priority, exetime,
+                    seq, retries, age_ms, itag, task, updated_ms) SELECT * FROM (",
+            );
+            rows::push_values(&mut q, &with_json(chunk)?, 14, |b, (id, t, json)| {
+                b.push_bind(id)
+                    .push_bind(&t.project)
+                    .push_bind(&t.taskid)
+                    .push_bind(&t.url)
+                    .push_bind(TaskStatus::Active.code())
+                    .push_bind(i64::from(claimed))
+                    .push_bind(t.priority)
+                    .push_bind(t.exetime)
+                    .push_bind(self.next_seq())
+                    .push_bind(t.retries as i64)
+                    .push_bind(t.age_ms)
+                    .push_bind(&t.itag)
+                    .push_bind(json)
+                    .push_bind(now_ms);
+            });
+            q.push(") WHERE column1 IS NOT NULL");
+            q.build().execute(&mut *tx).await?;
+        }
+        // A known task is queued anew; its last crawl, last error and validators stay.
+        for chunk in updates.chunks(CHUNK) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "WITH v(id, url, claimed, priority, exetime, seq, retries, age_ms, itag, task,
+                    updated_ms) AS (",
+            );
+            rows::push_values(&mut q, &with_json(chunk)?, 11, |b, (id, t, json)| {
+                b.push_bind(id)
+                    .push_bind(&t.url)
+                    .push_bind(i64::from(claimed))
+                    .push_bind(t.priority)
+                    .push_bind(t.exetime)
+                    .push_bind(self.next_seq())
+                    .push_bind(t.retries as i64)
+                    .push_bind(t.age_ms)
+                    .push_bind(&t.itag)
+                    .push_bind(json)
+                    .push_bind(now_ms);
+            });
+            q.push(
+                ") UPDATE tasks SET url = v.url, status = 1, claimed = v.claimed,
+                    priority = v.priority, exetime = v.exetime, seq = v.seq, retries = v.retries,
+                    age_ms = v.age_ms, itag = v.itag, task = v.task, updated_ms = v.updated_ms
+                 FROM v WHERE tasks.id = v.id",
+            );
+            q.build().execute(&mut *tx).await?;
+        }
+        let mut written = Vec::with_capacity(logs.len());
+        for (project, pairs) in logs {
+            let log_id = sqlx::query("INSERT INTO task_keys (project, pairs) VALUES (?, ?)")
+                .bind(project)
+                .bind(&pairs)
+                .execute(&mut *tx)
+                .await?
+                .last_insert_rowid();
+            written.push((log_id, project, pairs));
+        }
+        tx.commit().await?;
+        let mut keys = self.keys();
+        for (log_id, project, pairs) in written {
+            keys.apply(log_id, project, &pairs);
+        }
+        Ok(())
+    }
+}
+
+/// Rows to write with each task's JSON, serialized before the statement is built.
+fn with_json<'a>(rows: &[(i64, &'a Task)]) -> Result<Vec<(i64, &'a Task, String)>, StoreError> {
+    rows.iter()
+        .map(|&(id, t)| {
+            Ok((
+                id,
+                t,
+                serde_json::to_string(t).map_err(|e| corrupt("task", e))?,
+            ))
+        })
+        .collect()
+}
