@@ -6,6 +6,7 @@ use sqlx::postgres::PgRow;
 
 use crate::store::{ProjectRecord, StoreError, TaskStatus};
 
+/// A stored value no Spindle process writes: `what` it was and why it is wrong.
 pub(super) fn corrupt(what: &'static str, err: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt {
         what,
@@ -19,16 +20,19 @@ pub(super) fn status_code(status: TaskStatus) -> i16 {
     status.code() as i16
 }
 
+/// The `status` column of a task row.
 pub(super) fn status_from_row(row: &PgRow) -> Result<TaskStatus, StoreError> {
     let code: i16 = row.try_get("status")?;
     TaskStatus::from_code(i64::from(code)).ok_or_else(|| corrupt("tasks.status", code))
 }
 
+/// The `retries` column of a task row.
 pub(super) fn retries_from_row(row: &PgRow) -> Result<u32, StoreError> {
     let retries: i64 = row.try_get("retries")?;
     u32::try_from(retries).map_err(|_| corrupt("tasks.retries", retries))
 }
 
+/// A `COUNT` column.
 pub(super) fn count_from_row(row: &PgRow, column: &str) -> Result<u64, StoreError> {
     let n: i64 = row.try_get(column)?;
     u64::try_from(n).map_err(|_| corrupt("row count", n))
@@ -39,6 +43,7 @@ pub(super) fn sql_limit(limit: usize) -> i64 {
     i64::try_from(limit).unwrap_or(i64::MAX)
 }
 
+/// A row of `projects`, read with [`super::PROJECT_COLUMNS`].
 pub(super) fn project_from_row(row: &PgRow) -> Result<ProjectRecord, StoreError> {
     Ok(ProjectRecord {
         name: row.try_get("name")?,
