@@ -137,13 +137,20 @@ mod tests {
             .status
     }
 
-    #[tokio::test]
-    async fn an_edit_keeps_the_stored_status_unless_it_changes_the_files_own() {
+    /// A SQLite store and an empty projects folder, both in a temporary folder (dropped with
+    /// the returned guard).
+    async fn store_and_folder() -> (tempfile::TempDir, Arc<dyn Store>, PathBuf) {
         let dir = tempfile::tempdir().expect("temporary folder");
         let url = format!("sqlite://{}", dir.path().join("spindle.db").display());
         let store = spindle_common::store::connect(&url).await.expect("store");
         let files = dir.path().join("projects");
         std::fs::create_dir(&files).expect("folder");
+        (dir, store, files)
+    }
+
+    #[tokio::test]
+    async fn an_edit_keeps_the_stored_status_unless_it_changes_the_files_own() {
+        let (_dir, store, files) = store_and_folder().await;
         let mut seen = HashMap::new();
 
         assert_eq!(
@@ -170,11 +177,7 @@ mod tests {
 
     #[tokio::test]
     async fn projects_are_stored_before_watching_starts() {
-        let dir = tempfile::tempdir().expect("temporary folder");
-        let url = format!("sqlite://{}", dir.path().join("spindle.db").display());
-        let store = spindle_common::store::connect(&url).await.expect("store");
-        let files = dir.path().join("projects");
-        std::fs::create_dir(&files).expect("folder");
+        let (_dir, store, files) = store_and_folder().await;
         std::fs::write(files.join("p.toml"), FILE).expect("write project file");
         let stop = CancellationToken::new();
         let watcher = load_and_watch(

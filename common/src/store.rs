@@ -18,6 +18,22 @@ use serde::{Deserialize, Serialize};
 
 use crate::message::{Item, Task};
 
+/// One migration of a store's schema, its SQL compiled into the binary.
+pub(crate) fn migration(
+    version: i64,
+    name: &'static str,
+    sql: &'static str,
+) -> sqlx::migrate::Migration {
+    use sqlx::SqlSafeStr;
+    sqlx::migrate::Migration::new(
+        version,
+        std::borrow::Cow::Borrowed(name),
+        sqlx::migrate::MigrationType::Simple,
+        sql.into_sql_str(),
+        false,
+    )
+}
+
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 

@@ -689,37 +689,10 @@ async fn a_compressed_body_claiming_too_much_is_terminated() {
     let Some(t) = TestBus::open(&url()).await else {
         return;
     };
-    let ns = t.options.namespace.clone().expect("namespace");
-    let client = async_nats::connect(url()).await.expect("raw client");
-    let js = async_nats::jetstream::new(client);
     // Claims 4 GiB uncompressed: refused before anything is allocated for it.
     let mut headers = async_nats::HeaderMap::new();
     headers.insert("Spindle-Encoding", "lz4");
-    js.publish_with_headers(
-        format!("{ns}.spindle.fetch.p"),
-        headers,
-        vec![0xff, 0xff, 0xff, 0xff, 0x10, 0x41].into(),
-    )
-    .await
-    .expect("publish")
-    .await
-    .expect("stored");
-    t.bus
-        .publish(&fetch_subject(), msg("good"))
-        .await
-        .expect("publish");
-    let mut c = t
-        .bus
-        .consume(fetch_spec().ack_wait(Duration::from_secs(1)))
-        .await
-        .expect("consume");
-    let d = next(&mut c).await;
-    assert_eq!(parent(&d), "good");
-    d.ack().await.expect("ack");
-    assert!(
-        timeout(Duration::from_secs(2), c.next()).await.is_err(),
-        "the bad message does not come back"
-    );
+    a_bad_message_is_terminated(&t, headers, vec![0xff, 0xff, 0xff, 0xff, 0x10, 0x41]).await;
 }
 
 #[tokio::test]
@@ -727,10 +700,21 @@ async fn undecodable_messages_are_terminated_not_redelivered() {
     let Some(t) = TestBus::open(&url()).await else {
         return;
     };
+    let headers = async_nats::HeaderMap::new();
+    a_bad_message_is_terminated(&t, headers, b"not json".to_vec()).await;
+}
+
+/// Publishes `payload` with `headers` on the fetch stream with a raw client, then a good
+/// message: the good one is delivered, the bad one is terminated and never comes back.
+async fn a_bad_message_is_terminated(
+    t: &TestBus,
+    headers: async_nats::HeaderMap,
+    payload: Vec<u8>,
+) {
     let ns = t.options.namespace.clone().expect("namespace");
     let client = async_nats::connect(url()).await.expect("raw client");
     let js = async_nats::jetstream::new(client);
-    js.publish(format!("{ns}.spindle.fetch.p"), "not json".into())
+    js.publish_with_headers(format!("{ns}.spindle.fetch.p"), headers, payload.into())
         .await
         .expect("publish")
         .await

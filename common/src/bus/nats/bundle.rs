@@ -1,9 +1,10 @@
 //! Bundles: small messages published close together on one subject travel as one JetStream
 //! message, with one stored message, one publish ack and one consumer ack.
 //!
-//! nats-server's cost is per message, not per byte: at a few thousand pages a second, storing,
-//! delivering and acknowledging every task, page and outcome one by one took more CPU than all
-//! of Spindle's roles together. A bundle cuts that by the number of parts it holds.
+//! Much of nats-server's cost is per message (the rest is per byte, see [`codec`]): at a few
+//! thousand pages a second, storing, delivering and acknowledging every task, page and
+//! outcome one by one took more CPU than all of Spindle's roles together. A bundle cuts the
+//! per-message part by the number of parts it holds.
 //!
 //! # Publishing
 //!

@@ -1,61 +1,46 @@
 //! The SQLite schema: the migrations, in order, compiled into the binary.
 
-use std::borrow::Cow;
+use sqlx::migrate::Migrator;
 
-use sqlx::SqlSafeStr;
-use sqlx::migrate::{Migration, MigrationType, Migrator};
+use crate::store::migration;
 
 /// Every migration of the SQLite store.
 pub(super) fn migrator() -> Migrator {
     Migrator::with_migrations(vec![
-        Migration::new(
+        migration(
             1,
-            Cow::Borrowed("init"),
-            MigrationType::Simple,
-            include_str!("../../../migrations/sqlite/0001_init.sql").into_sql_str(),
-            false,
+            "init",
+            include_str!("../../../migrations/sqlite/0001_init.sql"),
         ),
-        Migration::new(
+        migration(
             2,
-            Cow::Borrowed("validators"),
-            MigrationType::Simple,
-            include_str!("../../../migrations/sqlite/0002_validators.sql").into_sql_str(),
-            false,
+            "validators",
+            include_str!("../../../migrations/sqlite/0002_validators.sql"),
         ),
-        Migration::new(
+        migration(
             3,
-            Cow::Borrowed("run_requests"),
-            MigrationType::Simple,
-            include_str!("../../../migrations/sqlite/0003_run_requests.sql").into_sql_str(),
-            false,
+            "run_requests",
+            include_str!("../../../migrations/sqlite/0003_run_requests.sql"),
         ),
-        Migration::new(
+        migration(
             4,
-            Cow::Borrowed("drop_status_index"),
-            MigrationType::Simple,
-            include_str!("../../../migrations/sqlite/0004_drop_status_index.sql").into_sql_str(),
-            false,
+            "drop_status_index",
+            include_str!("../../../migrations/sqlite/0004_drop_status_index.sql"),
         ),
-        Migration::new(
+        migration(
             5,
-            Cow::Borrowed("results_age_index"),
-            MigrationType::Simple,
-            include_str!("../../../migrations/sqlite/0005_results_age_index.sql").into_sql_str(),
-            false,
+            "results_age_index",
+            include_str!("../../../migrations/sqlite/0005_results_age_index.sql"),
         ),
-        Migration::new(
+        migration(
             6,
-            Cow::Borrowed("tasks_by_row"),
-            MigrationType::Simple,
-            include_str!("../../../migrations/sqlite/0006_tasks_by_row.sql").into_sql_str(),
-            false,
+            "tasks_by_row",
+            include_str!("../../../migrations/sqlite/0006_tasks_by_row.sql"),
         ),
-        Migration::new(
+        migration(
             7,
-            Cow::Borrowed("results_by_row"),
-            MigrationType::Simple,
-            include_str!("../../../migrations/sqlite/0007_results_by_row.sql").into_sql_str(),
-            false,
+            "results_by_row",
+            include_str!("../../../migrations/sqlite/0007_results_by_row.sql"),
         ),
     ])
 }

@@ -32,7 +32,7 @@ impl SqliteStore {
         let mut next_id: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) + 1 FROM tasks")
             .fetch_one(&mut *tx)
             .await?;
-        let (mut inserts, mut updates) = (Vec::new(), Vec::new());
+        let mut keyed = Vec::new();
         let mut logs = Vec::with_capacity(by_project.len());
         for (project, group) in by_project {
             let ids: Vec<&str> = group.iter().map(|t| t.taskid.as_str()).collect();
@@ -42,13 +42,13 @@ impl SqliteStore {
                 let rules = task.age_ms.is_some() || task.itag.is_some();
                 match known.get(&task.taskid) {
                     Some(key) => {
-                        updates.push((key.id, task));
+                        keyed.push((key.id, task));
                         if key.rules != rules {
                             logged.push((task.taskid.as_str(), Key { id: key.id, rules }));
                         }
                     }
                     None => {
-                        inserts.push((next_id, task));
+                        keyed.push((next_id, task));
                         logged.push((task.taskid.as_str(), Key { id: next_id, rules }));
                         next_id += 1;
                     }
@@ -58,7 +58,9 @@ impl SqliteStore {
                 logs.push((project, keys::encode(logged)));
             }
         }
-        for chunk in inserts.chunks(CHUNK) {
+        // New tasks are appended under their new ids; a known task is queued anew in its row,
+        // its last crawl, last error and validators kept.
+        for chunk in keyed.chunks(CHUNK) {
             let mut q = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO tasks (id, project, taskid, url, status, claimed, priority, exetime,
                     seq, retries, age_ms, itag, task, updated_ms) SELECT * FROM (",
@@ -79,33 +81,13 @@ impl SqliteStore {
                     .push_bind(json)
                     .push_bind(now_ms);
             });
-            q.push(") WHERE column1 IS NOT NULL");
-            q.build().execute(&mut *tx).await?;
-        }
-        // A known task is queued anew; its last crawl, last error and validators stay.
-        for chunk in updates.chunks(CHUNK) {
-            let mut q = QueryBuilder::<Sqlite>::new(
-                "WITH v(id, url, claimed, priority, exetime, seq, retries, age_ms, itag, task,
-                    updated_ms) AS (",
-            );
-            rows::push_values(&mut q, &with_json(chunk)?, 11, |b, (id, t, json)| {
-                b.push_bind(id)
-                    .push_bind(&t.url)
-                    .push_bind(i64::from(claimed))
-                    .push_bind(t.priority)
-                    .push_bind(t.exetime)
-                    .push_bind(self.next_seq())
-                    .push_bind(t.retries as i64)
-                    .push_bind(t.age_ms)
-                    .push_bind(&t.itag)
-                    .push_bind(json)
-                    .push_bind(now_ms);
-            });
             q.push(
-                ") UPDATE tasks SET url = v.url, status = 1, claimed = v.claimed,
-                    priority = v.priority, exetime = v.exetime, seq = v.seq, retries = v.retries,
-                    age_ms = v.age_ms, itag = v.itag, task = v.task, updated_ms = v.updated_ms
-                 FROM v WHERE tasks.id = v.id",
+                ") WHERE column1 IS NOT NULL
+                 ON CONFLICT(id) DO UPDATE SET url = excluded.url, status = excluded.status,
+                    claimed = excluded.claimed, priority = excluded.priority,
+                    exetime = excluded.exetime, seq = excluded.seq, retries = excluded.retries,
+                    age_ms = excluded.age_ms, itag = excluded.itag, task = excluded.task,
+                    updated_ms = excluded.updated_ms",
             );
             q.build().execute(&mut *tx).await?;
         }
