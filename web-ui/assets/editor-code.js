@@ -70,6 +70,7 @@ export class CodeEditor {
   set readOnly(on) {
     this.textarea.readOnly = on;
     this.frame.classList.toggle('readonly', on);
+    this.frame.dispatchEvent(new CustomEvent('readonly', { bubbles: true, detail: on }));
   }
 
   get readOnly() { return this.textarea.readOnly; }

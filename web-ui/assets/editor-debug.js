@@ -14,7 +14,7 @@ export function fmtBytes(n) {
   return (n / 1024 / 1024).toFixed(2) + ' MB';
 }
 
-const ms = v => (typeof fmtMs === 'function' ? fmtMs(v) : (v < 10 ? v.toFixed(2) : Math.round(v)) + ' ms');
+const ms = fmtMs;
 
 /** A JSON value as highlighted, indented text (a <pre> of spans). */
 export function jsonView(value, className = 'json') {
@@ -99,6 +99,18 @@ function followMeta(task) {
   return bits.join(' · ');
 }
 
+/** A URL with its origin dimmed, so that the paths of a list read at a glance. */
+function urlNode(url) {
+  const m = /^(https?:\/\/[^/?#]+)(.*)$/.exec(url || '');
+  return el('span', { class: 'f-url', title: url }, m ? [el('span', { class: 'f-origin' }, m[1]), m[2] || '/'] : url);
+}
+
+/** A log line with its `code` spans set apart. */
+function logText(text) {
+  return el('span', { class: 'log-text' }, text.split(/(`[^`\n]+`)/).map(part =>
+    /^`[^`]+`$/.test(part) ? el('code', {}, part.slice(1, -1)) : part));
+}
+
 /** The follows tab: `callback › URL` rows, each expanding to its task JSON, with a ▶ to run it. */
 export function renderFollows(list, bar, report, { onPlay, canRun = true, limit = 300 }) {
   const follows = report.follows || [];
@@ -127,7 +139,7 @@ export function renderFollows(list, bar, report, { onPlay, canRun = true, limit 
       el('div', { class: 'f-main', role: 'button', tabindex: '0', title: 'Show the task', onclick: toggle, onkeydown: e => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); toggle(); } } },
         el('span', { class: 'callback' }, task.callback),
         el('span', { class: 'sep' }, '›'),
-        el('span', { class: 'f-url' }, task.url),
+        urlNode(task.url),
         el('span', { class: 'f-meta' }, followMeta(task))));
     return li;
   };
@@ -153,10 +165,10 @@ export function renderLogs(into, report) {
     into.append(el('div', { class: 'empty' }, el('strong', {}, 'No log lines'), el('span', {}, 'Follow rules log what they found; scripts log with log(…).')));
     return;
   }
-  for (const e of errors) into.append(el('div', { class: 'log error' }, el('span', { class: 'log-kind' }, 'error'), el('span', { class: 'log-text' }, String(e))));
+  for (const e of errors) into.append(el('div', { class: 'log error' }, el('span', { class: 'log-kind' }, 'error'), logText(String(e))));
   for (const l of logs) {
     const text = typeof l === 'string' ? l : JSON.stringify(l);
-    into.append(el('div', { class: 'log' + (/dropped|skipped|failed/.test(text) ? ' warn' : '') }, el('span', { class: 'log-kind' }, 'log'), el('span', { class: 'log-text' }, text)));
+    into.append(el('div', { class: 'log' + (/dropped|skipped|failed/.test(text) ? ' warn' : '') }, el('span', { class: 'log-kind' }, 'log'), logText(text)));
   }
 }
 
@@ -176,8 +188,11 @@ export function renderTimings(into, report, request) {
       stat('HTTP status', page.status ? String(page.status) : 'no answer', 'status-' + statusClass),
       stat('Size', fmtBytes(page.body_len))),
     el('div', { class: 'timebar', title: `fetch ${ms(fetch)}, process ${ms(process)}` },
-      el('span', { class: 'tb-fetch', style: null, dataset: { w: String(fetch / total) } }),
+      el('span', { class: 'tb-fetch', dataset: { w: String(fetch / total) } }),
       el('span', { class: 'tb-process', dataset: { w: String(process / total) } })),
+    el('div', { class: 'tb-legend' },
+      el('span', {}, el('i', { class: 'tb-fetch' }), 'fetch ' + Math.round((fetch / total) * 100) + '%'),
+      el('span', {}, el('i', { class: 'tb-process' }), 'process ' + Math.round((process / total) * 100) + '%')),
     el('table', { class: 'details' }, el('tbody', {},
       el('tr', {}, el('th', {}, 'Content type'), el('td', {}, page.content_type || '–')),
       el('tr', {}, el('th', {}, 'Final URL'), el('td', { class: 'mono' }, page.url || '–')),

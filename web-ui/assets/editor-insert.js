@@ -136,6 +136,11 @@ export function insertField(text, offset, name, selector, fallback = 'start') {
       const out = text.slice(0, starts[at]) + line + text.slice(starts[at] + lines[at].length);
       return { text: out, offset: starts[at] + line.length };
     }
+    const starts = lineStarts(text);
+    if (topLevel[at] && !text.slice(starts[at], offset).trim()) {
+      // The caret at the start of a statement: the field goes before it.
+      return insertLine(text, at, line);
+    }
     let start = at;
     while (start > section.bodyStart && !topLevel[start]) start--;
     return insertLine(text, statementEnd(topLevel, start, lines.length), line);

@@ -160,8 +160,7 @@ export class SelectorHelper {
     count.classList.remove('bad', 'warn');
     let rules = this.enabled
       ? `html, html * { cursor: crosshair !important; }
-         [${HOVER}] { outline: 2px dashed #3b5bdb !important; outline-offset: 1px !important; }
-         [${PICKED}] { outline: 2px solid #c2255c !important; outline-offset: 2px !important; }`
+         [${HOVER}] { outline: 2px dashed #3b5bdb !important; outline-offset: 1px !important; }`
       : '';
     if (this.enabled && selector && this.doc) {
       const n = countMatches(selector, this.doc);
@@ -174,7 +173,9 @@ export class SelectorHelper {
         else if (this.picked && !this.picked.matches(selector)) { count.textContent += ' (not the clicked one)'; count.classList.add('warn'); }
         rules += `\n${selector} { outline: 2px solid #f08c00 !important; outline-offset: -1px !important; background-color: rgba(255, 200, 40, .28) !important; box-shadow: 0 0 0 4px rgba(255, 190, 30, .25) !important; }`;
       }
-    } else if (this.enabled && !selector) {
+    }
+    if (this.enabled && this.picked) rules += `\n[${PICKED}] { outline: 2px solid #c2255c !important; outline-offset: 2px !important; }`;
+    if (this.enabled && !selector) {
       count.textContent = 'click an element in the page';
     }
     if (style) style.textContent = rules;

@@ -14,6 +14,8 @@ import { SelectorHelper } from './editor-selector.js';
 
 const $ = id => document.getElementById(id);
 const enc = encodeURIComponent;
+/** Replaces the children of `node`, skipping null and false (replaceChildren would print them). */
+const fill = (node, ...children) => node.replaceChildren(...children.flat().filter(c => c !== null && c !== undefined && c !== false));
 
 const TEMPLATE = (name, url) => `# A Spindle project: start URLs and extraction rules.
 # Check it, try a step on the right (Ctrl+Enter), then Save.
@@ -111,7 +113,7 @@ function showCheckOk(result) {
     const header = outline(editor.value).headers.find(h => h.path[0] === 'handlers' && h.path[1] === name);
     if (header) editor.goTo(header.line + 1, 1);
   };
-  box.replaceChildren(
+  fill(box,
     el('span', { class: 'p-ok' }, el('span', { class: 'p-icon' }, '✓'), `${result.name || 'project'} is valid`),
     el('span', { class: 'p-group' }, el('span', { class: 'p-label' }, 'handlers'),
       (result.handlers || []).map(h => el('button', { type: 'button', class: 'chip handler-chip', title: `Go to [handlers.${h}]`, onclick: () => jump(h) }, h))),
@@ -309,7 +311,10 @@ function renderStep() {
   const follows = report.follows || [];
   const errors = report.errors || [];
   const logs = report.logs || [];
-  setCount('items', items.length + (report.dropped ? ` +${report.dropped} dropped` : ''), report.dropped ? 'warn' : '');
+  setCount('items', items.length);
+  const itemsTab = document.querySelector('#tabs .tab[data-tab="items"]');
+  itemsTab.querySelector('.dropped')?.remove();
+  if (report.dropped) itemsTab.append(el('span', { class: 'count warn dropped', title: 'items dropped for an empty required or key field' }, `${report.dropped} dropped`));
   setCount('follows', follows.length);
   setCount('logs', errors.length + logs.length, errors.length ? 'bad' : '');
   view.renderItems($('items'), report, { raw: state.rawItems, fields: state.fields });
@@ -397,7 +402,7 @@ async function runStep(request, meta = {}) {
     const where = body.line ? `line ${body.line}, column ${body.column || 1}: ` : '';
     const box = $('run-error');
     box.hidden = false;
-    box.replaceChildren(el('span', { class: 'p-icon' }, '✕'), el('span', {}, el('strong', {}, 'The step did not run. '), where + (body.error || e.message)),
+    fill(box, el('span', { class: 'p-icon' }, '✕'), el('span', {}, el('strong', {}, 'The step did not run. '), where + (body.error || e.message)),
       body.line ? el('button', { type: 'button', class: 'btn sm ghost', onclick: () => editor.goTo(body.line, body.column || 1) }, 'Go to line') : null);
     if (body.line) showProblem({ error: body.error, line: body.line, column: body.column }, { move: false });
   } finally {
@@ -559,6 +564,7 @@ async function load() {
       notice('load', 'error', el('span', {}, el('strong', {}, e.status === 404 ? 'No such project. ' : 'Could not load the project. '), e.message),
         el('a', { class: 'btn sm', href: '/projects/new' }, 'New project'));
       for (const id of ['save', 'check', 'delete', 'download']) $(id).hidden = true;
+      $('debug-run').disabled = true;
       return;
     }
     state.name = project.name;
@@ -571,6 +577,7 @@ async function load() {
     const origin = project.origin || { kind: 'store' };
     const fileLocked = origin.kind === 'file' && origin.writable === false;
     state.saveable = state.admin && !fileLocked;
+    if (fileLocked) $('save').title = 'This project\'s file cannot be written here';
     $('mode-note').textContent = origin.kind === 'file' ? '· ' + origin.path : '';
     if (fileLocked) {
       editor.readOnly = true;
@@ -610,6 +617,7 @@ function init() {
     onChange: () => { setDirty(); scheduleCheck(); },
     onCursor: ({ line, column }) => { $('cursor-pos').textContent = `Ln ${line}, Col ${column}`; },
   });
+  document.addEventListener('readonly', e => { $('ro-flag').hidden = !e.detail; });
   helper = new SelectorHelper({
     iframe: $('preview'), toggle: $('selector-toggle'), panel: $('helper'), input: $('selector'),
     count: $('selector-count'), chips: $('chips'), hoverInfo: $('hover-info'), copy: $('copy-selector'),

@@ -205,6 +205,11 @@ function combinations(items, size, visit) {
 
 /** A field name suggested by an element: its itemprop, a telling class, or its tag. */
 export function suggestName(element) {
+  // A table cell or a definition: the label beside it (`<th>SKU</th><td>…` → sku).
+  const row = element.closest('td, dd');
+  const label = row && (row.localName === 'td' ? row.parentElement.querySelector('th') : row.previousElementSibling);
+  const labelText = label && label !== row && (label.textContent || '').trim();
+  if (labelText && labelText.length <= 30) return labelText.toLowerCase().replace(/[^a-z0-9_]+/g, '_').replace(/^_+|_+$/g, '') || 'field';
   const prop = element.getAttribute('itemprop');
   const fromClass = (element.getAttribute('class') || '').split(/\s+/).find(c => /^[a-z][a-z_-]{2,20}$/i.test(c));
   const tagNames = { h1: 'title', h2: 'heading', h3: 'name', a: 'link', img: 'image', time: 'date', p: 'text' };
