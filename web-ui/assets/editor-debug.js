@@ -58,9 +58,15 @@ function valueNode(v) {
 }
 
 /** The items tab: one card per item, a key/value table or its raw JSON. */
-export function renderItems(into, report, { raw = false, fields = [] } = {}) {
+export function renderItems(into, report, { raw = false, fields = [], onErrors } = {}) {
   const items = report.items || [];
   into.replaceChildren();
+  const errors = report.errors || [];
+  if (errors.length) {
+    into.append(el('div', { class: 'callout bad' },
+      el('strong', {}, errors.length === 1 ? 'Error: ' : `${errors.length} errors: `), String(errors[0]).slice(0, 300),
+      onErrors ? el('button', { type: 'button', class: 'link', onclick: onErrors }, ' See the logs') : null));
+  }
   if (report.dropped) {
     into.append(el('div', { class: 'callout warn' },
       `${report.dropped} item(s) dropped: a required or key field was empty (the logs say which).`));
@@ -111,13 +117,17 @@ function logText(text) {
     /^`[^`]+`$/.test(part) ? el('code', {}, part.slice(1, -1)) : part));
 }
 
-/** The follows tab: `callback › URL` rows, each expanding to its task JSON, with a ▶ to run it. */
-export function renderFollows(list, bar, report, { onPlay, canRun = true, limit = 300 }) {
+/**
+ * The follows tab: `callback › URL` rows, one `li` per follow, each expanding to its task
+ * JSON, with a ▶ to run it; `bar` gets the filter, `extra` the empty state and "show more".
+ */
+export function renderFollows(list, bar, extra, report, { onPlay, canRun = true, limit = 300 }) {
   const follows = report.follows || [];
   list.replaceChildren();
   bar.replaceChildren();
+  extra.replaceChildren();
   if (!follows.length) {
-    list.append(el('li', { class: 'empty' }, el('strong', {}, 'No follows'),
+    extra.append(el('div', { class: 'empty' }, el('strong', {}, 'No follows'),
       el('span', {}, 'This handler queued no link on this page. Add a follow rule, or pick links in the preview with the selector helper.')));
     return;
   }
@@ -147,10 +157,12 @@ export function renderFollows(list, bar, report, { onPlay, canRun = true, limit 
     const q = filter.value.trim().toLowerCase();
     const shown = follows.map((f, i) => [f, i]).filter(([f]) => !q || f.callback.toLowerCase() === q || f.url.toLowerCase().includes(q));
     list.replaceChildren(...shown.slice(0, limit).map(([f, i]) => row(f, i)));
+    list.hidden = !shown.length;
+    extra.replaceChildren();
     if (shown.length > limit) {
-      list.append(el('li', { class: 'more' }, el('button', { class: 'btn', type: 'button', onclick: () => { limit += 1000; draw(); } }, `Show more (${shown.length - limit} left)`)));
+      extra.append(el('div', { class: 'more' }, el('button', { class: 'btn sm', type: 'button', onclick: () => { limit += 1000; draw(); } }, `Show more (${shown.length - limit} left)`)));
     }
-    if (!shown.length) list.append(el('li', { class: 'empty' }, el('span', {}, 'No follow matches the filter.')));
+    if (!shown.length) extra.append(el('div', { class: 'empty' }, el('span', {}, 'No follow matches the filter.')));
   };
   filter.addEventListener('input', draw);
   draw();

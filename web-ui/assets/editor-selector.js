@@ -7,7 +7,7 @@
 // allow-same-origin). Highlighting is one <style> element in that document.
 
 import { el } from './ui.js';
-import { proposeSelector, selectorFor, countMatches, suggestName } from './selector.js';
+import { proposeSelector, selectorFor, countMatches, suggestName, widenings } from './selector.js';
 
 const HOVER = 'data-spindle-hover';
 const PICKED = 'data-spindle-picked';
@@ -73,7 +73,14 @@ export class SelectorHelper {
     doc.addEventListener('click', e => this.click(e), true);
     doc.addEventListener('auxclick', e => e.preventDefault(), true);
     doc.addEventListener('submit', e => e.preventDefault(), true);
-    doc.addEventListener('keydown', e => { if (e.key === 'Escape' && this.enabled) this.setEnabled(false); });
+    doc.addEventListener('keydown', e => {
+      if (e.key === 'Escape' && this.enabled) this.setEnabled(false);
+      // The page's shortcuts (save, run) work with the focus in the preview too.
+      if ((e.ctrlKey || e.metaKey) && (e.key === 's' || e.key === 'Enter')) {
+        e.preventDefault();
+        document.dispatchEvent(new KeyboardEvent('keydown', { key: e.key, ctrlKey: e.ctrlKey, metaKey: e.metaKey, bubbles: true }));
+      }
+    });
     if (this.ui.input.value) {
       // The selector of the previous page, tried on this one.
       this.parts = null;
@@ -117,8 +124,15 @@ export class SelectorHelper {
     element.setAttribute(PICKED, '');
     this.ancestors = [];
     for (let e = element; e && e.nodeType === 1 && e.localName !== 'body' && e.localName !== 'html'; e = e.parentElement) this.ancestors.unshift(e);
-    const proposal = proposeSelector(element, this.doc);
+    this.exclude = new Set();
+    this.propose();
+  }
+
+  /** Proposes the selector of the picked element, without the features left out so far. */
+  propose() {
+    const proposal = proposeSelector(this.picked, this.doc, undefined, this.exclude);
     this.parts = proposal.parts;
+    this.wider = widenings(this.picked, this.doc, this.exclude);
     this.ui.input.value = proposal.selector;
     this.renderChips();
     this.update();
@@ -147,6 +161,13 @@ export class SelectorHelper {
         onclick: () => { f.on = !f.on; this.ui.input.value = selectorFor(this.parts); this.renderChips(); this.update(); },
       }, f.text))));
     });
+    if (this.wider && this.wider.length) {
+      groups.push(el('span', { class: 'widen' }, el('span', { class: 'widen-label' }, 'similar:'),
+        this.wider.map(w => el('button', {
+          type: 'button', class: 'widen-btn', title: `Leave ${w.text} out of the element's path: ${w.count} elements`,
+          onclick: () => { this.exclude.add(w.key); this.propose(); },
+        }, 'without ', el('code', {}, w.text), ' → ' + w.count))));
+    }
     chips.replaceChildren(...groups);
     // Keep the clicked element's end of the path in view.
     chips.scrollLeft = chips.scrollWidth;
@@ -158,10 +179,7 @@ export class SelectorHelper {
     const selector = this.ui.input.value.trim();
     const count = this.ui.count;
     count.classList.remove('bad', 'warn');
-    let rules = this.enabled
-      ? `html, html * { cursor: crosshair !important; }
-         [${HOVER}] { outline: 2px dashed #3b5bdb !important; outline-offset: 1px !important; }`
-      : '';
+    let rules = this.enabled ? 'html, html * { cursor: crosshair !important; }' : '';
     if (this.enabled && selector && this.doc) {
       const n = countMatches(selector, this.doc);
       if (n < 0 || /[{}]/.test(selector)) {
@@ -171,10 +189,12 @@ export class SelectorHelper {
         count.textContent = n === 1 ? '1 match' : n + ' matches';
         if (!n) count.classList.add('bad');
         else if (this.picked && !this.picked.matches(selector)) { count.textContent += ' (not the clicked one)'; count.classList.add('warn'); }
-        rules += `\n${selector} { outline: 2px solid #f08c00 !important; outline-offset: -1px !important; background-color: rgba(255, 200, 40, .28) !important; box-shadow: 0 0 0 4px rgba(255, 190, 30, .25) !important; }`;
+        // :where() takes the selector's specificity away, so the hover and picked marks win.
+        rules += `\n:where(${selector}) { outline: 2px solid #f08c00 !important; outline-offset: -1px !important; background-color: rgba(255, 200, 40, .28) !important; }`;
       }
     }
     if (this.enabled && this.picked) rules += `\n[${PICKED}] { outline: 2px solid #c2255c !important; outline-offset: 2px !important; }`;
+    if (this.enabled) rules += `\n[${HOVER}] { outline: 2px dashed #3b5bdb !important; outline-offset: 1px !important; }`;
     if (this.enabled && !selector) {
       count.textContent = 'click an element in the page';
     }

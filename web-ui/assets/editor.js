@@ -317,8 +317,8 @@ function renderStep() {
   if (report.dropped) itemsTab.append(el('span', { class: 'count warn dropped', title: 'items dropped for an empty required or key field' }, `${report.dropped} dropped`));
   setCount('follows', follows.length);
   setCount('logs', errors.length + logs.length, errors.length ? 'bad' : '');
-  view.renderItems($('items'), report, { raw: state.rawItems, fields: state.fields });
-  view.renderFollows($('follows'), $('follows-bar'), report, { onPlay: task => runStep({ task }, { label: task.callback, url: task.url }), canRun: state.admin });
+  view.renderItems($('items'), report, { raw: state.rawItems, fields: state.fields, onErrors: () => selectTab('logs') });
+  view.renderFollows($('follows'), $('follows-bar'), $('follows-extra'), report, { onPlay: task => runStep({ task }, { label: task.callback, url: task.url }), canRun: state.admin });
   view.renderLogs($('logs'), report);
   view.renderTimings($('timings'), report, step.request);
   lazyDone.html = lazyDone.preview = -1;
@@ -605,7 +605,7 @@ async function load() {
   setDirty();
   fillHandlers($('debug-handler'), 'start');
   if (!$('debug-url').value && !state.isNew) $('debug-url').value = firstStartUrl(editor.value);
-  if (!state.isNew) check();
+  check();
 
   const taskid = params().get('taskid');
   if (taskid && state.name) runStep({ project: state.name, taskid }, { label: 'task ' + taskid });

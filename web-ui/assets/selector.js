@@ -103,8 +103,8 @@ export function countMatches(selector, root) {
  * telling whether the selector uses it, `full` the full-path selector and `method` how it was
  * found ('search', 'greedy' or 'full').
  */
-export function proposeSelector(element, root, limits = LIMITS) {
-  const path = structuralPath(element);
+export function proposeSelector(element, root, limits = LIMITS, exclude = new Set()) {
+  const path = withoutExcluded(structuralPath(element), exclude);
   const full = fullSelector(path);
   const target = countMatches(full, root);
   const last = path.length - 1;
@@ -187,6 +187,31 @@ export function proposeSelector(element, root, limits = LIMITS) {
   const everything = result(new Set(all.map(f => f.key)), 'full');
   if (everything.count === target) return everything;
   return { ...everything, selector: full, count: target };
+}
+
+/** The path without the features `exclude` names (by their text, as `i:.class`); tags stay. */
+function withoutExcluded(path, exclude) {
+  if (!exclude.size) return path;
+  return path.map((node, i) => ({ ...node, features: node.features.filter(f => f.kind === 'tag' || !exclude.has(i + ':' + f.text)) }));
+}
+
+/**
+ * Ways to widen the target set: features of the full path (classes, ids, attributes) that
+ * single out the clicked element's place among similar ones (`li.tile.sale` among `li.tile`).
+ * For each, `{key, text, count}`: leaving it out of the full path matches `count` elements,
+ * more than the full path does. At most `max`, largest first.
+ */
+export function widenings(element, root, exclude = new Set(), max = 3) {
+  const path = withoutExcluded(structuralPath(element), exclude);
+  const base = countMatches(fullSelector(path), root);
+  const out = [];
+  path.forEach((node, i) => node.features.forEach(f => {
+    if (f.kind === 'tag') return;
+    const key = i + ':' + f.text;
+    const count = countMatches(fullSelector(withoutExcluded(path, new Set([key]))), root);
+    if (count > base) out.push({ key, text: f.text, count });
+  }));
+  return out.sort((a, b) => b.count - a.count).slice(0, max);
 }
 
 /** Calls `visit` with every `size`-element combination of `items`, in order. */
