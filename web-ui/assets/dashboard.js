@@ -36,6 +36,7 @@ const compact = n => {
 };
 const rate = n => (n === null || n === undefined ? '–' : n >= 100 ? fmtNum(Math.round(n)) : n >= 10 ? n.toFixed(1) : n.toFixed(2).replace(/\.?0+$/, '') || '0');
 const short = n => (Number.isInteger(n) ? String(n) : String(+n.toFixed(3)));
+const short1 = ms => (ms >= 100 ? String(Math.round(ms)) : String(+ms.toFixed(1)));
 const projectPath = name => '/projects/' + encodeURIComponent(name);
 
 /* ---------------- tooltip (one floating box for the page) ---------------- */
@@ -319,7 +320,14 @@ function niceMax(v) {
   return 10 * p;
 }
 const hhmm = ms => { const d = new Date(ms); return String(d.getHours()).padStart(2, '0') + ':' + String(d.getMinutes()).padStart(2, '0'); };
-const pct = (a, total) => (total ? (a / total * 100).toFixed(a / total >= .1 ? 0 : 1) + '%' : '0%');
+function pct(a, total) {
+  if (!total || !a) return '0%';
+  const v = a / total * 100;
+  if (v < .1) return '<0.1%';
+  if (v < 10) return v.toFixed(1) + '%';
+  if (v > 99 && v < 100) return (Math.floor(v * 10) / 10) + '%';
+  return Math.round(v) + '%';
+}
 new ResizeObserver(() => { if ($('throughput').clientWidth !== chart.width) drawChart(); }).observe(document.getElementById('throughput'));
 
 /* ---------------- project table ---------------- */
@@ -463,7 +471,8 @@ function updateRow(row, p) {
     c.rate.title = `${short(p.rate)} requests per second, bursts of up to ${short(p.burst)}` + (state.editable ? '\nClick to change' : '');
   }
   const f = p.avg_fetch_ms, pr = p.avg_process_ms;
-  c.avg.replaceChildren(...(f === null || f === undefined ? ['–'] : [el('span', {}, fmtMs(f)), ' + ', el('span', {}, fmtMs(pr || 0))]));
+  c.avg.replaceChildren(...(f === null || f === undefined ? ['–']
+    : [el('div', {}, fmtMs(f + (pr || 0))), el('div', { class: 'faint small' }, short1(f) + ' + ' + short1(pr || 0))]));
   c.avg.title = f === null || f === undefined ? 'no task in the last 5 minutes' : `fetch ${fmtMs(f)} + process ${fmtMs(pr || 0)} (5-minute average)`;
   for (const w of WINDOWS) {
     const counts = (p.progress || {})[w] || {};
