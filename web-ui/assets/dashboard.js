@@ -242,8 +242,9 @@ function drawChart() {
   }
   const m = { l: 46, r: 40, t: 10, b: 24 };
   const iw = W - m.l - m.r, ih = H - m.t - m.b, n = t.minute_ms.length;
-  const pMax = niceMax(Math.max(...t.pages, 1));
-  const eMax = niceMax(Math.max(...t.errors, 1));
+  const pMax = niceMax(Math.max(...t.pages, 4));
+  const eMax = niceMax(Math.max(...t.errors, 2));
+  const idle = !t.pages.some(Boolean) && !t.errors.some(Boolean);
   const step = iw / Math.max(n, 1);
   const xs = i => m.l + step * (i + .5);
   const yp = v => m.t + ih - (v / pMax) * ih;
@@ -306,6 +307,7 @@ function drawChart() {
   });
   overlay.addEventListener('mouseleave', () => { chart.hover = null; hideTip(overlay); guide.classList.add('hidden'); dot.classList.add('hidden'); });
   root.replaceChildren(root2);
+  if (idle) root.append(el('div', { class: 'chart-note' }, 'Nothing fetched in the last hour'));
   if (chart.hover !== null && tip.owner && tip.owner.ownerSVGElement) {
     // keep the hover across a redraw: re-show at the same minute, tip stays where it is
     const i = Math.min(n - 1, chart.hover);
@@ -684,15 +686,27 @@ async function start() {
     state.editable = false;
   }
   $('new-project').classList.toggle('hidden', !state.editable);
-  let failures = 0;
-  live(onSnapshot, on => {
+  connect();
+}
+
+// EventSource retries by itself after a dropped stream, but gives up for good on an error
+// answer (a 401 after the session expired, a 5xx): then we open a new one after a pause, and
+// ask /api/me, whose 401 takes the page to the login form.
+let failures = 0;
+function connect() {
+  const source = live(onSnapshot, on => {
     if (on) { failures = 0; return; }
     setLive(false);
-    if (!state.snapshot && ++failures >= 2) {
+    failures++;
+    if (failures === 2 || failures % 10 === 0) api('/api/me').catch(() => {});
+    if (!state.snapshot && failures >= 2) {
       tbody().replaceChildren(el('tr', {}, el('td', { colspan: 10 }, el('div', { class: 'state error' },
         el('div', { class: 'state-icon' }, '!'),
         el('div', { class: 'state-title' }, 'Can’t reach the live feed'),
         el('div', {}, 'Retrying every few seconds. Is the Spindle server running?')))));
+    }
+    if (source.readyState === EventSource.CLOSED) {
+      setTimeout(connect, Math.min(15000, 1000 * failures));
     }
   });
 }

@@ -61,11 +61,13 @@ function go(q, { push = true, page = 1 } = {}) {
 function statusBadge(t) {
   const status = String(t.status || '').toLowerCase();
   const kind = t.track && t.track.error_kind;
-  let label = status || '?';
-  let title = 'status: ' + label;
-  if (status === 'active' && t.claimed) title += ' (claimed by a fetcher)';
-  if (status === 'active' && kind) { label = 'retrying'; title += `, last attempt failed (${kind})`; }
-  return el('span', { class: 'badge st-' + (label === 'retrying' ? 'warn' : status), title }, label);
+  let title = 'status: ' + (status || '?');
+  if (status === 'active' && t.claimed) title += ' (a fetcher holds it now)';
+  const badge = el('span', { class: 'badge st-' + status, title }, status || '?');
+  if (status === 'active' && kind) {
+    return [badge, ' ', el('span', { class: 'chip warn', title: `the last attempt failed (${kind}); it is queued again` }, 'retry')];
+  }
+  return badge;
 }
 
 function timeCell(t) {
@@ -92,7 +94,7 @@ function row(t, now) {
       tr.error_kind ? el('span', {}, el('span', { class: 'chip bad' }, tr.error_kind), ' ', t.last_error) : el('span', {}, t.last_error))
     : el('td', { class: 'err faint' }, tr.error_kind ? el('span', { class: 'chip bad' }, tr.error_kind) : '');
   return el('tr', { dataset: { taskid: t.taskid, project: t.project } },
-    el('td', {}, statusBadge(t)),
+    el('td', { class: 'nowrap' }, statusBadge(t)),
     el('td', { class: 'proj', title: t.project },
       el('a', { href: '/projects/' + encodeURIComponent(t.project), title: 'Open ' + t.project + ' in the editor' }, t.project)),
     el('td', { class: 'url mono' }, el('div', { class: 'url-line' },
