@@ -117,7 +117,7 @@ function showCheckOk(result) {
     el('span', { class: 'p-ok' }, el('span', { class: 'p-icon' }, '✓'), `${result.name || 'project'} is valid`),
     el('span', { class: 'p-group' }, el('span', { class: 'p-label' }, 'handlers'),
       (result.handlers || []).map(h => el('button', { type: 'button', class: 'chip handler-chip', title: `Go to [handlers.${h}]`, onclick: () => jump(h) }, h))),
-    (result.fields || []).length ? el('span', { class: 'p-group' }, el('span', { class: 'p-label' }, 'fields'),
+    (result.fields || []).length ? el('span', { class: 'p-group', title: 'Item fields: ' + result.fields.join(', ') }, el('span', { class: 'p-label' }, 'fields'),
       result.fields.map(f => el('span', { class: 'chip' }, f))) : null);
 }
 
