@@ -5,7 +5,7 @@ import { api, el, topBar, toast, live, fmtNum, fmtTime, fmtAgo, fmtMs, canEdit }
 const STATUSES = ['TODO', 'STOP', 'CHECKING', 'DEBUG', 'RUNNING'];
 const WINDOWS = ['5m', '1h', '1d', 'all'];
 const SEGMENTS = ['pending', 'success', 'retry', 'failed'];
-const ROLE_ORDER = ['scheduler', 'fetcher', 'processor', 'result'];
+const ROLE_ORDER = ['scheduler', 'fetcher', 'processor', 'result-writer', 'result', 'web-ui'];
 const SVG = 'http://www.w3.org/2000/svg';
 
 const state = {
@@ -217,7 +217,8 @@ function renderInstances(list, now) {
   }
 }
 const roleRank = r => { const i = ROLE_ORDER.indexOf(r); return i < 0 ? 99 : i; };
-const roleName = r => ({ scheduler: 'Schedulers', fetcher: 'Fetchers', processor: 'Processors', result: 'Result writers' }[r] || r);
+const roleName = r => ({ scheduler: 'Schedulers', fetcher: 'Fetchers', processor: 'Processors', 'result-writer': 'Result writers',
+  result: 'Result writers', 'web-ui': 'Web UI' }[r] || r);
 
 /* ---------------- throughput chart ---------------- */
 const chart = { data: null, hover: null, width: 0 };
@@ -431,6 +432,12 @@ function makeRow(name) {
     c.rate.classList.add('clickable');
     c.rate.addEventListener('click', () => openEditor(row, 'rate'));
     c.group.addEventListener('click', () => openEditor(row, 'group'));
+    for (const [cell, field] of [[c.rate, 'rate'], [c.group, 'group']]) {
+      cell.tabIndex = 0;
+      cell.addEventListener('keydown', e => {
+        if ((e.key === 'Enter' || e.key === ' ') && e.target === cell) { e.preventDefault(); openEditor(row, field); }
+      });
+    }
     c.groupText.classList.add('editable');
     c.rateText.classList.add('editable');
     c.run = el('button', { class: 'btn sm run', type: 'button', title: 'Queue the start URLs again now' }, '▶ Run');
@@ -472,10 +479,10 @@ function updateRow(row, p) {
     c.rateText.textContent = short(p.rate) + ' / ' + short(p.burst);
     c.rate.title = `${short(p.rate)} requests per second, bursts of up to ${short(p.burst)}` + (state.editable ? '\nClick to change' : '');
   }
-  const f = p.avg_fetch_ms, pr = p.avg_process_ms;
+  const f = p.avg_fetch_ms || p.avg_process_ms ? p.avg_fetch_ms || 0 : null, pr = p.avg_process_ms;
   c.avg.replaceChildren(...(f === null || f === undefined ? ['–']
     : [el('div', {}, fmtMs(f + (pr || 0))), el('div', { class: 'faint small' }, short1(f) + ' + ' + short1(pr || 0))]));
-  c.avg.title = f === null || f === undefined ? 'no task in the last 5 minutes' : `fetch ${fmtMs(f)} + process ${fmtMs(pr || 0)} (5-minute average)`;
+  c.avg.title = f === null || f === undefined ? 'no task timed yet' : `average fetch ${fmtMs(f)} + process ${fmtMs(pr || 0)}`;
   for (const w of WINDOWS) {
     const counts = (p.progress || {})[w] || {};
     const slot = c.windows[w];
@@ -601,7 +608,9 @@ function closeEditor() {
   const ed = state.editing;
   if (!ed) return;
   state.editing = null;
+  const hadFocus = document.activeElement === ed.input;
   ed.cell.replaceChildren(...ed.saved);
+  if (hadFocus) ed.cell.focus({ preventScroll: true });
   const row = state.rows.get(ed.name);
   if (row && row.project) updateRow(row, effective(row.project));
 }
