@@ -14,6 +14,7 @@ use spindle_common::{FetchOptions, Project, Task, urlnorm};
 use spindle_fetcher::{Fetcher, FetcherConfig};
 use spindle_processor::Rules;
 use spindle_processor::debug::{DebugReport, PageSummary, Timings, run_step};
+use spindle_web_ui::{DebugTask, StepError};
 
 /// Loads the project at `path`, fetches `url` and runs `handler` (default `start`) on it.
 /// Fails for a project that does not load, an unknown handler or a URL that is not
@@ -22,7 +23,11 @@ pub async fn debug(path: &Path, url: &str, handler: Option<&str>) -> anyhow::Res
     debug_project(Project::load(path)?, url, handler).await
 }
 
-/// The web UI's debugger: the same step on a project given as text (the editor's).
+/// Largest page text the web UI's debugger sends back for its HTML view and preview.
+const MAX_BODY: usize = 2 << 20;
+
+/// The web UI's debugger: the same step on a project given as text (the editor's), also for
+/// a whole task (a follow of an earlier step, or a stored task).
 pub struct EditorDebugger;
 
 #[async_trait::async_trait]
@@ -30,15 +35,34 @@ impl spindle_web_ui::Debugger for EditorDebugger {
     async fn step(
         &self,
         definition: &str,
-        url: &str,
-        handler: Option<&str>,
-    ) -> Result<serde_json::Value, String> {
-        let project = Project::parse(definition).map_err(|e| format!("project: {e}"))?;
-        let report = debug_project(project, url, handler)
+        task: DebugTask,
+    ) -> Result<serde_json::Value, StepError> {
+        let project = Project::parse(definition)?;
+        let task = match task {
+            DebugTask::Url { url, handler } => url_task(&project, &url, handler.as_deref())
+                .map_err(|e| StepError::Invalid(format!("{e:#}")))?,
+            DebugTask::Task(task) => {
+                own_task(&project, *task).map_err(|e| StepError::Invalid(format!("{e:#}")))?
+            }
+        };
+        let report = run_task(project, task, Some(MAX_BODY))
             .await
-            .map_err(|e| format!("{e:#}"))?;
-        serde_json::to_value(report).map_err(|e| e.to_string())
+            .map_err(|e| StepError::Invalid(format!("{e:#}")))?;
+        serde_json::to_value(report).map_err(|e| StepError::Invalid(e.to_string()))
     }
+}
+
+/// A task sent by a client, made the project's: its handler must exist, its URL must be
+/// http(s), and the project's `allow_private` replaces whatever the task says, so a task
+/// cannot lift the fetcher's guard.
+fn own_task(project: &Project, mut task: Task) -> anyhow::Result<Task> {
+    has_handler(project, &task.callback)?;
+    let url = http_url(&task.url)?;
+    task.url = urlnorm::normalize(&url, &project.keep_params).to_string();
+    task.project = project.name.clone();
+    task.force = true;
+    task.fetch.allow_private = project.allow_private;
+    Ok(task)
 }
 
 /// [`debug`] on a loaded project.
@@ -47,7 +71,11 @@ async fn debug_project(
     url: &str,
     handler: Option<&str>,
 ) -> anyhow::Result<DebugReport> {
-    let callback = handler.unwrap_or(START_HANDLER);
+    let task = url_task(&project, url, handler)?;
+    run_task(project, task, None).await
+}
+
+fn has_handler(project: &Project, callback: &str) -> anyhow::Result<()> {
     anyhow::ensure!(
         project.handler(callback).is_some(),
         "project {} has no handler `{callback}` (it has: {})",
@@ -59,16 +87,35 @@ async fn debug_project(
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let parsed = url::Url::parse(url.trim())
+    Ok(())
+}
+
+fn http_url(url: &str) -> anyhow::Result<url::Url> {
+    url::Url::parse(url.trim())
         .ok()
         .filter(|u| matches!(u.scheme(), "http" | "https"))
-        .with_context(|| format!("`{url}` is not an absolute http(s) URL"))?;
-    let url = urlnorm::normalize(&parsed, &project.keep_params).to_string();
-    let task = Task {
+        .with_context(|| format!("`{url}` is not an absolute http(s) URL"))
+}
+
+/// The task of `url` for `handler` (default `start`) with the project's default options.
+fn url_task(project: &Project, url: &str, handler: Option<&str>) -> anyhow::Result<Task> {
+    let callback = handler.unwrap_or(START_HANDLER);
+    has_handler(project, callback)?;
+    let url = urlnorm::normalize(&http_url(url)?, &project.keep_params).to_string();
+    Ok(Task {
         force: true,
         fetch: project.fetch_for(&FetchOptions::default()),
         ..Task::new(&project.name, &url, callback)
-    };
+    })
+}
+
+/// Fetches `task` and runs its handler; with `body`, the report carries up to that many
+/// bytes of the page's text.
+async fn run_task(
+    project: Project,
+    task: Task,
+    body: Option<usize>,
+) -> anyhow::Result<DebugReport> {
     let rules = Arc::new(Rules::compile(Arc::new(project))?);
     let fetcher = Fetcher::new(&FetcherConfig::default())?;
     let page = match fetcher.fetch(&task).await {
@@ -93,12 +140,20 @@ async fn debug_project(
                     fetch_ms: 0,
                     process_ms: 0.0,
                 },
+                body: None,
+                body_truncated: false,
             });
         }
     };
     // HTML parsing is CPU work and `scraper::Html` is not `Send`: the blocking pool runs it.
-    let report = tokio::task::spawn_blocking(move || run_step(&rules, &task, &page))
-        .await
-        .context("the handler panicked")?;
+    let report = tokio::task::spawn_blocking(move || {
+        let report = run_step(&rules, &task, &page);
+        match body {
+            Some(max) => report.with_body(&page.text, max),
+            None => report,
+        }
+    })
+    .await
+    .context("the handler panicked")?;
     Ok(report)
 }

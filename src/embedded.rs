@@ -4,8 +4,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
-use spindle_common::bus::MemoryBus;
+use spindle_common::bus::{MemoryBus, MeteredBus};
 use spindle_common::cpu::{CpuStage, metered};
+use spindle_common::events;
 use spindle_common::store::{ProjectRecord, SqliteStore};
 use spindle_common::subject::durable;
 use spindle_common::{Bus, Clock, Project, StatsBoard, Store, SystemClock};
@@ -89,21 +90,44 @@ pub fn project_record(project: &Project, now_ms: i64) -> ProjectRecord {
     }
 }
 
+/// Who may use the web UI of `spindle all` or `spindle web-ui`, and where it listens.
+#[derive(Debug, Clone)]
+pub struct UiOptions {
+    /// Address to listen on.
+    pub bind: String,
+    /// Required login; `None` serves only on a loopback address.
+    pub login: Option<spindle_web_ui::Login>,
+    /// Key that signs sessions (several UIs behind one address share it).
+    pub session_secret: Option<Vec<u8>>,
+}
+
+/// Binds the web UI's address, refusing a non-loopback one without a login before anything
+/// else starts.
+pub async fn bind_ui(ui: &UiOptions) -> anyhow::Result<tokio::net::TcpListener> {
+    let listener = tokio::net::TcpListener::bind(&ui.bind)
+        .await
+        .with_context(|| format!("cannot listen on {}", ui.bind))?;
+    spindle_web_ui::check_bind(listener.local_addr()?, ui.login.as_ref())
+        .map_err(anyhow::Error::msg)?;
+    Ok(listener)
+}
+
 /// `spindle all`: the embedded loop on the SQLite file in `data`, the project files of
-/// `projects` loaded and watched, and the web UI on `bind`, until `stop_signal` or a role fails.
+/// `projects` loaded and watched, and the web UI, until `stop_signal` or a role fails.
 pub async fn run_all(
     data: &Path,
     config: EmbeddedConfig,
     projects: Option<PathBuf>,
-    bind: &str,
+    ui: UiOptions,
     stop_signal: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    let listener = bind_ui(&ui).await?;
     let store = open_store(data).await?;
     let stop_watching = CancellationToken::new();
-    let watcher = match projects {
+    let watcher = match &projects {
         Some(dir) => Some(
             crate::projects_dir::load_and_watch(
-                dir,
+                dir.clone(),
                 store.clone(),
                 Arc::new(SystemClock),
                 stop_watching.clone(),
@@ -114,18 +138,15 @@ pub async fn run_all(
     };
     let mut run = Embedded::start(store.clone(), config).await?;
     let stop = run.shutdown_token();
-    let listener = tokio::net::TcpListener::bind(bind)
-        .await
-        .with_context(|| format!("cannot listen on {bind}"))?;
     tracing::info!("web UI on http://{}", listener.local_addr()?);
-    let ui = tokio::spawn(spindle_web_ui::serve(
-        listener,
-        run.board.clone(),
-        Arc::default(),
-        Some(store.clone()),
-        Some(Arc::new(crate::debug::EditorDebugger)),
-        stop.clone(),
-    ));
+    let web = spindle_web_ui::WebUi::new(run.board.clone(), spindle_web_ui::Mode::Embedded)
+        .store(store.clone())
+        .bus(run.bus.clone())
+        .debugger(Arc::new(crate::debug::EditorDebugger))
+        .login(ui.login)
+        .session_secret(ui.session_secret)
+        .project_files(projects);
+    let ui = tokio::spawn(web.serve(listener, stop.clone()));
     let result = tokio::select! {
         _ = stop_signal => {
             tracing::info!("stopping");
@@ -164,10 +185,22 @@ impl Embedded {
         let fetcher =
             Arc::new(Fetcher::new(&config.fetcher).context("cannot build the HTTP client")?);
         let mut roles = JoinSet::new();
-        let dyn_bus = bus.clone();
+        // Each role sees the bus through a meter of its own and sends heartbeats, like the
+        // distributed roles, so the web UI lists the in-process roles too.
+        let role_bus = |role: &'static str| -> Arc<dyn Bus> {
+            let metered = MeteredBus::new(bus.clone());
+            tokio::spawn(crate::heartbeat::send_every_period(
+                bus.clone(),
+                metered.meter(),
+                (role, events::instance_id(role)),
+                None,
+                shutdown.clone(),
+            ));
+            Arc::new(metered)
+        };
         roles.spawn({
             let (bus, store, clock, board, stop) = (
-                dyn_bus.clone(),
+                role_bus("scheduler"),
                 store.clone(),
                 clock.clone(),
                 board.clone(),
@@ -180,7 +213,7 @@ impl Embedded {
             })
         });
         roles.spawn({
-            let (bus, stop) = (dyn_bus.clone(), shutdown.clone());
+            let (bus, stop) = (role_bus("fetcher"), shutdown.clone());
             metered(CpuStage::Fetch, async move {
                 spindle_fetcher::run(fetcher, config.fetcher, bus, stop)
                     .await
@@ -188,7 +221,7 @@ impl Embedded {
             })
         });
         roles.spawn({
-            let (bus, store, stop) = (dyn_bus.clone(), store.clone(), shutdown.clone());
+            let (bus, store, stop) = (role_bus("processor"), store.clone(), shutdown.clone());
             metered(CpuStage::Process, async move {
                 spindle_processor::run(config.processor, bus, store, stop)
                     .await
@@ -197,7 +230,7 @@ impl Embedded {
         });
         roles.spawn({
             let (bus, store, clock, stop) = (
-                dyn_bus.clone(),
+                role_bus("result-writer"),
                 store.clone(),
                 clock.clone(),
                 shutdown.clone(),

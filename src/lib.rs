@@ -9,6 +9,7 @@ pub mod debug;
 pub mod embedded;
 pub mod export;
 pub mod healthcheck;
+pub mod heartbeat;
 pub mod progress;
 pub mod project_cmd;
 pub mod projects_dir;

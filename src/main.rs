@@ -35,9 +35,8 @@ enum Command {
         /// Folder of project files to load and watch.
         #[arg(long)]
         projects: Option<PathBuf>,
-        /// Address of the web UI.
-        #[arg(long, default_value = "127.0.0.1:5000")]
-        bind: String,
+        #[command(flatten)]
+        ui: UiArgs,
         /// Fetches in flight at once.
         #[arg(long, default_value_t = 256)]
         concurrency: usize,
@@ -143,12 +142,14 @@ enum Command {
     },
     /// Distributed: run the web UI.
     WebUi {
-        /// Address of the web UI.
-        #[arg(long, env = "SPINDLE_BIND", default_value = "127.0.0.1:5000")]
-        bind: String,
+        #[command(flatten)]
+        ui: UiArgs,
         #[command(flatten)]
         endpoints: EndpointArgs,
     },
+    /// Print an argon2 hash of a password (read from the terminal, or stdin), for
+    /// --web-password-hash / SPINDLE_WEB_PASSWORD_HASH.
+    HashPassword,
     /// Distributed: list live instances and the queue of each role.
     Status {
         #[command(flatten)]
@@ -262,6 +263,116 @@ struct StoreArgs {
     /// Database URL (postgres://… or sqlite://…).
     #[arg(long, env = "SPINDLE_DATABASE_URL")]
     database: Option<String>,
+}
+
+/// The web UI's address and login (`spindle all`, `spindle web-ui`).
+#[derive(clap::Args, Debug, Clone)]
+struct UiArgs {
+    /// Address of the web UI; any but a loopback address needs a login.
+    #[arg(long, env = "SPINDLE_BIND", default_value = "127.0.0.1:5000")]
+    bind: String,
+    /// User name of the web UI's admin login.
+    #[arg(long, env = "SPINDLE_WEB_USER")]
+    web_user: Option<String>,
+    /// Argon2 hash of the admin's password (`spindle hash-password` prints one).
+    #[arg(long, env = "SPINDLE_WEB_PASSWORD_HASH", hide_env_values = true)]
+    web_password_hash: Option<String>,
+    /// File holding the admin's password (e.g. a Docker secret).
+    #[arg(
+        long,
+        env = "SPINDLE_WEB_PASSWORD_FILE",
+        conflicts_with = "web_password_hash"
+    )]
+    web_password_file: Option<PathBuf>,
+    /// User name of a read-only viewer login.
+    #[arg(long, env = "SPINDLE_WEB_VIEWER_USER")]
+    web_viewer_user: Option<String>,
+    /// Argon2 hash of the viewer's password.
+    #[arg(long, env = "SPINDLE_WEB_VIEWER_PASSWORD_HASH", hide_env_values = true)]
+    web_viewer_password_hash: Option<String>,
+    /// File holding the viewer's password.
+    #[arg(
+        long,
+        env = "SPINDLE_WEB_VIEWER_PASSWORD_FILE",
+        conflicts_with = "web_viewer_password_hash"
+    )]
+    web_viewer_password_file: Option<PathBuf>,
+    /// File holding the key that signs login sessions (at least 32 bytes; several web UIs
+    /// behind one address share it). Without it sessions end when the process does.
+    #[arg(long, env = "SPINDLE_WEB_SECRET_FILE")]
+    web_secret_file: Option<PathBuf>,
+}
+
+impl UiArgs {
+    fn resolve(self) -> anyhow::Result<spindle::embedded::UiOptions> {
+        let admin = credentials(
+            "--web-user (SPINDLE_WEB_USER)",
+            self.web_user,
+            self.web_password_hash,
+            self.web_password_file,
+        )?;
+        let viewer = credentials(
+            "--web-viewer-user (SPINDLE_WEB_VIEWER_USER)",
+            self.web_viewer_user,
+            self.web_viewer_password_hash,
+            self.web_viewer_password_file,
+        )?;
+        let login = match (admin, viewer) {
+            (Some(admin), viewer) => Some(spindle_web_ui::Login { admin, viewer }),
+            (None, Some(_)) => anyhow::bail!(
+                "a viewer login needs an admin login too: set --web-user (SPINDLE_WEB_USER) and its password"
+            ),
+            (None, None) => None,
+        };
+        let session_secret = match self.web_secret_file {
+            Some(path) => {
+                let secret = std::fs::read(&path)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                anyhow::ensure!(
+                    secret.len() >= 32,
+                    "{} holds {} bytes; a session key needs at least 32",
+                    path.display(),
+                    secret.len()
+                );
+                Some(secret)
+            }
+            None => None,
+        };
+        Ok(spindle::embedded::UiOptions {
+            bind: self.bind,
+            login,
+            session_secret,
+        })
+    }
+}
+
+/// One login from its flags: a user with a password hash or a password file, or nothing.
+fn credentials(
+    which: &str,
+    user: Option<String>,
+    hash: Option<String>,
+    file: Option<PathBuf>,
+) -> anyhow::Result<Option<spindle_web_ui::Credentials>> {
+    let user = user.filter(|u| !u.is_empty());
+    match (user, hash, file) {
+        (None, None, None) => Ok(None),
+        (None, _, _) => anyhow::bail!("a web UI password was given without a user: set {which}"),
+        (Some(user), Some(hash), _) => {
+            Ok(Some(spindle_web_ui::Credentials::from_hash(&user, &hash)?))
+        }
+        (Some(user), None, Some(file)) => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read password file {}", file.display()))?;
+            let password = text.trim_end_matches(['\n', '\r']);
+            Ok(Some(
+                spindle_web_ui::Credentials::from_password(&user, password)
+                    .with_context(|| format!("password file {}", file.display()))?,
+            ))
+        }
+        (Some(user), None, None) => anyhow::bail!(
+            "web UI user {user} has no password: set its argon2 hash (`spindle hash-password` prints one) or a password file"
+        ),
+    }
 }
 
 /// Where the distributed roles find NATS and the database. Flags beat environment, which
@@ -459,13 +570,18 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::All {
             data,
             projects,
-            bind,
+            ui,
             concurrency,
         } => {
             init_logging("info");
+            let ui = ui.resolve()?;
             let mut config = EmbeddedConfig::default();
             config.fetcher.concurrency = concurrency;
-            spindle::embedded::run_all(&data, config, projects, &bind, shutdown_signal()).await?;
+            spindle::embedded::run_all(&data, config, projects, ui, shutdown_signal()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::HashPassword => {
+            println!("{}", spindle_web_ui::hash_password(&read_password()?)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Export {
@@ -526,8 +642,9 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::ResultWriter { endpoints } => {
             run_role(spindle::roles::Role::ResultWriter, endpoints).await
         }
-        Command::WebUi { bind, endpoints } => {
-            run_role(spindle::roles::Role::WebUi { bind }, endpoints).await
+        Command::WebUi { ui, endpoints } => {
+            let ui = ui.resolve()?;
+            run_role(spindle::roles::Role::WebUi { ui }, endpoints).await
         }
         Command::Status { endpoints } => {
             init_logging("warn");
@@ -579,6 +696,20 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// A password typed twice on the terminal (not shown), or stdin's first line.
+fn read_password() -> anyhow::Result<String> {
+    use std::io::IsTerminal;
+    if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("password: ")?;
+        let again = rpassword::prompt_password("again: ")?;
+        anyhow::ensure!(first == again, "the two passwords differ");
+        return Ok(first);
+    }
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_string())
 }
 
 /// Ctrl-C or SIGTERM.

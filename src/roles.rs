@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use spindle_common::bus::{Meter, MeteredBus, NatsBus, NatsOptions};
+use spindle_common::bus::{MeteredBus, NatsBus, NatsOptions};
 use spindle_common::events::{self, Heartbeat};
 use spindle_common::subject::durable;
 use spindle_common::{Bus, Clock, StatsBoard, Store, SystemClock};
@@ -82,8 +82,8 @@ pub enum Role {
     ResultWriter,
     /// The web UI.
     WebUi {
-        /// Address to listen on.
-        bind: String,
+        /// Where it listens and who may use it.
+        ui: crate::embedded::UiOptions,
     },
 }
 
@@ -133,7 +133,7 @@ pub async fn run(
     let bus: Arc<dyn Bus> = Arc::new(metered.clone());
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let meter = metered.meter();
-    let beat = tokio::spawn(heartbeat(
+    let beat = tokio::spawn(crate::heartbeat::send_every_period(
         bus.clone(),
         meter.clone(),
         (role.name(), id),
@@ -196,40 +196,25 @@ pub async fn run(
                 .await
                 .context("result writer stopped")
         }
-        Role::WebUi { bind } => {
+        Role::WebUi { ui } => {
+            let listener = crate::embedded::bind_ui(&ui).await?;
             let board = Arc::new(StatsBoard::new());
-            let instances = Arc::new(spindle_web_ui::Instances::default());
-            tokio::spawn(spindle_web_ui::follow_events(
-                bus.clone(),
-                board.clone(),
-                instances.clone(),
-                shutdown.clone(),
-            ));
-            // With a database the UI can also run, start, stop and delete projects.
-            let store = match endpoints.database {
-                Some(_) => Some(connect_store(&endpoints).await?),
-                None => {
-                    tracing::warn!(
-                        "no database (--database / SPINDLE_DATABASE_URL): the web UI shows figures but cannot control projects"
-                    );
-                    None
-                }
-            };
-            let listener = tokio::net::TcpListener::bind(&bind)
-                .await
-                .with_context(|| format!("cannot listen on {bind}"))?;
+            let mut web = spindle_web_ui::WebUi::new(board, spindle_web_ui::Mode::Distributed)
+                .bus(bus.clone())
+                .debugger(Arc::new(crate::debug::EditorDebugger))
+                .login(ui.login)
+                .session_secret(ui.session_secret);
+            // With a database the UI also shows and changes projects, tasks and results.
+            match endpoints.database {
+                Some(_) => web = web.store(connect_store(&endpoints).await?),
+                None => tracing::warn!(
+                    "no database (--database / SPINDLE_DATABASE_URL): the web UI shows figures but cannot show or change projects, tasks and results"
+                ),
+            }
             tracing::info!("web UI on http://{}", listener.local_addr()?);
-            let debugger = Arc::new(crate::debug::EditorDebugger);
-            spindle_web_ui::serve(
-                listener,
-                board,
-                instances,
-                store,
-                Some(debugger),
-                shutdown.clone(),
-            )
-            .await
-            .context("web UI stopped")
+            web.serve(listener, shutdown.clone())
+                .await
+                .context("web UI stopped")
         }
     };
     shutdown.cancel();
@@ -238,55 +223,6 @@ pub async fn run(
     // Acks and publishes still in the client's buffer go out before the process ends.
     nats.flush().await.ok();
     result
-}
-
-/// Sends this instance's heartbeat every period until `shutdown`, and after each one that
-/// was sent writes it to `file` (whose age a container health check reads).
-async fn heartbeat(
-    bus: Arc<dyn Bus>,
-    meter: Arc<Meter>,
-    (role, id): (&'static str, String),
-    file: Option<PathBuf>,
-    shutdown: CancellationToken,
-) {
-    let clock = SystemClock;
-    let started_ms = clock.now_ms();
-    let mut last = (started_ms, 0_u64);
-    let mut tick = tokio::time::interval(Duration::from_millis(events::HEARTBEAT_EVERY_MS as u64));
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        let now = clock.now_ms();
-        let done = meter.done();
-        let per_second = (done - last.1) as f64 * 1000.0 / (now - last.0).max(1) as f64;
-        last = (now, done);
-        let hb = Heartbeat {
-            id: id.clone(),
-            role: role.to_string(),
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            in_flight: meter.in_flight(),
-            done,
-            per_second,
-            started_ms,
-            at_ms: now,
-        };
-        let payload = match serde_json::to_vec(&hb) {
-            Ok(payload) => payload,
-            Err(e) => {
-                tracing::error!(error = %e, "heartbeat not encodable");
-                continue;
-            }
-        };
-        if let Err(e) = bus.broadcast(&hb.subject(), payload.clone()).await {
-            tracing::debug!(error = %e, "heartbeat not sent");
-        } else if let Some(path) = &file
-            && let Err(e) = tokio::fs::write(path, payload).await
-        {
-            tracing::warn!(error = %e, file = %path.display(), "heartbeat file not written");
-        }
-    }
 }
 
 /// Sends the scheduler's project figures every second until `shutdown`.

@@ -9,6 +9,7 @@ pub mod bus;
 pub mod clock;
 pub mod cpu;
 pub mod events;
+pub mod export;
 pub mod message;
 pub mod project;
 pub mod stats;

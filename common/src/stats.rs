@@ -9,6 +9,9 @@ use serde::{Deserialize, Serialize};
 /// Outcomes counted in one time window.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WindowCounts {
+    /// Tasks newly queued (new URLs and re-queued ones).
+    #[serde(default)]
+    pub pending: u64,
     /// Tasks done.
     pub success: u64,
     /// Tasks that failed for good.
@@ -26,6 +29,17 @@ pub struct Windows {
     pub h1: WindowCounts,
     /// The last day.
     pub d1: WindowCounts,
+}
+
+/// Pages and errors of one minute, for the web UI's throughput chart.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MinuteCounts {
+    /// Start of the minute (Unix ms).
+    pub minute_ms: i64,
+    /// Tasks done.
+    pub pages: u64,
+    /// Attempts that failed (retried or given up).
+    pub errors: u64,
 }
 
 /// Figures of one project.
@@ -69,6 +83,19 @@ pub struct ProjectStats {
     pub consecutive_failures: u32,
     /// Nothing ready, delayed or in flight.
     pub finished: bool,
+    /// Free-form group label, as stored.
+    #[serde(default)]
+    pub group: Option<String>,
+    /// Requests per second the scheduler allows (the token bucket's rate), as stored.
+    #[serde(default)]
+    pub rate: f64,
+    /// Token bucket size, as stored.
+    #[serde(default)]
+    pub burst: f64,
+    /// The minutes of the last hour that saw outcomes, oldest first (in memory: empty after a
+    /// restart).
+    #[serde(default)]
+    pub minutes: Vec<MinuteCounts>,
 }
 
 /// The figures of every project, updated by the scheduler.

@@ -37,6 +37,26 @@ pub struct DebugReport {
     pub errors: Vec<String>,
     /// Timings in milliseconds.
     pub timings: Timings,
+    /// The page's text, for the web UI's HTML view and preview (see [`DebugReport::with_body`]);
+    /// left out of the JSON when absent, as in `spindle debug`'s output.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    /// Whether `body` was cut at its size limit.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub body_truncated: bool,
+}
+
+impl DebugReport {
+    /// The report with the first `max_bytes` of `text` (cut at a character boundary) as its body.
+    pub fn with_body(mut self, text: &str, max_bytes: usize) -> Self {
+        let mut end = text.len().min(max_bytes);
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        self.body = Some(text[..end].to_string());
+        self.body_truncated = end < text.len();
+        self
+    }
 }
 
 /// The page a step ran on, without its body.
@@ -89,6 +109,8 @@ pub fn run_step(rules: &Rules, task: &Task, page: &Page) -> DebugReport {
             fetch_ms: page.fetch_ms,
             process_ms,
         },
+        body: None,
+        body_truncated: false,
     }
 }
 
@@ -115,6 +137,18 @@ mod tests {
         let json = serde_json::to_value(&report).expect("serializes");
         assert_eq!(json["handler"], "start");
         assert!(json["timings"]["process_ms"].is_number());
+
+        assert!(json.get("body").is_none(), "no body unless asked for");
+        let with = report.clone().with_body("héllo", 2);
+        assert_eq!(
+            (with.body.as_deref(), with.body_truncated),
+            (Some("h"), true)
+        );
+        let with = report.with_body("héllo", 100);
+        assert_eq!(
+            (with.body.as_deref(), with.body_truncated),
+            (Some("héllo"), false)
+        );
 
         let report = run_step(&rules, &task("api", url), &page(url, "<h1>not json</h1>"));
         assert!(report.items.is_empty());

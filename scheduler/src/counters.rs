@@ -5,7 +5,7 @@
 //! ([`Tally`]) are counted in the store when a project loads and then kept by applying each
 //! change the scheduler makes, so no full count runs while the crawl goes on.
 
-use spindle_common::stats::{WindowCounts, Windows};
+use spindle_common::stats::{MinuteCounts, WindowCounts, Windows};
 use spindle_common::store::{TaskCounts, TaskStatus};
 
 const MINUTE_MS: i64 = 60_000;
@@ -43,6 +43,31 @@ impl Counters {
         b.retry += retry;
     }
 
+    /// Adds tasks newly queued at `now_ms`.
+    pub fn add_queued(&mut self, now_ms: i64, n: u64) {
+        self.bucket(now_ms).pending += n;
+    }
+
+    /// Pages and errors of each of the last `minutes` minutes up to `now_ms` that saw any,
+    /// oldest first.
+    pub fn minutes(&self, now_ms: i64, minutes: i64) -> Vec<MinuteCounts> {
+        let minute = now_ms.div_euclid(MINUTE_MS);
+        let mut recent: Vec<MinuteCounts> = self
+            .buckets
+            .iter()
+            .filter(|(m, c)| {
+                *m > minute - minutes && *m <= minute && c.success + c.failed + c.retry > 0
+            })
+            .map(|(m, c)| MinuteCounts {
+                minute_ms: m * MINUTE_MS,
+                pages: c.success,
+                errors: c.failed + c.retry,
+            })
+            .collect();
+        recent.sort_by_key(|m| m.minute_ms);
+        recent
+    }
+
     /// Sums of the windows ending at `now_ms`.
     pub fn windows(&self, now_ms: i64) -> Windows {
         let minute = now_ms.div_euclid(MINUTE_MS);
@@ -51,6 +76,7 @@ impl Counters {
                 .iter()
                 .filter(|(m, _)| *m > minute - minutes && *m <= minute)
                 .fold(WindowCounts::default(), |acc, (_, c)| WindowCounts {
+                    pending: acc.pending + c.pending,
                     success: acc.success + c.success,
                     failed: acc.failed + c.failed,
                     retry: acc.retry + c.retry,
@@ -177,6 +203,7 @@ mod tests {
         assert_eq!(
             w.m5,
             WindowCounts {
+                pending: 0,
                 success: 0,
                 failed: 0,
                 retry: 1
@@ -185,6 +212,7 @@ mod tests {
         assert_eq!(
             w.h1,
             WindowCounts {
+                pending: 0,
                 success: 0,
                 failed: 1,
                 retry: 1
@@ -193,11 +221,31 @@ mod tests {
         assert_eq!(
             w.d1,
             WindowCounts {
+                pending: 0,
                 success: 1,
                 failed: 1,
                 retry: 1
             }
         );
+        let minutes = c.minutes(t0 + 70 * MINUTE_MS, 60);
+        assert_eq!(
+            minutes,
+            [
+                MinuteCounts {
+                    minute_ms: t0 + 11 * MINUTE_MS,
+                    pages: 0,
+                    errors: 1
+                },
+                MinuteCounts {
+                    minute_ms: t0 + 70 * MINUTE_MS,
+                    pages: 0,
+                    errors: 1
+                }
+            ],
+            "the last hour's busy minutes, oldest first"
+        );
+        c.add_queued(t0 + 70 * MINUTE_MS, 7);
+        assert_eq!(c.windows(t0 + 70 * MINUTE_MS).m5.pending, 7);
         // A day later the first buckets are reused, not summed again.
         c.add(t0 + BUCKETS as i64 * MINUTE_MS, 5, 0, 0);
         let w = c.windows(t0 + BUCKETS as i64 * MINUTE_MS);

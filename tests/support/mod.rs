@@ -296,7 +296,7 @@ pub fn start_all(data: &str, projects: &str, bind: &str) -> Child {
         .expect("spawn spindle all")
 }
 
-/// The web UI's `/api/projects` (figures by project name), if it answers.
+/// The web UI's `/api/projects` rows by project name, if it answers.
 pub fn web_ui_projects(bind: &str) -> Option<Value> {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(bind).ok()?;
@@ -308,5 +308,10 @@ pub fn web_ui_projects(bind: &str) -> Option<Value> {
     .ok()?;
     let mut response = String::new();
     stream.read_to_string(&mut response).ok()?;
-    serde_json::from_str(response.split("\r\n\r\n").nth(1)?).ok()
+    let rows: Vec<Value> = serde_json::from_str(response.split("\r\n\r\n").nth(1)?).ok()?;
+    let by_name = rows
+        .into_iter()
+        .filter_map(|row| Some((row["name"].as_str()?.to_string(), row)))
+        .collect::<Map<String, Value>>();
+    Some(Value::Object(by_name))
 }

@@ -1,190 +1,206 @@
-//! The debugger behind the editor page: one step of a project, run on demand.
+//! The editor's debugger: one step of a project as edited, run on demand.
 //!
 //! ```text
-//! GET  /debug                              the editor: project text, URL, handler, Run
-//! GET  /api/projects/{name}/definition     a stored project's text, to start editing from
-//! POST /api/debug                          {"definition": "<TOML>", "url": "https://…", "handler": "detail"}
+//! POST /api/debug   {"definition": "<TOML>", "url": "https://…", "handler": "detail"}
+//!                   {"definition": "<TOML>", "task": { …a follow of an earlier step… }}
+//!                   {"definition": "<TOML>", "project": "books", "taskid": "…"}   (a stored task)
 //! ```
 //!
-//! `POST /api/debug` answers what `spindle debug` prints (the page, follows, items, dropped
-//! items, logs, errors and timings) for the text as edited, without saving it: nothing is
-//! stored or queued. A project that does not load, an unknown handler or a bad URL is a 400
-//! with the reason (a project error names its line and column). The step is the binary's own
-//! (it fetches with the production fetcher and runs the processor's handler), handed to the UI
-//! as a [`Debugger`]; a UI started without one answers 503. Like the control endpoints, it
-//! refuses requests from pages of other sites: it makes the server fetch a URL.
+//! The answer is what `spindle debug` prints (the page, follows, items, dropped items, logs,
+//! errors, timings) plus the page's text for the HTML view and the preview; nothing is stored
+//! or queued. The step is the binary's own ([`Debugger`]: the production fetcher and the
+//! processor's handler code), run on the async runtime and its blocking pool, so a slow page
+//! holds up only the request that asked for it. A project that does not load is a 400 with
+//! its line and column.
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
-use axum::http::header;
-use axum::response::{Html, IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::extract::State;
+use axum::routing::post;
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::Value;
+use spindle_common::Task;
+use spindle_common::project::ProjectError;
 
 use crate::AppState;
-use crate::control::{ApiError, SameOrigin};
+use crate::error::{ApiError, JsonBody};
+
+/// What one debug step runs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DebugTask {
+    /// Fetch `url` and run `handler` (default `start`) with the project's default options.
+    Url {
+        /// The page.
+        url: String,
+        /// The handler; `start` when absent.
+        handler: Option<String>,
+    },
+    /// Run a task as it would be queued (a follow of an earlier step, or a stored task): its
+    /// URL, handler, saved values and fetch options. The project's `allow_private` replaces
+    /// the task's own, so a task sent by a client cannot lift the guard.
+    Task(Box<Task>),
+}
+
+/// Why a step could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    /// The project does not load.
+    #[error(transparent)]
+    Project(#[from] ProjectError),
+    /// The request cannot run: an unknown handler, a URL that is not absolute http(s).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl From<StepError> for ApiError {
+    fn from(e: StepError) -> Self {
+        match e {
+            StepError::Project(e) => ApiError::Project(e),
+            StepError::Invalid(why) => ApiError::BadRequest(why),
+        }
+    }
+}
 
 /// Runs one debug step; implemented by the `spindle` binary with its fetcher and processor.
 #[async_trait::async_trait]
 pub trait Debugger: Send + Sync {
-    /// Fetches `url` and runs `handler` (default `start`) of the project `definition` on it:
-    /// the step's report as JSON, or why the request cannot run (the project does not load,
-    /// the handler does not exist, the URL is not absolute http(s)). A failed fetch or
-    /// handler is not an error: the report lists it.
-    async fn step(
-        &self,
-        definition: &str,
-        url: &str,
-        handler: Option<&str>,
-    ) -> Result<Value, String>;
+    /// Runs `task` with the project `definition`: the step's report as JSON (with `body`, the
+    /// page's text, for the HTML view), or why it cannot run. A failed fetch or handler is not
+    /// an error: the report lists it.
+    async fn step(&self, definition: &str, task: DebugTask) -> Result<Value, StepError>;
 }
 
-/// The debugger's routes.
+/// The debugger's route.
 pub(crate) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/debug", get(page))
-        .route("/api/debug", post(step))
-        .route("/api/projects/{name}/definition", get(definition))
-}
-
-async fn page() -> Html<&'static str> {
-    Html(include_str!("debug.html"))
+    Router::new().route("/api/debug", post(step))
 }
 
 /// The body of `POST /api/debug`.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct StepRequest {
     definition: String,
-    url: String,
+    url: Option<String>,
     handler: Option<String>,
+    task: Option<Box<Task>>,
+    project: Option<String>,
+    taskid: Option<String>,
 }
 
 async fn step(
-    _: SameOrigin,
     State(state): State<AppState>,
-    body: Result<Json<StepRequest>, axum::extract::rejection::JsonRejection>,
+    JsonBody(request): JsonBody<StepRequest>,
 ) -> Result<Json<Value>, ApiError> {
-    let debugger: Arc<dyn Debugger> = state.debugger.ok_or(ApiError::NoDebugger)?;
-    let Json(request) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let handler = request.handler.as_deref().filter(|h| !h.trim().is_empty());
-    debugger
-        .step(&request.definition, &request.url, handler)
-        .await
-        .map(Json)
-        .map_err(ApiError::BadRequest)
-}
-
-async fn definition(
-    State(state): State<AppState>,
-    Path(name): Path<String>,
-) -> Result<Response, ApiError> {
-    let store = state.store.ok_or(ApiError::NoStore)?;
-    let record = store
-        .project(&name)
-        .await?
-        .ok_or(ApiError::UnknownProject(name))?;
-    Ok((
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        record.definition,
-    )
-        .into_response())
+    let debugger: Arc<dyn Debugger> = state.debugger.clone().ok_or(ApiError::NoDebugger)?;
+    let task = match (request.url, request.task, request.project, request.taskid) {
+        (Some(url), None, None, None) => DebugTask::Url {
+            url,
+            handler: request.handler.filter(|h| !h.trim().is_empty()),
+        },
+        (None, Some(task), None, None) => DebugTask::Task(task),
+        (None, None, Some(project), Some(taskid)) => {
+            let record = state
+                .store()?
+                .task(&project, &taskid)
+                .await?
+                .ok_or(ApiError::UnknownTask { project, taskid })?;
+            DebugTask::Task(Box::new(record.task))
+        }
+        _ => {
+            return Err(ApiError::BadRequest(
+                "give the project's `definition` and one of: `url` (with an optional `handler`), `task`, or `project` with `taskid`".into(),
+            ));
+        }
+    };
+    Ok(Json(debugger.step(&request.definition, task).await?))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::body::Body;
-    use axum::http::{Request, StatusCode};
-    use spindle_common::StatsBoard;
-    use tower::ServiceExt;
+    use crate::tests::{Reply, send};
+    use axum::http::StatusCode;
 
-    /// Answers with what it was asked, or refuses a definition without a name.
+    /// Answers with what it was asked, or refuses a definition that does not load.
     struct Echo;
 
     #[async_trait::async_trait]
     impl Debugger for Echo {
-        async fn step(
-            &self,
-            definition: &str,
-            url: &str,
-            handler: Option<&str>,
-        ) -> Result<Value, String> {
-            if !definition.contains("name") {
-                return Err("project.toml:1:1: missing field `name`".into());
-            }
-            Ok(serde_json::json!({ "url": url, "handler": handler }))
+        async fn step(&self, definition: &str, task: DebugTask) -> Result<Value, StepError> {
+            spindle_common::Project::parse(definition)?;
+            Ok(match task {
+                DebugTask::Url { url, handler } => {
+                    serde_json::json!({ "url": url, "handler": handler })
+                }
+                DebugTask::Task(task) => serde_json::json!({ "task": task.url }),
+            })
         }
     }
 
-    async fn post_step(
-        debugger: Option<Arc<dyn Debugger>>,
-        body: &str,
-        origin: &str,
-    ) -> (StatusCode, Value) {
-        let app = crate::app(Arc::new(StatsBoard::new()), Arc::default(), None, debugger);
-        let response = app
-            .oneshot(
-                Request::post("/api/debug")
-                    .header("content-type", "application/json")
-                    .header("host", "127.0.0.1:5000")
-                    .header("origin", origin)
-                    .body(Body::from(body.to_string()))
-                    .expect("request"),
-            )
-            .await
-            .expect("response");
-        let status = response.status();
-        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
-            .await
-            .expect("body");
-        (status, serde_json::from_slice(&bytes).expect("json"))
+    fn ui() -> crate::WebUi {
+        crate::WebUi::new(Default::default(), crate::Mode::Embedded).debugger(Arc::new(Echo))
     }
 
     #[tokio::test]
-    async fn a_step_runs_on_the_debugger_and_errors_are_400() {
-        let echo: Option<Arc<dyn Debugger>> = Some(Arc::new(Echo));
-        let same = "http://127.0.0.1:5000";
-        let (status, json) = post_step(
-            echo.clone(),
+    async fn a_step_runs_a_url_or_a_task_and_a_broken_project_is_placed() {
+        let Reply { status, json } = send(
+            ui(),
+            "POST",
+            "/api/debug",
             r#"{"definition": "name = \"p\"", "url": "http://a.test/", "handler": "detail"}"#,
-            same,
         )
         .await;
-        assert_eq!(status, StatusCode::OK);
+        assert_eq!(status, StatusCode::OK, "{json}");
         assert_eq!(
             json,
             serde_json::json!({ "url": "http://a.test/", "handler": "detail" })
         );
 
-        let (status, json) = post_step(
-            echo.clone(),
-            r#"{"definition": "", "url": "http://a.test/", "handler": ""}"#,
-            same,
+        let task = serde_json::to_string(&Task::new("p", "http://a.test/next", "detail"))
+            .expect("task json");
+        let Reply { status, json } = send(
+            ui(),
+            "POST",
+            "/api/debug",
+            &format!(r#"{{"definition": "name = \"p\"", "task": {task}}}"#),
         )
         .await;
-        assert_eq!(status, StatusCode::BAD_REQUEST);
-        assert!(
-            json["error"].as_str().is_some_and(|e| e.contains("1:1")),
-            "{json}"
-        );
+        assert_eq!(status, StatusCode::OK, "{json}");
+        assert_eq!(json["task"], "http://a.test/next");
 
-        let (status, _) = post_step(echo.clone(), r#"{"url": 1}"#, same).await;
-        assert_eq!(status, StatusCode::BAD_REQUEST);
-        let (status, _) = post_step(
-            echo,
-            r#"{"definition": "name = \"p\"", "url": "http://a.test/"}"#,
-            "https://evil.example",
+        let Reply { status, json } = send(
+            ui(),
+            "POST",
+            "/api/debug",
+            r#"{"definition": "name = \"p\"\nstart = 5\n", "url": "http://a.test/"}"#,
         )
         .await;
-        assert_eq!(
-            status,
-            StatusCode::FORBIDDEN,
-            "other sites cannot make us fetch"
-        );
-        let (status, _) = post_step(None, r#"{"definition": "", "url": ""}"#, same).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(json["line"], 2, "{json}");
+    }
+
+    #[tokio::test]
+    async fn requests_of_the_wrong_shape_are_400_and_no_debugger_is_503() {
+        for body in [
+            r#"{"url": 1}"#,
+            r#"{"definition": "name = \"p\""}"#,
+            r#"{"definition": "name = \"p\"", "url": "http://a.test/", "task": {}}"#,
+            r#"{"definition": "name = \"p\"", "url": "http://a.test/", "extra": 1}"#,
+            "not json",
+        ] {
+            let Reply { status, json } = send(ui(), "POST", "/api/debug", body).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {json}");
+            assert!(json["error"].is_string(), "{json}");
+        }
+        let bare = crate::WebUi::new(Default::default(), crate::Mode::Embedded);
+        let Reply { status, .. } = send(
+            bare,
+            "POST",
+            "/api/debug",
+            r#"{"definition": "", "url": "http://a.test/"}"#,
+        )
+        .await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     }
 }

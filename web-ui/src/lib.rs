@@ -1,28 +1,47 @@
-//! Spindle's web UI: the project list with live figures, and its JSON API.
+//! Spindle's web UI: the dashboard, the project editor and debugger, tasks and results, over
+//! one JSON API (documented in `docs/web-api.md`), with an optional login.
 //!
-//! A page that lists every project with its counters (refreshing itself every second) and
-//! `GET /api/projects`, with buttons to run a project now, start or stop it and delete it
-//! (module `control` has the `POST`/`DELETE` endpoints they call), and a debugger page that
-//! runs one step of an edited project (module `debugger`). Saving an edited project and task
-//! views are not built yet (see the README).
+//! [`WebUi`] is built from what the process already has (the scheduler's figures, the bus, the
+//! store, a [`Debugger`]) and turned into a router ([`WebUi::router`], which tests drive
+//! without a socket) or served ([`WebUi::serve`]). `spindle all` and `spindle web-ui` serve the
+//! same UI; in the embedded mode it reads the in-process scheduler's figures directly, in the
+//! distributed one it follows the events every role publishes ([`follow_events`]).
+//!
+//! Modules: `auth` (login, roles, the same-site guard), `assets` (pages and files), `live`
+//! (the snapshot stream), `projects`, `debugger`, `tasks`, `results` (the API by concern),
+//! `error` (the API's error type).
 
-mod control;
+mod assets;
+mod auth;
 mod debugger;
+mod error;
+mod files;
+mod live;
+mod projects;
+mod results;
 
-pub use debugger::Debugger;
+pub use auth::{Credentials, CredentialsError, Identity, Login, Role, check_bind, hash_password};
+pub use debugger::{DebugTask, Debugger, StepError};
+pub use error::ApiError;
+pub use live::{Mode, Snapshot};
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
-use axum::extract::State;
-use axum::response::{Html, IntoResponse};
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderValue, header};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Json, Router, middleware};
 use futures::StreamExt;
 use spindle_common::events::{self, Heartbeat, ProjectStatsEvent};
 use spindle_common::{Bus, BusError, StatsBoard, Store};
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+
+/// Largest request body the API reads.
+pub const MAX_BODY: usize = 1 << 20;
 
 /// Live instances of every role, by id, from their heartbeats.
 #[derive(Debug, Default)]
@@ -51,52 +70,204 @@ impl Instances {
     }
 }
 
-/// What the handlers read.
-#[derive(Clone)]
-struct AppState {
-    board: Arc<StatsBoard>,
-    instances: Arc<Instances>,
-    /// Where projects are changed; without it the control endpoints answer 503.
-    store: Option<Arc<dyn Store>>,
-    /// Runs the debugger's steps; without it `POST /api/debug` answers 503.
-    debugger: Option<Arc<dyn Debugger>>,
+/// Why the web UI could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum WebUiError {
+    /// Bound to a non-loopback address without a login.
+    #[error("{0}")]
+    Unprotected(String),
+    /// The listener failed.
+    #[error("web UI: {0}")]
+    Io(#[from] std::io::Error),
 }
 
-/// The router, separate from serving so tests drive it without a socket. Without a `store`
-/// the UI only shows figures; without a `debugger` the debugger page cannot run steps.
-pub fn app(
+/// A web UI to build: what it shows, what it may change, who may use it.
+pub struct WebUi {
     board: Arc<StatsBoard>,
     instances: Arc<Instances>,
     store: Option<Arc<dyn Store>>,
+    bus: Option<Arc<dyn Bus>>,
     debugger: Option<Arc<dyn Debugger>>,
-) -> Router {
-    Router::new()
-        .route("/", get(index))
-        .route("/api/projects", get(projects))
-        .route("/api/instances", get(instances_api))
-        .route("/healthz", get(|| async { "ok" }))
-        .merge(control::router())
-        .merge(debugger::router())
-        .with_state(AppState {
+    login: Option<Login>,
+    secret: Option<Vec<u8>>,
+    project_files: Option<PathBuf>,
+    mode: Mode,
+}
+
+impl WebUi {
+    /// A UI showing the figures of `board`, in `mode`; add what else it has with the methods
+    /// below. Without a store it shows figures only; without a debugger the editor cannot run
+    /// steps; without a bus there are no queue depths nor instances.
+    pub fn new(board: Arc<StatsBoard>, mode: Mode) -> Self {
+        Self {
             board,
-            instances,
-            store,
-            debugger,
-        })
+            instances: Arc::default(),
+            store: None,
+            bus: None,
+            debugger: None,
+            login: None,
+            secret: None,
+            project_files: None,
+            mode,
+        }
+    }
+
+    /// Where projects, tasks and results are read and changed.
+    pub fn store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// The bus: its queue depths, and the heartbeats and figures sent on it.
+    pub fn bus(mut self, bus: Arc<dyn Bus>) -> Self {
+        self.bus = Some(bus);
+        self
+    }
+
+    /// Runs the editor's debugger steps.
+    pub fn debugger(mut self, debugger: Arc<dyn Debugger>) -> Self {
+        self.debugger = Some(debugger);
+        self
+    }
+
+    /// Requires a login (see the `auth` module).
+    pub fn login(mut self, login: Option<Login>) -> Self {
+        self.login = login;
+        self
+    }
+
+    /// The key sessions are signed with (at least 32 bytes; a random one otherwise, so
+    /// sessions end with the process). Several UIs behind one address share it.
+    pub fn session_secret(mut self, secret: Option<Vec<u8>>) -> Self {
+        self.secret = secret;
+        self
+    }
+
+    /// The `--projects` folder this process loads and watches: projects loaded from a file
+    /// in it are saved back to the file; other file projects are read-only here.
+    pub fn project_files(mut self, dir: Option<PathBuf>) -> Self {
+        self.project_files = dir;
+        self
+    }
+
+    /// The router, with its background tasks (the snapshot pulse, and following the bus's
+    /// events when a bus was given) running until `shutdown`.
+    pub fn router(self, shutdown: CancellationToken) -> Router {
+        let (snapshot_tx, snapshot) = watch::channel::<Arc<str>>("{}".into());
+        if let Some(bus) = &self.bus {
+            let (bus, board, instances, stop) = (
+                bus.clone(),
+                self.board.clone(),
+                self.instances.clone(),
+                shutdown.clone(),
+            );
+            tokio::spawn(async move {
+                if let Err(e) = follow_events(bus, board, instances, stop).await {
+                    tracing::warn!(error = %e, "web UI: stopped following events");
+                }
+            });
+        }
+        tokio::spawn(live::pulse(
+            live::Sources {
+                board: self.board.clone(),
+                instances: self.instances.clone(),
+                store: self.store.clone(),
+                bus: self.bus.clone(),
+                mode: self.mode,
+            },
+            snapshot_tx,
+            shutdown,
+        ));
+        let state = AppState(Arc::new(Inner {
+            board: self.board,
+            instances: self.instances,
+            store: self.store,
+            debugger: self.debugger,
+            gate: auth::Gate::new(self.login, self.secret.as_deref()),
+            project_files: self.project_files,
+            snapshot,
+        }));
+        Router::new()
+            .route("/healthz", get(|| async { "ok" }))
+            .route("/api/instances", get(instances))
+            .merge(assets::router())
+            .merge(auth::router())
+            .merge(live::router())
+            .merge(projects::router())
+            .merge(debugger::router())
+            .merge(results::router())
+            .fallback(|| async { ApiError::NoRoute })
+            .layer(middleware::from_fn_with_state(
+                state.clone(),
+                auth::require_login,
+            ))
+            .layer(middleware::map_response(security_headers))
+            .layer(DefaultBodyLimit::max(MAX_BODY))
+            .with_state(state)
+    }
+
+    /// Serves the UI on `listener` until `shutdown`; refuses a non-loopback address without a
+    /// login ([`check_bind`]).
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: CancellationToken,
+    ) -> Result<(), WebUiError> {
+        check_bind(listener.local_addr()?, self.login.as_ref()).map_err(WebUiError::Unprotected)?;
+        let app = self.router(shutdown.clone());
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await?;
+        Ok(())
+    }
 }
 
-/// Serves the UI on `listener` until `shutdown` is cancelled.
-pub async fn serve(
-    listener: TcpListener,
+/// What the handlers read: shared, cheap to clone.
+#[derive(Clone)]
+pub(crate) struct AppState(Arc<Inner>);
+
+pub(crate) struct Inner {
     board: Arc<StatsBoard>,
     instances: Arc<Instances>,
     store: Option<Arc<dyn Store>>,
     debugger: Option<Arc<dyn Debugger>>,
-    shutdown: CancellationToken,
-) -> std::io::Result<()> {
-    axum::serve(listener, app(board, instances, store, debugger))
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
+    gate: auth::Gate,
+    project_files: Option<PathBuf>,
+    snapshot: watch::Receiver<Arc<str>>,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl Inner {
+    /// The store, or the error saying this UI has none.
+    fn store(&self) -> Result<&dyn Store, ApiError> {
+        self.store.as_deref().ok_or(ApiError::NoStore)
+    }
+}
+
+/// Headers of every response: the content security policy and no sniffing or framing by
+/// other sites.
+async fn security_headers(mut response: axum::response::Response) -> axum::response::Response {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(assets::CONTENT_SECURITY_POLICY),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    response
 }
 
 /// Keeps `board` and `instances` up to date from the events on `bus` until `shutdown`: how a
@@ -130,117 +301,11 @@ pub async fn follow_events(
     }
 }
 
-async fn projects(State(state): State<AppState>) -> impl IntoResponse {
-    Json(state.board.all())
-}
-
-async fn instances_api(State(state): State<AppState>) -> impl IntoResponse {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
-    Json(state.instances.live(now))
-}
-
-async fn index() -> Html<&'static str> {
-    Html(include_str!("index.html"))
+async fn instances(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> Json<Vec<Heartbeat>> {
+    Json(state.instances.live(live::now_ms()))
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use axum::body::Body;
-    use axum::http::{Request, StatusCode};
-    use tower::ServiceExt;
-
-    #[tokio::test]
-    async fn api_lists_projects_with_their_figures() {
-        let board = Arc::new(StatsBoard::new());
-        board.update("books", |s| {
-            s.status = "RUNNING".into();
-            s.success = 7;
-        });
-        let response = app(board, Arc::default(), None, None)
-            .oneshot(
-                Request::get("/api/projects")
-                    .body(Body::empty())
-                    .expect("request"),
-            )
-            .await
-            .expect("response");
-        assert_eq!(response.status(), StatusCode::OK);
-        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
-            .await
-            .expect("body");
-        let json: serde_json::Value = serde_json::from_slice(&body).expect("json");
-        assert_eq!(json["books"]["success"], 7);
-        assert_eq!(json["books"]["status"], "RUNNING");
-    }
-
-    #[tokio::test]
-    async fn events_feed_the_board_and_the_instance_list() {
-        use spindle_common::bus::MemoryBus;
-        let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new());
-        let (board, instances) = (Arc::new(StatsBoard::new()), Arc::new(Instances::default()));
-        let stop = CancellationToken::new();
-        let follower = tokio::spawn(follow_events(
-            bus.clone(),
-            board.clone(),
-            instances.clone(),
-            stop.clone(),
-        ));
-        let hb = Heartbeat {
-            id: "fetcher-1".into(),
-            role: "fetcher".into(),
-            version: "0".into(),
-            in_flight: 3,
-            done: 10,
-            per_second: 5.0,
-            started_ms: 0,
-            at_ms: 1_000,
-        };
-        let mut stats = ProjectStatsEvent::new();
-        stats.insert("books".into(), Default::default());
-        // The follower may not be listening yet: send until both arrive.
-        for _ in 0..100 {
-            bus.broadcast(&hb.subject(), serde_json::to_vec(&hb).expect("json"))
-                .await
-                .expect("send");
-            bus.broadcast(
-                events::PROJECT_STATS,
-                serde_json::to_vec(&stats).expect("json"),
-            )
-            .await
-            .expect("send");
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-            if board.get("books").is_some() && !instances.live(1_000).is_empty() {
-                break;
-            }
-        }
-        assert!(board.get("books").is_some());
-        assert_eq!(instances.live(1_000)[0].in_flight, 3);
-        assert!(
-            instances.live(1_000 + 7_000).is_empty(),
-            "silent instances are forgotten"
-        );
-        stop.cancel();
-        follower.await.expect("join").expect("clean end");
-    }
-
-    #[tokio::test]
-    async fn index_page_loads_the_api() {
-        let board = Arc::new(StatsBoard::new());
-        let response = app(board, Arc::default(), None, None)
-            .oneshot(Request::get("/").body(Body::empty()).expect("request"))
-            .await
-            .expect("response");
-        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
-            .await
-            .expect("body");
-        let html = String::from_utf8(body.to_vec()).expect("utf-8");
-        assert!(html.contains("/api/projects"));
-        for control in ["/run", "/status", "'DELETE'", "confirm("] {
-            assert!(html.contains(control), "the page has its {control} button");
-        }
-    }
-}
+mod tests;

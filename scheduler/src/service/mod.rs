@@ -188,10 +188,14 @@ impl Scheduler {
                 .running
                 .as_ref()
                 .map_or(0, |r| r.frontier.len() as u64);
-            let windows = loaded.running.as_ref().map(|r| r.counters.windows(now));
+            let windows = loaded
+                .running
+                .as_ref()
+                .map(|r| (r.counters.windows(now), r.counters.minutes(now, 60)));
             self.board.update(name, |s| {
-                if let Some(w) = windows {
+                if let Some((w, minutes)) = windows {
                     s.windows = w;
+                    s.minutes = minutes;
                 }
                 s.queued = tally.active().saturating_sub(held);
                 s.total_success = tally.success();
@@ -259,8 +263,12 @@ impl Scheduler {
             }
             None => None,
         };
-        self.board
-            .update(&record.name, |s| s.status = record.status.clone());
+        self.board.update(&record.name, |s| {
+            s.status = record.status.clone();
+            s.group = record.group.clone();
+            s.rate = record.rate;
+            s.burst = record.burst;
+        });
         let name = record.name.clone();
         self.projects.insert(
             name,
@@ -347,10 +355,9 @@ impl Scheduler {
             r.frontier.extend(admitted.claimed);
         }
         if n > 0 {
-            if let Some(r) = loaded.running.as_mut()
-                && n > taken
-            {
-                r.refill = true;
+            if let Some(r) = loaded.running.as_mut() {
+                r.refill |= n > taken;
+                r.counters.add_queued(now, n);
             }
             self.board.update(project, |s| {
                 s.queued_new += n;
@@ -528,7 +535,7 @@ impl Scheduler {
         if let Some(r) = running.as_mut() {
             r.refill |= retried > 0;
             r.counters.add(now, ok, failed, retried);
-            windows = Some(r.counters.windows(now));
+            windows = Some((r.counters.windows(now), r.counters.minutes(now, 60)));
             consecutive = r.consecutive_failures;
             paused = r.paused_until.is_some();
         }
@@ -541,8 +548,9 @@ impl Scheduler {
             tally = l.tally;
         }
         self.board.update(project, |s| {
-            if let Some(w) = windows {
+            if let Some((w, minutes)) = windows {
                 s.windows = w;
+                s.minutes = minutes;
             }
             s.consecutive_failures = consecutive;
             if paused {

@@ -1,0 +1,422 @@
+//! Projects: list, create, read, edit, check, run, start and stop, delete.
+//!
+//! ```text
+//! GET    /api/projects                     the dashboard's rows
+//! POST   /api/projects                     {"definition": "<TOML>"}: a new project
+//! GET    /api/projects/{name}              settings, definition, fields, handlers, origin
+//! PUT    /api/projects/{name}/definition   {"definition": "<TOML>"}: save an edit
+//! PATCH  /api/projects/{name}              any of {"status", "group", "rate", "burst"}
+//! POST   /api/projects/{name}/run          submit the start URLs again now, forced
+//! POST   /api/projects/{name}/status       {"status": "STOP"}
+//! DELETE /api/projects/{name}              the project with its tasks and results
+//! GET    /api/projects/{name}/definition   the file as text (?download=1: as NAME.toml)
+//! POST   /api/check                        {"definition": "<TOML>"}: what `spindle check` says
+//! ```
+//!
+//! Like `spindle project`, each change writes the store and nothing else: the scheduler, in
+//! this process or another one sharing the database, follows at its next reload (within 2 s).
+//! A project file is checked exactly as `spindle check` does; one that does not load is
+//! refused with its line and column and nothing is stored.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use spindle_common::project::STATUSES;
+use spindle_common::store::ProjectRecord;
+use spindle_common::{Project, Store};
+
+use crate::error::{ApiError, JsonBody};
+use crate::live::{now_ms, project_rows};
+use crate::{AppState, files};
+
+/// The projects routes.
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/projects", get(list).post(create))
+        .route(
+            "/api/projects/{name}",
+            get(details).patch(change).delete(delete_project),
+        )
+        .route("/api/projects/{name}/definition", get(definition).put(save))
+        .route("/api/projects/{name}/run", post(run))
+        .route("/api/projects/{name}/status", post(set_status))
+        .route("/api/check", post(check))
+}
+
+/// A body holding a project file.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DefinitionBody {
+    definition: String,
+}
+
+async fn record_of(store: &dyn Store, name: &str) -> Result<ProjectRecord, ApiError> {
+    store
+        .project(name)
+        .await?
+        .ok_or_else(|| ApiError::UnknownProject(name.to_string()))
+}
+
+fn parse(definition: &str) -> Result<Project, ApiError> {
+    Project::parse(definition).map_err(ApiError::Project)
+}
+
+async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let records = match &state.store {
+        Some(store) => store.projects().await?,
+        None => Vec::new(),
+    };
+    let rows = project_rows(&records, &state.board.all());
+    Ok(Json(json!(rows)))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody<DefinitionBody>,
+) -> Result<Response, ApiError> {
+    let store = state.store()?;
+    let project = parse(&body.definition)?;
+    if store.project(&project.name).await?.is_some() {
+        return Err(ApiError::ProjectExists(project.name));
+    }
+    let status = project.status.clone().unwrap_or_else(|| "TODO".to_string());
+    let record = ProjectRecord {
+        name: project.name.clone(),
+        definition: body.definition,
+        status: status.clone(),
+        rate: project.rate,
+        burst: project.burst,
+        group: project.group.clone(),
+        updated_ms: now_ms(),
+        last_start_ms: 0,
+        run_requested_ms: 0,
+    };
+    store.save_project(&record).await?;
+    tracing::info!(project = %record.name, "project created in the web UI");
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "name": record.name, "status": status })),
+    )
+        .into_response())
+}
+
+async fn details(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let record = record_of(state.store()?, &name).await?;
+    let parsed = Project::parse(&record.definition).ok();
+    let fields = parsed
+        .as_ref()
+        .map(Project::item_fields)
+        .unwrap_or_default();
+    let handlers: Vec<String> = parsed
+        .as_ref()
+        .map(|p| p.handlers.keys().cloned().collect())
+        .unwrap_or_default();
+    Ok(Json(json!({
+        "name": record.name,
+        "group": record.group,
+        "status": record.status,
+        "rate": record.rate,
+        "burst": record.burst,
+        "definition": record.definition,
+        "fields": fields,
+        "handlers": handlers,
+        "updated_ms": record.updated_ms,
+        "origin": origin(&state, &name),
+    })))
+}
+
+/// Where a project's text lives: its file in this process's projects folder (saved back on
+/// every save), or the store.
+fn origin(state: &AppState, name: &str) -> Value {
+    match own_file(state, name) {
+        Some(path) => {
+            json!({ "kind": "file", "path": path.display().to_string(), "writable": true })
+        }
+        None => json!({ "kind": "store" }),
+    }
+}
+
+fn own_file(state: &AppState, name: &str) -> Option<std::path::PathBuf> {
+    files::file_of(state.project_files.as_deref()?, name)
+}
+
+/// The record of an edited project file: its definition, with what the user set elsewhere
+/// (status, rate, burst, group on the dashboard) kept unless the edit changed the file's own
+/// key. A RUNNING or DEBUG project becomes CHECKING, as in pyspider: new rules do not run
+/// before someone starts them.
+fn edited(old: &ProjectRecord, project: &Project, definition: String, now: i64) -> ProjectRecord {
+    let before = Project::parse(&old.definition).ok();
+    let own_changed = |same: &dyn Fn(&Project) -> bool| before.as_ref().is_none_or(|b| !same(b));
+    let mut status = if own_changed(&|b| b.status == project.status) {
+        project.status.clone().unwrap_or_else(|| old.status.clone())
+    } else {
+        old.status.clone()
+    };
+    if matches!(status.as_str(), "RUNNING" | "DEBUG") {
+        status = "CHECKING".to_string();
+    }
+    let rate_changed = own_changed(&|b| b.rate == project.rate && b.burst == project.burst);
+    ProjectRecord {
+        name: old.name.clone(),
+        definition,
+        status,
+        rate: if rate_changed { project.rate } else { old.rate },
+        burst: if rate_changed {
+            project.burst
+        } else {
+            old.burst
+        },
+        group: if own_changed(&|b| b.group == project.group) {
+            project.group.clone()
+        } else {
+            old.group.clone()
+        },
+        updated_ms: now,
+        last_start_ms: old.last_start_ms,
+        run_requested_ms: old.run_requested_ms,
+    }
+}
+
+async fn save(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    JsonBody(body): JsonBody<DefinitionBody>,
+) -> Result<Json<Value>, ApiError> {
+    let store = state.store()?;
+    let old = record_of(store, &name).await?;
+    let project = parse(&body.definition)?;
+    if project.name != name {
+        return Err(ApiError::BadRequest(format!(
+            "the file names project {:?} but this is project {name:?}: a project cannot be renamed (create a new one with that name instead)",
+            project.name
+        )));
+    }
+    let record = edited(&old, &project, body.definition, now_ms());
+    // The file first: if it cannot be written, nothing changes.
+    let file = own_file(&state, &name);
+    if let Some(path) = &file {
+        files::write(path, &record.definition)
+            .map_err(|e| ApiError::Internal(format!("cannot write {}: {e}", path.display())))?;
+    }
+    store.save_project(&record).await?;
+    tracing::info!(project = %name, status = %record.status, file = ?file, "project saved in the web UI");
+    Ok(Json(json!({
+        "name": name,
+        "status": record.status,
+        "previous": old.status,
+        "saved_to": if file.is_some() { "file" } else { "store" },
+    })))
+}
+
+/// The body of `PATCH /api/projects/{name}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChangeBody {
+    status: Option<String>,
+    /// `""` or `null` clears the group.
+    #[serde(default, deserialize_with = "some_or_null")]
+    group: Option<Option<String>>,
+    rate: Option<f64>,
+    burst: Option<f64>,
+}
+
+/// Tells a present `null` (`Some(None)`) from an absent key (`None`).
+fn some_or_null<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<String>>, D::Error> {
+    Ok(Some(Option::deserialize(d)?))
+}
+
+/// The highest rate and burst the dashboard accepts.
+const MAX_RATE: f64 = 10_000.0;
+const MAX_BURST: f64 = 100_000.0;
+
+/// A status the store accepts, upper-cased, or why not.
+fn valid_status(status: &str) -> Result<String, ApiError> {
+    let upper = status.trim().to_ascii_uppercase();
+    if STATUSES.contains(&upper.as_str()) {
+        return Ok(upper);
+    }
+    let paused = if upper == "PAUSED" {
+        " (PAUSED is set by the scheduler after failures in a row and ends by itself)"
+    } else {
+        ""
+    };
+    Err(ApiError::BadRequest(format!(
+        "invalid status \"{status}\"{paused}; expected one of {}",
+        STATUSES.join(", ")
+    )))
+}
+
+async fn change(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    JsonBody(body): JsonBody<ChangeBody>,
+) -> Result<Json<Value>, ApiError> {
+    let store = state.store()?;
+    let status = body.status.as_deref().map(valid_status).transpose()?;
+    if let Some(rate) = body.rate
+        && !(rate > 0.0 && rate <= MAX_RATE)
+    {
+        return Err(ApiError::BadRequest(format!(
+            "invalid rate {rate}: expected requests per second above 0 and at most {MAX_RATE}"
+        )));
+    }
+    if let Some(burst) = body.burst
+        && !(1.0..=MAX_BURST).contains(&burst)
+    {
+        return Err(ApiError::BadRequest(format!(
+            "invalid burst {burst}: expected a bucket size from 1 to {MAX_BURST}"
+        )));
+    }
+    let group = body
+        .group
+        .map(|g| g.map(|g| g.trim().to_string()).filter(|g| !g.is_empty()));
+    if let Some(Some(g)) = &group
+        && g.chars().count() > 64
+    {
+        return Err(ApiError::BadRequest(
+            "a group is at most 64 characters".into(),
+        ));
+    }
+    let mut record = record_of(store, &name).await?;
+    if let Some(status) = status {
+        record.status = status;
+    }
+    if let Some(group) = group {
+        record.group = group;
+    }
+    record.rate = body.rate.unwrap_or(record.rate);
+    record.burst = body.burst.unwrap_or(record.burst);
+    record.updated_ms = now_ms();
+    store.save_project(&record).await?;
+    Ok(Json(json!({
+        "name": record.name,
+        "status": record.status,
+        "group": record.group,
+        "rate": record.rate,
+        "burst": record.burst,
+    })))
+}
+
+async fn run(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let store = state.store()?;
+    let record = record_of(store, &name).await?;
+    if !store.request_run(&name, now_ms()).await? {
+        return Err(ApiError::UnknownProject(name));
+    }
+    Ok(Json(json!({
+        "project": name,
+        "run_requested": true,
+        "status": record.status,
+    })))
+}
+
+/// The body of `POST /api/projects/{name}/status`.
+#[derive(Deserialize)]
+struct StatusBody {
+    status: String,
+}
+
+async fn set_status(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    body: Result<Json<StatusBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Json(body) = body.map_err(|e| {
+        ApiError::BadRequest(format!(
+            "expected a JSON body such as {{\"status\": \"RUNNING\"}}: {}",
+            e.body_text()
+        ))
+    })?;
+    let status = valid_status(&body.status)?;
+    let store = state.store()?;
+    let previous = record_of(store, &name).await?.status;
+    if !store.set_status(&name, &status, now_ms()).await? {
+        return Err(ApiError::UnknownProject(name));
+    }
+    Ok(Json(json!({
+        "project": name,
+        "status": status,
+        "previous": previous,
+    })))
+}
+
+async fn delete_project(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let store = state.store()?;
+    record_of(store, &name).await?;
+    let counts = store.task_counts(&name).await?;
+    let tasks = counts.queued + counts.claimed + counts.success + counts.failed + counts.bad;
+    let results = store.count_results(&name).await?;
+    store.delete_project(&name).await?;
+    state.board.remove(&name);
+    tracing::info!(project = %name, tasks, results, "project deleted from the web UI");
+    Ok(Json(json!({
+        "project": name,
+        "deleted": true,
+        "tasks": tasks,
+        "results": results,
+        "note": "if a projects folder holds this project's file, remove the file too: it is loaded again when it changes or when spindle starts",
+    })))
+}
+
+/// The query of `GET /api/projects/{name}/definition`.
+#[derive(Deserialize)]
+struct DefinitionQuery {
+    download: Option<String>,
+}
+
+async fn definition(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(query): Query<DefinitionQuery>,
+) -> Result<Response, ApiError> {
+    let record = record_of(state.store()?, &name).await?;
+    let mut response = (
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        record.definition,
+    )
+        .into_response();
+    if query.download.is_some_and(|d| d != "0") {
+        let disposition = format!("attachment; filename=\"{name}.toml\"");
+        if let Ok(value) = disposition.parse() {
+            response
+                .headers_mut()
+                .insert(header::CONTENT_DISPOSITION, value);
+        }
+    }
+    Ok(response)
+}
+
+async fn check(JsonBody(body): JsonBody<DefinitionBody>) -> Json<Value> {
+    Json(match Project::parse(&body.definition) {
+        Ok(project) => json!({
+            "ok": true,
+            "name": project.name,
+            "handlers": project.handlers.keys().collect::<Vec<_>>(),
+            "fields": project.item_fields(),
+        }),
+        Err(e) => json!({
+            "ok": false,
+            "error": e.to_string(),
+            "line": e.line,
+            "column": e.column,
+        }),
+    })
+}
+
+#[cfg(test)]
+mod tests;
