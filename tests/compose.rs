@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use yaml_rust2::{Yaml, YamlLoader};
 
-/// The services, with `<<:` merge keys resolved (YAML 1.1 merge, which compose uses).
+/// The services, with `<<:` merge keys resolved at every level (YAML 1.1 merge, which
+/// compose uses).
 fn services() -> Vec<(String, Yaml)> {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docker-compose.yml"))
         .expect("docker-compose.yml");
@@ -31,7 +32,7 @@ fn merged(def: &Yaml) -> Yaml {
     }
     for (k, v) in map {
         if k.as_str() != Some("<<") {
-            out.insert(k.clone(), v.clone());
+            out.insert(k.clone(), merged(v));
         }
     }
     Yaml::Hash(out)
@@ -196,6 +197,15 @@ fn workers_scale_and_infrastructure_is_health_checked() {
         strings(&web["healthcheck"]["test"])[1..3],
         ["spindle".to_string(), "healthcheck".to_string()]
     );
-    assert_eq!(strings(&web["ports"]), ["5000:5000"]);
+    // Published on the host's loopback unless the operator says otherwise, and never without
+    // a login: compose refuses to start without the password hash.
+    assert_eq!(
+        strings(&web["ports"]),
+        ["${SPINDLE_WEB_PUBLISH:-127.0.0.1:5000}:5000"]
+    );
+    let hash = web["environment"]["SPINDLE_WEB_PASSWORD_HASH"]
+        .as_str()
+        .expect("a password hash from the environment");
+    assert!(hash.starts_with("${SPINDLE_WEB_PASSWORD_HASH:?"), "{hash}");
     assert!(strings(&get("scheduler")["command"]).contains(&"--projects".to_string()));
 }
