@@ -492,7 +492,7 @@ function updateRow(row, p) {
     slot.bar.classList.toggle('empty', !total);
     setTitle(slot.bar, progressTitle(w, counts));
     const fail = (counts.failed || 0);
-    slot.caption.replaceChildren(total ? compact(total) : '–', fail ? ' · ' : '', fail ? el('span', { class: 'fail-count' }, compact(fail) + ' failed') : '');
+    slot.caption.replaceChildren(total ? (total < 1e5 ? fmtNum(total) : compact(total)) : '–', fail ? ' · ' : '', fail ? el('span', { class: 'fail-count' }, compact(fail) + ' failed') : '');
     refreshTip(slot.bar);
   }
 }
