@@ -338,6 +338,11 @@ impl UiArgs {
             }
             None => None,
         };
+        // Refused before anything starts (a role would first wait for NATS); a host name is
+        // checked once it is bound.
+        if let Ok(addr) = self.bind.parse::<std::net::SocketAddr>() {
+            spindle_web_ui::check_bind(addr, login.as_ref()).map_err(anyhow::Error::msg)?;
+        }
         Ok(spindle::embedded::UiOptions {
             bind: self.bind,
             login,
