@@ -190,14 +190,12 @@ pub(crate) async fn pulse(
     let mut records: Vec<ProjectRecord> = Vec::new();
     let mut tick = tokio::time::interval(EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    for round in 0_u64.. {
+    loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        if round % 2 == 0
-            && let Some(store) = &sources.store
-        {
+        if let Some(store) = &sources.store {
             match store.projects().await {
                 Ok(r) => records = r,
                 Err(e) => tracing::warn!(error = %e, "web UI: cannot list projects"),
