@@ -92,10 +92,14 @@ function notice(id, kind, ...content) {
   return node;
 }
 
+/** An error message without the position it may start with ("line 5, column 8: …", "file:5:8: …"). */
+const withoutPosition = message => String(message || 'error').replace(/^(?:line \d+, column \d+|[^\s:]*:\d+:\d+):\s*/, '');
+
 /** Shows a check or save error at its line: the problems line, the gutter mark, the caret. */
 function showProblem(problem, { move = true } = {}) {
   const box = $('problems');
   const where = problem.line ? `line ${problem.line}, column ${problem.column || 1}: ` : '';
+  problem = { ...problem, error: withoutPosition(problem.error) };
   box.className = 'problems has-error';
   box.replaceChildren(el('button', {
     type: 'button', class: 'problem error', title: problem.line ? 'Go to the line' : null,
@@ -117,7 +121,7 @@ function showCheckOk(result) {
     el('span', { class: 'p-ok' }, el('span', { class: 'p-icon' }, '✓'), `${result.name || 'project'} is valid`),
     el('span', { class: 'p-group' }, el('span', { class: 'p-label' }, 'handlers'),
       (result.handlers || []).map(h => el('button', { type: 'button', class: 'chip handler-chip', title: `Go to [handlers.${h}]`, onclick: () => jump(h) }, h))),
-    (result.fields || []).length ? el('span', { class: 'p-group', title: 'Item fields: ' + result.fields.join(', ') }, el('span', { class: 'p-label' }, 'fields'),
+    (result.fields || []).length ? el('span', { class: 'p-group fields', title: 'Item fields: ' + result.fields.join(', ') }, el('span', { class: 'p-label' }, 'fields'),
       result.fields.map(f => el('span', { class: 'chip' }, f))) : null);
 }
 
@@ -176,8 +180,9 @@ async function save() {
     const where = r.saved_to === 'file' ? ' to its file' : '';
     if (r.status === 'CHECKING' && r.previous && r.previous !== 'CHECKING') {
       notice('checking', 'warn',
-        el('span', {}, el('strong', {}, 'Saved. '), `The project was ${r.previous} and is now CHECKING: the crawl waits until you start it with the new rules.`),
-        el('button', { type: 'button', class: 'btn sm primary', onclick: start }, '▶ Start now'));
+        el('span', {}, el('strong', {}, 'Saved. '), `The project was ${r.previous} and is now CHECKING: its crawl waits until you press `,
+          el('strong', {}, '▶ Start'), ' to run it with the new rules.'));
+      $('start').classList.add('attention');
     }
     toast('Saved' + where);
     check();
@@ -196,6 +201,7 @@ async function start() {
     const r = await api(`/api/projects/${enc(state.name)}`, { method: 'PATCH', body: { status: 'RUNNING' } });
     setStatus(r.status);
     notice('checking', 'info');
+    $('start').classList.remove('attention');
     toast(`${state.name} is ${r.status}`);
   } catch (e) {
     toast('Could not start: ' + e.message, 'error');
@@ -400,6 +406,7 @@ async function runStep(request, meta = {}) {
     if (e.name === 'AbortError' || controller.signal.aborted) return;
     const body = e.body || {};
     const where = body.line ? `line ${body.line}, column ${body.column || 1}: ` : '';
+    if (body.line) body.error = withoutPosition(body.error);
     const box = $('run-error');
     box.hidden = false;
     fill(box, el('span', { class: 'p-icon' }, '✕'), el('span', {}, el('strong', {}, 'The step did not run. '), where + (body.error || e.message)),
