@@ -29,17 +29,56 @@ pub struct CrawlSummary {
 }
 
 impl std::fmt::Display for CrawlSummary {
+    /// `2101 pages, 2000 items, 40 errors in 3.2s (656 pages/s)`; a crawl shorter than
+    /// [`MIN_RATE_TIME`] (or of no page) shows its time only: `1 pages, 3 items, 0 errors in
+    /// 3ms`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let secs = self.elapsed.as_secs_f64();
         write!(
             f,
-            "{} pages, {} items, {} errors in {secs:.1}s ({:.0} pages/s)",
+            "{} pages, {} items, {} errors in {}",
             self.pages,
             self.items,
             self.errors,
-            self.pages as f64 / secs.max(0.001)
-        )
+            elapsed_text(self.elapsed)
+        )?;
+        if let Some(rate) = rate_text(self.pages, self.elapsed) {
+            write!(f, " ({rate})")?;
+        }
+        Ok(())
     }
+}
+
+/// Shortest time over which a rate is shown. A shorter crawl is mostly start-up and the end's
+/// detection: 1 page in 3 ms is not "333 pages/s", and rounded it was "0 pages/s".
+pub const MIN_RATE_TIME: Duration = Duration::from_secs(1);
+
+/// A duration for people: `3.2s` from a second on, `45ms` below, `<1ms` below that.
+pub fn elapsed_text(elapsed: Duration) -> String {
+    if elapsed >= Duration::from_secs(1) {
+        format!("{:.1}s", elapsed.as_secs_f64())
+    } else if elapsed >= Duration::from_millis(1) {
+        format!("{}ms", elapsed.as_millis())
+    } else {
+        "<1ms".to_string()
+    }
+}
+
+/// `pages` over `elapsed` as `656 pages/s`, with two significant digits below 10
+/// (`2.5 pages/s`, `0.25 pages/s`, `0.0017 pages/s`), so a slow crawl never reads "0 pages/s".
+/// `None` when there is no page or less than [`MIN_RATE_TIME`] to measure over.
+pub fn rate_text(pages: u64, elapsed: Duration) -> Option<String> {
+    if pages == 0 || elapsed < MIN_RATE_TIME {
+        return None;
+    }
+    let rate = pages as f64 / elapsed.as_secs_f64();
+    let text = if rate >= 10.0 {
+        format!("{rate:.0}")
+    } else {
+        // Decimals for two significant digits: 1 for 2.5, 2 for 0.25, 4 for 0.0017.
+        let decimals = (1 - rate.log10().floor() as i64).clamp(1, 12) as usize;
+        format!("{rate:.decimals$}")
+    };
+    Some(format!("{text} pages/s"))
 }
 
 /// Reads and validates a project file (inlining a `script_file`); the error names the file,
@@ -196,4 +235,74 @@ pub async fn crawl_to(
         }
     };
     Ok((summary, written))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(pages: u64, elapsed: Duration) -> String {
+        CrawlSummary {
+            pages,
+            items: pages * 2,
+            errors: 0,
+            retried: 0,
+            elapsed,
+        }
+        .to_string()
+    }
+
+    #[test]
+    fn a_short_crawl_shows_its_time_and_no_rate() {
+        assert_eq!(
+            summary(1, Duration::from_millis(3)),
+            "1 pages, 2 items, 0 errors in 3ms"
+        );
+        assert_eq!(
+            summary(40, Duration::from_millis(999)),
+            "40 pages, 80 items, 0 errors in 999ms"
+        );
+        assert_eq!(
+            summary(1, Duration::from_micros(300)),
+            "1 pages, 2 items, 0 errors in <1ms"
+        );
+        assert_eq!(
+            summary(0, Duration::from_secs(5)),
+            "0 pages, 0 items, 0 errors in 5.0s"
+        );
+    }
+
+    #[test]
+    fn a_longer_crawl_shows_its_rate_never_rounded_to_zero() {
+        assert_eq!(
+            summary(2101, Duration::from_millis(3200)),
+            "2101 pages, 4202 items, 0 errors in 3.2s (657 pages/s)"
+        );
+        assert_eq!(
+            summary(1, Duration::from_secs(1)),
+            "1 pages, 2 items, 0 errors in 1.0s (1.0 pages/s)"
+        );
+        assert_eq!(
+            summary(5, Duration::from_secs(2)),
+            "5 pages, 10 items, 0 errors in 2.0s (2.5 pages/s)"
+        );
+        assert_eq!(
+            summary(1, Duration::from_secs(4)),
+            "1 pages, 2 items, 0 errors in 4.0s (0.25 pages/s)"
+        );
+        assert_eq!(
+            rate_text(1, Duration::from_secs(600)).as_deref(),
+            Some("0.0017 pages/s")
+        );
+        assert_eq!(
+            rate_text(1, Duration::from_secs(7 * 24 * 3600)).as_deref(),
+            Some("0.0000017 pages/s")
+        );
+        assert_eq!(
+            rate_text(99, Duration::from_secs(10)).as_deref(),
+            Some("9.9 pages/s")
+        );
+        assert_eq!(rate_text(0, Duration::from_secs(10)), None);
+        assert_eq!(rate_text(3, Duration::from_millis(20)), None);
+    }
 }

@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressStyle};
 use spindle_common::ProjectStats;
 
+use crate::crawl::rate_text;
+
 /// Shows the progress of one project.
 pub struct Progress {
     bar: Option<ProgressBar>,
@@ -41,20 +43,20 @@ impl Progress {
     pub fn update(&mut self, s: &ProjectStats) {
         let done = s.success + s.failed;
         let known = done + s.queued + s.waiting + s.in_flight;
-        let rate = done as f64 / self.started.elapsed().as_secs_f64().max(0.001);
+        // No rate in the first second, where it means little (see `rate_text`).
+        let rate = rate_text(done, self.started.elapsed())
+            .map(|r| format!(", {r}"))
+            .unwrap_or_default();
         match &self.bar {
             Some(bar) => {
                 bar.set_length(known);
                 bar.set_position(done);
-                bar.set_message(format!(
-                    "{} items, {} errors, {rate:.0} pages/s",
-                    s.items, s.failed
-                ));
+                bar.set_message(format!("{} items, {} errors{rate}", s.items, s.failed));
             }
             None if self.last_line.elapsed() >= LINE_EVERY => {
                 self.last_line = Instant::now();
                 eprintln!(
-                    "progress: {done}/{known} pages, {} items, {} errors, {rate:.0} pages/s",
+                    "progress: {done}/{known} pages, {} items, {} errors{rate}",
                     s.items, s.failed
                 );
             }

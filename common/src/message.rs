@@ -146,8 +146,12 @@ pub struct FetchOptions {
     /// Whether robots.txt is obeyed; true when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub robots: Option<bool>,
-    /// Content types whose bodies are decoded and handed to the rules (prefixes such as
-    /// `text/`); empty means the default list of textual types.
+    /// Media-type prefixes (any case, such as `text/` or `application/json`) whose bodies
+    /// are decoded and handed to the rules; a response with no content type always is. A
+    /// list replaces the default. Empty means the default: `text/*`, and every type whose
+    /// name contains `html`, `xml`, `json` or `javascript` (so `application/json`, any
+    /// `+json`, `application/xml`, any `+xml`, `application/javascript`); other bodies
+    /// (images, PDF, ...) are recorded with an empty text.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub content_types: Vec<String>,
     /// Set on a sitemap task: the fetcher reads the body as a sitemap and sends what it lists

@@ -47,7 +47,13 @@ pub fn split_content_type(value: &str) -> (String, Option<String>) {
 }
 
 /// Whether a body of this media type (as returned by [`split_content_type`]) is text to
-/// decode. No content type at all counts as text: servers that omit it usually serve HTML.
+/// decode: the default when a task has no `content_types`. That is no content type at all
+/// (servers that omit it usually serve HTML), every `text/*`, and every type whose name
+/// contains `html`, `xml`, `json` or `javascript`: XHTML, XML (`application/xml`, RSS, Atom,
+/// SVG, any `+xml`), JSON (`application/json`, any `+json`, `application/x-ndjson`) and
+/// JavaScript. Being a substring test, it also takes Office Open XML documents
+/// (`application/vnd.openxmlformats-...`: .docx, .xlsx), which are zip files.
+/// docs/rules.md (`content_types`) lists the same.
 pub fn is_textual(media_type: &str) -> bool {
     media_type.is_empty()
         || media_type.starts_with("text/")
@@ -355,21 +361,47 @@ mod tests {
         assert_eq!(split_content_type(""), (String::new(), None));
     }
 
+    /// The default list, as docs/rules.md states it (`content_types`).
     #[test]
     fn textual_types_are_recognised() {
         for t in [
             "",
             "text/html",
             "text/plain",
+            "text/csv",
+            "text/xml",
+            "text/javascript",
             "application/xhtml+xml",
+            "application/xml",
+            "application/rss+xml",
+            "application/atom+xml",
+            "image/svg+xml",
             "application/json",
             "application/ld+json",
+            "application/vnd.api+json",
+            "application/problem+json",
+            "application/x-ndjson",
             "application/javascript",
-            "image/svg+xml",
+            "application/x-javascript",
+            // A substring test: the Office Open XML zip files count too (documented).
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
         ] {
             assert!(is_textual(t), "{t}");
+            assert!(is_extractable(t, &[]), "{t}");
         }
-        for t in ["image/png", "application/octet-stream", "application/pdf"] {
+        for t in [
+            "image/png",
+            "image/jpeg",
+            "application/octet-stream",
+            "application/pdf",
+            "application/zip",
+            "application/gzip",
+            "application/msword",
+            "application/x-www-form-urlencoded",
+            "audio/mpeg",
+            "video/mp4",
+            "font/woff2",
+        ] {
             assert!(!is_textual(t), "{t}");
             assert!(!is_extractable(t, &[]), "{t}");
         }
@@ -384,6 +416,11 @@ mod tests {
         assert!(!is_extractable("application/xml", &allow));
         assert!(!is_extractable("image/png", &allow));
         assert!(!is_extractable("te", &allow));
+        // A list replaces the default rather than adding to it.
+        assert!(!is_extractable(
+            "text/html",
+            &["application/json".to_owned()]
+        ));
     }
 
     #[test]

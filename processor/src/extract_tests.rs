@@ -319,6 +319,25 @@ item.iso = { css = "time", attr = "datetime", as = "datetime" }"##,
 }
 
 #[test]
+fn dates_from_html_and_a_log_line_for_one_that_does_not_parse() {
+    let (data, logs) = item(
+        r##"item.born = { css = ".born", as = "date", format = "%B %d, %Y" }
+item.iso = { css = "time", attr = "datetime", as = "date" }
+item.died = { css = ".died", as = "date" }"##,
+        r#"<p class=born>August 15, 1921</p><time datetime="2023-01-05T23:00:00-05:00">x</time><p class=died>unknown</p>"#,
+    );
+    assert_eq!(
+        data,
+        json!({ "born": "1921-08-15", "iso": "2023-01-05", "died": null })
+    );
+    assert!(
+        logs.iter()
+            .any(|l| l == "field `died`: 1 of 1 value(s) null: the value is not a valid date"),
+        "{logs:?}"
+    );
+}
+
+#[test]
 fn defaults_fill_nulls_and_required_fields_drop_items() {
     let (data, _) = item(
         r#"item.a = { css = "h2", default = "none" }

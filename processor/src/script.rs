@@ -10,8 +10,9 @@
 //! - `items`: the declarative items' data, an array of maps it may change, reorder or empty;
 //! - functions: `css(sel)`, `css(sel, attr)`, `css_first(..)`, `css_html(sel)`,
 //!   `json(path)`, `json_first(path)`, `resolve(href)`, `regex_captures(text, pattern)`,
-//!   `fingerprint(text)`, `emit(map)`, `emit(map, key)`, `follow(url, callback)`,
-//!   `follow(url, callback, options)`, `log(value)` (and `print`).
+//!   `fingerprint(text)`, `join(array, separator)`, `parse_json(text)`, `emit(map)`,
+//!   `emit(map, key)`,
+//!   `follow(url, callback)`, `follow(url, callback, options)`, `log(value)` (and `print`).
 //!
 //! A runaway script (an endless loop, a huge string, endless recursion) stops with a clear
 //! reason naming the limit it hit and fails its task; it never blocks the processor much
@@ -20,6 +21,8 @@
 //! cost far more than an operation.
 
 pub(crate) mod api;
+#[cfg(test)]
+mod reference_tests;
 
 use std::time::{Duration, Instant};
 

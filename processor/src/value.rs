@@ -7,7 +7,7 @@
 //! a JSON value stays what it is. Every "no value" is a [`Miss`], which the caller turns into
 //! `null` and a log line.
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
+use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
 use regex::Regex;
 use scraper::ElementRef;
 use serde_json::Value;
@@ -126,8 +126,15 @@ fn convert(text: &str, kind: ValueKind, format: Option<&str>, base: &Url) -> Opt
             "" => None,
             href => base.join(href).ok().map(|url| Value::String(url.into())),
         },
-        ValueKind::Datetime => parse_datetime(text.trim(), format)
-            .map(|dt| Value::String(dt.to_rfc3339_opts(SecondsFormat::AutoSi, true))),
+        ValueKind::Datetime => parse_datetime(text.trim(), format).map(|dt| {
+            Value::String(
+                dt.with_timezone(&Utc)
+                    .to_rfc3339_opts(SecondsFormat::AutoSi, true),
+            )
+        }),
+        // The day as written: "2024-03-01T23:30:00-05:00" is the 1st, not the UTC 2nd.
+        ValueKind::Date => parse_datetime(text.trim(), format)
+            .map(|dt| Value::String(dt.date_naive().format("%Y-%m-%d").to_string())),
     }
 }
 
@@ -163,24 +170,21 @@ fn parse_bool(text: &str) -> Option<bool> {
     }
 }
 
-/// A date and time in UTC: with `format`, parsed by it (with an offset, or without one as
-/// UTC, or a date alone as midnight UTC); without, RFC 3339, RFC 2822 or ISO-like
-/// `YYYY-MM-DD[ HH:MM[:SS]]`.
-fn parse_datetime(text: &str, format: Option<&str>) -> Option<DateTime<Utc>> {
+/// A date and time with its offset: with `format`, parsed by it (with an offset, or without
+/// one as UTC, or a date alone as midnight UTC); without, RFC 3339, RFC 2822 or ISO-like
+/// `YYYY-MM-DD[ HH:MM[:SS]]` (UTC). `as = "datetime"` converts it to UTC, `as = "date"`
+/// keeps its day.
+fn parse_datetime(text: &str, format: Option<&str>) -> Option<DateTime<FixedOffset>> {
+    let utc = |n: NaiveDateTime| n.and_utc().fixed_offset();
     let with = |format: &str| {
         DateTime::parse_from_str(text, format)
-            .map(|dt| dt.with_timezone(&Utc))
             .ok()
-            .or_else(|| {
-                NaiveDateTime::parse_from_str(text, format)
-                    .ok()
-                    .map(|n| n.and_utc())
-            })
+            .or_else(|| NaiveDateTime::parse_from_str(text, format).ok().map(utc))
             .or_else(|| {
                 NaiveDate::parse_from_str(text, format)
                     .ok()
                     .and_then(|d| d.and_hms_opt(0, 0, 0))
-                    .map(|n| n.and_utc())
+                    .map(utc)
             })
     };
     if let Some(format) = format {
@@ -188,7 +192,6 @@ fn parse_datetime(text: &str, format: Option<&str>) -> Option<DateTime<Utc>> {
     }
     DateTime::parse_from_rfc3339(text)
         .or_else(|_| DateTime::parse_from_rfc2822(text))
-        .map(|dt| dt.with_timezone(&Utc))
         .ok()
         .or_else(|| {
             [
@@ -211,6 +214,7 @@ pub(crate) fn kind_name(kind: Option<ValueKind>) -> &'static str {
         Some(ValueKind::Bool) => "bool",
         Some(ValueKind::Url) => "URL",
         Some(ValueKind::Datetime) => "datetime",
+        Some(ValueKind::Date) => "date",
     }
 }
 
@@ -254,6 +258,51 @@ mod tests {
             fmt.apply(Raw::Text("05/01/2023 14:30".into()), &base()),
             Ok("2023-01-05T14:30:00Z".into())
         );
+    }
+
+    #[test]
+    fn dates_are_the_day_as_written() {
+        let date = t(ValueKind::Date, None);
+        let conv = |text: &str| date.apply(Raw::Text(text.into()), &base());
+        assert_eq!(conv("2024-03-01"), Ok("2024-03-01".into()));
+        assert_eq!(conv(" 2024-03-01 14:30 "), Ok("2024-03-01".into()));
+        assert_eq!(conv("2024-03-01T14:30:05"), Ok("2024-03-01".into()));
+        // The input's own day, not the UTC one (that would be the 2nd).
+        assert_eq!(conv("2024-03-01T23:30:00-05:00"), Ok("2024-03-01".into()));
+        assert_eq!(
+            conv("Fri, 01 Mar 2024 23:00:00 -0500"),
+            Ok("2024-03-01".into())
+        );
+        assert_eq!(conv("yesterday"), Err(Miss::NotConvertible));
+        assert_eq!(conv("2024-02-30"), Err(Miss::NotConvertible));
+        assert_eq!(conv(""), Err(Miss::NotConvertible));
+        let born = t(ValueKind::Date, Some("%B %d, %Y"));
+        assert_eq!(
+            born.apply(Raw::Text("August 15, 1921".into()), &base()),
+            Ok("1921-08-15".into())
+        );
+        assert_eq!(
+            born.apply(Raw::Text("15/08/1921".into()), &base()),
+            Err(Miss::NotConvertible)
+        );
+        let stamped = t(ValueKind::Date, Some("%d/%m/%Y %H:%M"));
+        assert_eq!(
+            stamped.apply(Raw::Text("05/01/2023 14:30".into()), &base()),
+            Ok("2023-01-05".into())
+        );
+        // A JSON string reads the same; a JSON number is no date.
+        assert_eq!(
+            date.apply(
+                Raw::Json(Value::String("2024-03-01T08:00:00Z".into())),
+                &base()
+            ),
+            Ok("2024-03-01".into())
+        );
+        assert_eq!(
+            date.apply(Raw::Json(serde_json::json!(20240301)), &base()),
+            Err(Miss::NotConvertible)
+        );
+        assert_eq!(kind_name(Some(ValueKind::Date)), "date");
     }
 
     #[test]

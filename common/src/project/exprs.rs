@@ -60,7 +60,7 @@ pub(super) fn check_xpath(xpath: &str) -> Result<(), String> {
     }
 }
 
-/// A chrono `strftime`-style format for `as = "datetime"`, such as `"%d %B %Y"`.
+/// A chrono `strftime`-style format for `as = "datetime"` or `as = "date"`, such as `"%d %B %Y"`.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct DatetimeFormat(pub String);
 

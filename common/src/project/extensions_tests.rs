@@ -37,6 +37,10 @@ fn every_validation_error_has_a_position_and_an_expectation() {
         (handler("follow = [{ url = \"https://a/?p={$.p[}\", callback = \"h\" }]"), 3, 10, "invalid JSONPath"),
         (handler("follow = [{ url = \"https://a/{page}\", callback = \"h\" }]"), 3, 10, "placeholder {page}"),
         (handler("item.d = { css = \"p\", as = \"datetime\", format = \"%Q\" }"), 3, 49, "invalid datetime format"),
+        (handler("item.d = { css = \"p\", as = \"date\", format = \"%Q\" }"), 3, 45, "invalid datetime format"),
+        // unknown types, with the list of the known ones
+        (handler("item.d = { css = \"p\", as = \"day\" }"), 3, 28, "unknown variant `day`, expected one of `string`, `number`, `integer`, `bool`, `url`, `datetime`, `date`"),
+        (handler("item.d = { css = \"p\", as = \"string\", format = \"%Y\" }"), 3, 10, "`format` is the input format of `as = \"datetime\"` or `as = \"date\"`"),
         // unknown callbacks
         (handler("follow = [{ json = \"$.next\", callback = \"nope\" }]"), 3, 41, "callback \"nope\" names no handler"),
         ("name = \"x\"\n[handlers.a]\n[on_finished]\nfollow = [{ url = \"https://h/\", callback = \"b\" }]\n".to_string(), 4, 44, "names no handler"),

@@ -95,7 +95,7 @@ pub struct FieldRule {
     pub regex: Option<String>,
     /// Type of the value (key `as`); `None`: a string from HTML, the JSON value as is.
     pub kind: Option<ValueKind>,
-    /// Input format of `as = "datetime"` (chrono `strftime` directives).
+    /// Input format of `as = "datetime"` or `as = "date"` (chrono `strftime` directives).
     pub format: Option<String>,
     /// Every match as an array, instead of the first match.
     pub all: bool,
@@ -138,6 +138,16 @@ pub enum ValueKind {
     Url,
     /// A date and time, output as RFC 3339 (UTC when the input has no offset).
     Datetime,
+    /// A calendar date, output as `YYYY-MM-DD`: the date as written (in the input's own
+    /// offset, if it has one), its time of day dropped. Reads what `Datetime` reads.
+    Date,
+}
+
+impl ValueKind {
+    /// Whether the kind reads dates, so that `format` (an input format) applies to it.
+    pub fn takes_format(self) -> bool {
+        matches!(self, ValueKind::Datetime | ValueKind::Date)
+    }
 }
 
 impl PageValue {
@@ -252,8 +262,11 @@ impl RawFieldRule {
         {
             return Err("`attr` reads elements: use it with `css` or `xpath`".to_string());
         }
-        if self.format.is_some() && self.kind != Some(ValueKind::Datetime) {
-            return Err("`format` is the input format of `as = \"datetime\"`".to_string());
+        if self.format.is_some() && !self.kind.is_some_and(ValueKind::takes_format) {
+            return Err(
+                "`format` is the input format of `as = \"datetime\"` or `as = \"date\"`"
+                    .to_string(),
+            );
         }
         Ok(FieldRule {
             source,
@@ -426,6 +439,27 @@ mod tests {
     }
 
     #[test]
+    fn dates_take_a_format_like_datetimes() {
+        let field = read(r#"{ css = ".born", as = "date", format = "%B %d, %Y" }"#).expect("ok");
+        assert_eq!(
+            field,
+            Field::Extract(FieldRule {
+                kind: Some(ValueKind::Date),
+                format: Some("%B %d, %Y".into()),
+                ..FieldRule::new(Source::Css(".born".into()))
+            })
+        );
+        let err = read(r#"{ css = "p", as = "date", format = "%Q" }"#).expect_err("bad format");
+        assert!(err.message().contains("invalid datetime format"), "{err}");
+        let err = read(r#"{ css = "p", as = "number", format = "%Y" }"#).expect_err("not a date");
+        assert!(
+            err.message()
+                .contains("`format` is the input format of `as = \"datetime\"` or `as = \"date\"`"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn conflicting_keys_are_refused_at_the_table() {
         for (bad, why) in [
             (r#"{ css = "h1", json = "$.a" }"#, "one source"),
@@ -453,7 +487,12 @@ mod tests {
 
         let err = read(r#"{ css = "h1", as = "float" }"#).expect_err("bad kind");
         assert!(err.message().contains("unknown variant `float`"), "{err}");
-        assert!(err.message().contains("`number`"), "{err}");
+        assert!(
+            err.message().contains(
+                "expected one of `string`, `number`, `integer`, `bool`, `url`, `datetime`, `date`"
+            ),
+            "{err}"
+        );
         assert_eq!(err.span().map(|s| s.start), Some(23));
 
         let err = read(r#"{ css = "h1[" }"#).expect_err("bad css");

@@ -1,5 +1,6 @@
 //! What a script can call: page access (`css`, `json`, `resolve`, `regex_captures`, ...),
-//! `emit`, `follow` and `log`.
+//! `join`, `parse_json`, `emit`, `follow` and `log`. docs/rules.md ("Script functions") documents each,
+//! with examples that `reference_tests` runs.
 //!
 //! The engine is compiled once per project and shared across threads, so its functions
 //! capture nothing. They reach the page being processed through [`RunState`], held in a
@@ -346,6 +347,21 @@ fn emit_with(data: &RhaiMap, key: Option<String>) -> Result<(), Box<EvalAltResul
     })
 }
 
+/// The elements of `items` as text (`()` as an empty string), separated by `separator`.
+fn join(items: Array, separator: &str) -> String {
+    let texts: Vec<String> = items
+        .iter()
+        .map(|item| {
+            if item.is_unit() {
+                String::new()
+            } else {
+                item.to_string()
+            }
+        })
+        .collect();
+    texts.join(separator)
+}
+
 /// Registers the page API on `engine`.
 pub(crate) fn register(engine: &mut Engine) {
     engine
@@ -393,6 +409,21 @@ pub(crate) fn register(engine: &mut Engine) {
         .register_fn("fingerprint", |text: &str| {
             spindle_common::urlnorm::fingerprint(text)
         })
+        // Rhai 1.x has no array `join`, the first thing a script reaches for after `css`.
+        .register_fn("join", join)
+        // Rhai's own `parse_json` evaluates its text as a Rhai expression (a page's
+        // `{"a": follow(..)}` would run), takes objects only and refuses JSON's `\/`; this
+        // one, registered over it, is a JSON parser.
+        .register_fn(
+            "parse_json",
+            |text: &str| -> Result<Dynamic, Box<EvalAltResult>> {
+                with_state(|_| {
+                    serde_json::from_str::<Value>(text)
+                        .map(|value| to_dynamic(&value))
+                        .map_err(|e| format!("parse_json(): invalid JSON: {e}"))
+                })
+            },
+        )
         .register_fn("emit", |data: RhaiMap| emit_with(&data, None))
         .register_fn("emit", |data: RhaiMap, key: ImmutableString| {
             emit_with(&data, Some(key.to_string()))
