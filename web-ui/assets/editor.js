@@ -56,6 +56,7 @@ const state = {
   checkSeq: 0,
   autoCheck: true,
   tab: 'items',
+  tabChosen: false,    // the user picked a tab: keep it from step to step
   rawItems: false,
 };
 
@@ -123,6 +124,8 @@ function showCheckOk(result) {
       (result.handlers || []).map(h => el('button', { type: 'button', class: 'chip handler-chip', title: `Go to [handlers.${h}]`, onclick: () => jump(h) }, h))),
     (result.fields || []).length ? el('span', { class: 'p-group fields', title: 'Item fields: ' + result.fields.join(', ') }, el('span', { class: 'p-label' }, 'fields'),
       result.fields.map(f => el('span', { class: 'chip' }, f))) : null);
+  const fields = box.querySelector('.fields');
+  if (fields) requestAnimationFrame(() => fields.classList.toggle('overflowing', fields.scrollWidth > fields.clientWidth));
 }
 
 /** Checks the text (POST /api/check); `explicit` moves the caret to an error. */
@@ -328,6 +331,10 @@ function renderStep() {
   view.renderLogs($('logs'), report);
   view.renderTimings($('timings'), report, step.request);
   lazyDone.html = lazyDone.preview = -1;
+  if (!state.tabChosen) {
+    // Until the user picks a tab, show what the step produced.
+    state.tab = items.length ? 'items' : follows.length ? 'follows' : errors.length ? 'logs' : 'items';
+  }
   selectTab(state.tab);
 }
 
@@ -602,6 +609,8 @@ async function load() {
   }
   if (!state.admin) {
     editor.readOnly = true;
+    state.autoCheck = false;
+    $('check').hidden = true;
     $('save').hidden = true;
     $('delete').hidden = true;
     $('debug-run').disabled = true;
@@ -612,7 +621,8 @@ async function load() {
   setDirty();
   fillHandlers($('debug-handler'), 'start');
   if (!$('debug-url').value && !state.isNew) $('debug-url').value = firstStartUrl(editor.value);
-  check();
+  if (state.admin) check();
+  else if (state.handlers.length) showCheckOk({ name: state.name, handlers: state.handlers, fields: state.fields });
 
   const taskid = params().get('taskid');
   if (taskid && state.name) runStep({ project: state.name, taskid }, { label: 'task ' + taskid });
@@ -647,7 +657,7 @@ function init() {
   $('delete').addEventListener('click', remove);
   $('runbar').addEventListener('submit', e => { e.preventDefault(); runFromBar(); });
   $('debug-url').addEventListener('input', () => $('debug-url').classList.remove('invalid'));
-  for (const tab of document.querySelectorAll('#tabs .tab')) tab.addEventListener('click', () => selectTab(tab.dataset.tab));
+  for (const tab of document.querySelectorAll('#tabs .tab')) tab.addEventListener('click', () => { state.tabChosen = true; selectTab(tab.dataset.tab); });
   $('tabs').addEventListener('keydown', e => {
     if (e.key !== 'ArrowLeft' && e.key !== 'ArrowRight') return;
     const tabs = [...document.querySelectorAll('#tabs .tab')];
