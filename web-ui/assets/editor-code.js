@@ -142,6 +142,16 @@ export class CodeEditor {
     this.markLines();
   }
 
+  /** Briefly highlights `line` (from 1), e.g. a line just inserted. */
+  flash(line) {
+    requestAnimationFrame(() => {
+      const row = this.layer.children[line - 1];
+      if (!row) return;
+      row.classList.add('flash');
+      setTimeout(() => row.classList.remove('flash'), 1600);
+    });
+  }
+
   /** Moves the caret to `line`, `column` (from 1) and scrolls it into the middle of the view. */
   goTo(line, column = 1) {
     const lines = this.textarea.value.split('\n');

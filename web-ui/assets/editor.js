@@ -287,7 +287,7 @@ function renderTools() {
       el('button', { type: 'button', class: state.rawItems ? 'on' : '', onclick: () => { state.rawItems = true; renderStep(); } }, 'JSON')));
   }
   const step = state.steps[state.current];
-  if (step && (state.tab === 'html' || state.tab === 'preview') && step.report.page && step.report.page.url) {
+  if (step && (state.tab === 'html' || state.tab === 'preview') && /^https?:\/\//i.test((step.report.page && step.report.page.url) || '')) {
     tools.append(el('a', { class: 'btn sm ghost', href: step.report.page.url, target: '_blank', rel: 'noopener noreferrer', title: 'Open the page in a new tab' }, 'Open ↗'));
   }
 }
@@ -467,6 +467,7 @@ function insertRule(make, what) {
   const { offset } = editor.cursor();
   const result = make(editor.value, offset);
   applyText(result.text, result.offset);
+  editor.flash(editor.cursor().line);
   toast(`Inserted ${what}`);
   scheduleCheck();
 }
@@ -489,7 +490,7 @@ function setupSplitter() {
   const splitter = $('splitter');
   const saved = Number(localStorage.getItem('spindle.editor.split'));
   const set = pct => {
-    const v = Math.min(75, Math.max(25, pct));
+    const v = Math.min(72, Math.max(28, pct));
     bench.style.setProperty('--split', v + '%');
     return v;
   };

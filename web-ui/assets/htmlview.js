@@ -15,7 +15,20 @@ const CLOSES = {
 };
 const ONE_LINE = 100;
 
-/** Tokens of `source`: {type: 'open'|'close'|'text'|'comment'|'doctype', ...}. */
+const TAG_NAME = /[A-Za-z][^\s/>]*/y;
+const SPACE = /[\s/]*/y;
+const ATTR_NAME = /[^\s=>/]+|[^\s>]/y;
+const BARE_VALUE = /[^\s>]*/y;
+const BLANK = /\s*/y;
+
+/** Runs the sticky regex `re` at `at`: the match, or null. */
+function at(re, source, i) {
+  re.lastIndex = i;
+  const m = re.exec(source);
+  return m ? m[0] : null;
+}
+
+/** Tokens of `source`: {type: 'open'|'close'|'text'|'raw'|'comment'|'doctype', ...}. */
 export function tokenizeHtml(source) {
   const tokens = [];
   let i = 0;
@@ -40,27 +53,23 @@ export function tokenizeHtml(source) {
       continue;
     }
     const close = source[i + 1] === '/';
-    const m = /^[A-Za-z][^\s/>]*/.exec(source.slice(i + (close ? 2 : 1), i + 80));
-    if (!m) { tokens.push({ type: 'text', text: '<' }); i++; continue; }
-    const name = m[0].toLowerCase();
-    let j = i + (close ? 2 : 1) + m[0].length;
+    const tag = at(TAG_NAME, source, i + (close ? 2 : 1));
+    if (!tag) { tokens.push({ type: 'text', text: '<' }); i++; continue; }
+    const name = tag.toLowerCase();
+    let j = i + (close ? 2 : 1) + tag.length;
     const attrs = [];
-    // Attributes: name, optional `=` and a quoted or bare value.
+    // Attributes: a name, then an optional `=` and a quoted or bare value.
     for (;;) {
-      while (j < n && /[\s/]/.test(source[j]) && source[j] !== '>') {
-        if (source[j] === '/' && source[j + 1] === '>') break;
-        j++;
-      }
-      if (j >= n || source[j] === '>' || (source[j] === '/' && source[j + 1] === '>')) break;
-      const a = /^[^\s=>/]+|^[^\s>]/.exec(source.slice(j, j + 200));
-      const attrName = a[0];
+      j += at(SPACE, source, j).length;
+      if (source[j - 1] === '/' && source[j] === '>') { j--; break; }
+      if (j >= n || source[j] === '>') break;
+      const attrName = at(ATTR_NAME, source, j);
       j += attrName.length;
-      let k = j;
-      while (k < n && /\s/.test(source[k])) k++;
+      let k = j + at(BLANK, source, j).length;
       let value = null;
       if (source[k] === '=') {
         k++;
-        while (k < n && /\s/.test(source[k])) k++;
+        k += at(BLANK, source, k).length;
         const q = source[k];
         if (q === '"' || q === "'") {
           let end = source.indexOf(q, k + 1);
@@ -68,9 +77,8 @@ export function tokenizeHtml(source) {
           value = source.slice(k, end + 1);
           k = end + 1;
         } else {
-          const v = /^[^\s>]*/.exec(source.slice(k, k + 2000))[0];
-          value = v;
-          k += v.length;
+          value = at(BARE_VALUE, source, k);
+          k += value.length;
         }
         j = k;
       }
@@ -82,9 +90,10 @@ export function tokenizeHtml(source) {
     if (close) { tokens.push({ type: 'close', name }); continue; }
     tokens.push({ type: 'open', name, attrs, selfClosing });
     if (RAW.has(name)) {
-      const re = new RegExp('</' + name + '\\s*>', 'i');
-      const m2 = re.exec(source.slice(i));
-      const stop = m2 ? i + m2.index : n;
+      const re = new RegExp('</' + name + '\\s*>', 'ig');
+      re.lastIndex = i;
+      const m2 = re.exec(source);
+      const stop = m2 ? m2.index : n;
       if (stop > i) tokens.push({ type: 'raw', text: source.slice(i, stop) });
       if (m2) tokens.push({ type: 'close', name });
       i = m2 ? stop + m2[0].length : n;
