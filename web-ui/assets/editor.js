@@ -6,7 +6,7 @@
 // the next step, the steps stay in a breadcrumb, and the preview's selector helper
 // (editor-selector.js) writes rules into the file (editor-insert.js).
 
-import { api, el, topBar, toast, whoAmI, params } from './ui.js';
+import { api, el, topBar, toast, canEdit, params } from './ui.js';
 import { CodeEditor } from './editor-code.js';
 import { insertField, insertFollow, handlerNames, firstStartUrl, outline } from './editor-insert.js';
 import * as view from './editor-debug.js';
@@ -283,8 +283,8 @@ function renderTools() {
   if (state.current < 0) return;
   if (state.tab === 'items') {
     tools.append(el('span', { class: 'seg', role: 'group', 'aria-label': 'Items as' },
-      el('button', { type: 'button', class: state.rawItems ? '' : 'on', onclick: () => { state.rawItems = false; renderStep(); } }, 'Table'),
-      el('button', { type: 'button', class: state.rawItems ? 'on' : '', onclick: () => { state.rawItems = true; renderStep(); } }, 'JSON')));
+      el('button', { type: 'button', class: state.rawItems ? '' : 'on', onclick: () => { state.rawItems = false; renderItems(); renderTools(); } }, 'Table'),
+      el('button', { type: 'button', class: state.rawItems ? 'on' : '', onclick: () => { state.rawItems = true; renderItems(); renderTools(); } }, 'JSON')));
   }
   const step = state.steps[state.current];
   if (step && (state.tab === 'html' || state.tab === 'preview') && /^https?:\/\//i.test((step.report.page && step.report.page.url) || '')) {
@@ -326,7 +326,7 @@ function renderStep() {
   if (report.dropped) itemsTab.append(el('span', { class: 'count warn dropped', title: 'items dropped for an empty required or key field' }, `${report.dropped} dropped`));
   setCount('follows', follows.length);
   setCount('logs', errors.length + logs.length, errors.length ? 'bad' : '');
-  view.renderItems($('items'), report, { raw: state.rawItems, fields: state.fields, onErrors: () => selectTab('logs') });
+  renderItems();
   view.renderFollows($('follows'), $('follows-bar'), $('follows-extra'), report, { onPlay: task => runStep({ task }, { label: task.callback, url: task.url }), canRun: state.admin });
   view.renderLogs($('logs'), report);
   view.renderTimings($('timings'), report, step.request);
@@ -336,6 +336,11 @@ function renderStep() {
     state.tab = items.length ? 'items' : follows.length ? 'follows' : errors.length ? 'logs' : 'items';
   }
   selectTab(state.tab);
+}
+
+function renderItems() {
+  const step = state.steps[state.current];
+  if (step) view.renderItems($('items'), step.report, { raw: state.rawItems, fields: state.fields, onErrors: () => selectTab('logs') });
 }
 
 function renderSteps() {
@@ -551,9 +556,7 @@ async function load() {
   const match = /^\/projects\/([^/]+)\/?$/.exec(location.pathname);
   const segment = match ? decodeURIComponent(match[1]) : 'new';
   state.isNew = segment === 'new';
-  let who = { role: 'viewer' };
-  try { who = await whoAmI(); } catch { /* treated as a viewer */ }
-  state.admin = who.role === 'admin';
+  try { state.admin = await canEdit(); } catch { state.admin = false; /* treated as a viewer */ }
 
   if (state.isNew) {
     state.name = null;
