@@ -193,8 +193,8 @@ export class SelectorHelper {
         rules += `\n:where(${selector}) { outline: 2px solid #f08c00 !important; outline-offset: -1px !important; background-color: rgba(255, 200, 40, .28) !important; }`;
       }
     }
-    if (this.enabled && this.picked) rules += `\n[${PICKED}] { outline: 2px solid #c2255c !important; outline-offset: 2px !important; }`;
     if (this.enabled) rules += `\n[${HOVER}] { outline: 2px dashed #3b5bdb !important; outline-offset: 1px !important; }`;
+    if (this.enabled && this.picked) rules += `\n[${PICKED}] { outline: 2px solid #c2255c !important; outline-offset: 2px !important; }`;
     if (this.enabled && !selector) {
       count.textContent = 'click an element in the page';
     }
