@@ -48,18 +48,29 @@ pub fn split_content_type(value: &str) -> (String, Option<String>) {
 
 /// Whether a body of this media type (as returned by [`split_content_type`]) is text to
 /// decode: the default when a task has no `content_types`. That is no content type at all
-/// (servers that omit it usually serve HTML), every `text/*`, and every type whose name
-/// contains `html`, `xml`, `json` or `javascript`: XHTML, XML (`application/xml`, RSS, Atom,
-/// SVG, any `+xml`), JSON (`application/json`, any `+json`, `application/x-ndjson`) and
-/// JavaScript. Being a substring test, it also takes Office Open XML documents
-/// (`application/vnd.openxmlformats-...`: .docx, .xlsx), which are zip files.
+/// (servers that omit it usually serve HTML), every `text/*`, and every type whose subtype has
+/// `html`, `xhtml`, `xml`, `json`, `ndjson`, `javascript` or `ecmascript` as one of its words
+/// (split at `+`, `-` and `.`): XHTML, XML (`application/xml`, RSS, Atom, SVG, any `+xml`),
+/// JSON (`application/json`, any `+json`, `application/x-ndjson`) and JavaScript. Whole
+/// words, so the Office Open XML zip files (`application/vnd.openxmlformats-…`) are not text.
 /// docs/rules.md (`content_types`) lists the same.
 pub fn is_textual(media_type: &str) -> bool {
-    media_type.is_empty()
-        || media_type.starts_with("text/")
-        || ["html", "xml", "json", "javascript"]
-            .iter()
-            .any(|word| media_type.contains(word))
+    const WORDS: [&str; 7] = [
+        "html",
+        "xhtml",
+        "xml",
+        "json",
+        "ndjson",
+        "javascript",
+        "ecmascript",
+    ];
+    if media_type.is_empty() || media_type.starts_with("text/") {
+        return true;
+    }
+    let subtype = media_type.split_once('/').map_or(media_type, |(_, s)| s);
+    subtype
+        .split(['+', '-', '.'])
+        .any(|word| WORDS.contains(&word))
 }
 
 /// Whether a body of this media type is decoded and handed to the rules, given a task's
@@ -383,8 +394,6 @@ mod tests {
             "application/x-ndjson",
             "application/javascript",
             "application/x-javascript",
-            // A substring test: the Office Open XML zip files count too (documented).
-            "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
         ] {
             assert!(is_textual(t), "{t}");
             assert!(is_extractable(t, &[]), "{t}");
@@ -397,6 +406,9 @@ mod tests {
             "application/zip",
             "application/gzip",
             "application/msword",
+            // Zip files whose names mention XML are not text.
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
             "application/x-www-form-urlencoded",
             "audio/mpeg",
             "video/mp4",

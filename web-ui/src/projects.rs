@@ -406,12 +406,14 @@ async fn check(JsonBody(body): JsonBody<DefinitionBody>) -> Json<Value> {
         Ok(project) => json!({
             "ok": true,
             "name": project.name,
+            "start": project.start,
             "handlers": project.handlers.keys().collect::<Vec<_>>(),
             "fields": project.item_fields(),
         }),
         Err(e) => json!({
             "ok": false,
             "error": e.to_string(),
+            "message": e.message,
             "line": e.line,
             "column": e.column,
         }),
