@@ -101,6 +101,7 @@ impl IntoResponse for ApiError {
             }
             ApiError::Project(e) => json!({
                 "error": e.to_string(),
+                "message": e.message,
                 "line": e.line,
                 "column": e.column,
             }),

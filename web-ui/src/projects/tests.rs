@@ -189,7 +189,7 @@ async fn check_answers_like_spindle_check() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         json,
-        json!({ "ok": true, "name": "b", "handlers": ["start"], "fields": ["title"] })
+        json!({ "ok": true, "name": "b", "start": [], "handlers": ["start"], "fields": ["title"] })
     );
     let bad = json!({ "definition": "name = \"b\"\nfollow = 3\n" }).to_string();
     let Reply { json, .. } = send(ui(&store), "POST", "/api/check", &bad).await;
