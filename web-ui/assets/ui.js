@@ -78,6 +78,8 @@ export async function canEdit() {
 export async function topBar(active) {
   const header = document.getElementById('top');
   if (!header) return;
+  // The editor of an existing project is not "New project".
+  if (active === 'editor' && location.pathname !== '/projects/new') active = null;
   const link = (name, href, label) =>
     el('a', { href, class: name === active ? 'active' : null }, label);
   const user = el('span', { class: 'user' });
