@@ -458,7 +458,7 @@ function updateRow(row, p) {
     c.groupText.title = p.group ? p.group : (state.editable ? 'Click to set a group' : '');
   }
   const bits = [];
-  if (p.queued !== undefined) bits.push(compact(p.queued) + ' queued');
+  if (p.queued !== undefined) bits.push(compact((p.queued || 0) + (p.waiting || 0)) + ' queued');
   if (p.in_flight) bits.push(compact(p.in_flight) + ' in flight');
   if (p.items !== undefined) bits.push(compact(p.items) + ' items');
   c.subline.textContent = (p.finished ? '✓ finished · ' : '') + bits.join(' · ');

@@ -135,13 +135,18 @@ function render(q, answer) {
   const hasExtra = items.some(i => i.data && typeof i.data === 'object' && Object.keys(i.data).some(k => !known.has(k)));
   const urlHead = fields.includes('url') ? 'page url' : 'url';
 
+  // A column whose values are all numbers is right-aligned.
+  const numeric = new Set(fields.filter(f => {
+    const values = items.map(i => (i.data || {})[f]).filter(v => v !== null && v !== undefined);
+    return values.length && values.every(v => typeof v === 'number');
+  }));
   const head = el('tr', {}, el('th', { class: 'rownum num' }, '#'), el('th', {}, urlHead),
-    fields.map(f => el('th', { title: f }, f)), hasExtra ? el('th', { title: 'keys outside the project’s fields' }, '…') : null);
+    fields.map(f => el('th', { title: f, class: numeric.has(f) ? 'num' : null }, f)), hasExtra ? el('th', { title: 'keys outside the project’s fields' }, '…') : null);
   const rows = items.map((item, i) => {
     const data = item.data && typeof item.data === 'object' ? item.data : { value: item.data };
     const cells = fields.map(f => {
       const { text, kind } = cellText(data[f]);
-      return el('td', { class: 'fcell', dataset: { field: f } },
+      return el('td', { class: numeric.has(f) ? 'fcell num' : 'fcell', dataset: { field: f } },
         el('span', { class: 'cell ' + kind, title: text.length > MAX_CELL ? clip(text, 2000) : (text || null) }, clip(text, MAX_CELL)));
     });
     const extra = hasExtra ? Object.keys(data).filter(k => !known.has(k)) : [];
