@@ -582,7 +582,10 @@ function openEditor(row, field) {
     input.disabled = true;
     try {
       const answer = await patch(p.name, body);
-      for (const [k, v] of Object.entries(body)) setOverride(p.name, k, answer && answer[k] !== undefined ? answer[k] : v);
+      for (const [k, v] of Object.entries(body)) {
+        const value = answer && answer[k] !== undefined ? answer[k] : v;
+        setOverride(p.name, k, k === 'group' ? value || '' : value);
+      }
       closeEditor();
       toast(field === 'rate' ? `${p.name}: ${short(body.rate)} requests/s, bursts of ${short(body.burst)}`
         : `${p.name}: group ${body.group ? '“' + body.group + '”' : 'cleared'}`);
