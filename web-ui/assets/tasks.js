@@ -75,7 +75,7 @@ function timeCell(t) {
   if (!tr || (tr.fetch_ms === null && tr.process_ms === null)) return el('td', { class: 'num faint' }, '–');
   const total = (tr.fetch_ms || 0) + (tr.process_ms || 0);
   return el('td', { class: 'num', title: `fetch ${fmtMs(tr.fetch_ms)} + process ${fmtMs(tr.process_ms)} = ${fmtMs(total)}` },
-    fmtMs(tr.fetch_ms), el('span', { class: 'faint' }, ' + ' + fmtMs(tr.process_ms)));
+    fmtMs(tr.fetch_ms), el('span', { class: 'faint proc-part' }, ' + ' + fmtMs(tr.process_ms)));
 }
 
 function lastCrawlCell(t, now) {
