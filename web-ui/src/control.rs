@@ -253,6 +253,7 @@ mod tests {
                 updated_ms: 1_000,
                 last_start_ms: 0,
                 run_requested_ms: 0,
+                origin: None,
             })
             .await
             .expect("save");
