@@ -391,6 +391,7 @@ mod tests {
             updated_ms: 0,
             last_start_ms: 0,
             run_requested_ms: 0,
+            origin: None,
         };
         store.save_project(&project).await.expect("save");
         let items: Vec<Item> = items

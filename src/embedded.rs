@@ -72,7 +72,8 @@ pub async fn open_existing_store(
     }
 }
 
-/// The stored form of a project file; keeps `last_start_ms` of an existing record.
+/// The stored form of a project file, as new: never started, and from no file (`origin`
+/// None; the projects folder sets it).
 pub fn project_record(project: &Project, now_ms: i64) -> ProjectRecord {
     ProjectRecord {
         name: project.name.clone(),
@@ -87,6 +88,7 @@ pub fn project_record(project: &Project, now_ms: i64) -> ProjectRecord {
         updated_ms: now_ms,
         last_start_ms: 0,
         run_requested_ms: 0,
+        origin: None,
     }
 }
 

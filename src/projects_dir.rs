@@ -45,8 +45,11 @@ pub async fn scan(
         match Project::load(&path) {
             Ok(project) => {
                 let mut record = project_record(&project, clock.now_ms());
+                record.origin = Some(origin_of(&path));
                 if let Some(old) = store.project(&project.name).await? {
-                    if old.definition == record.definition {
+                    // Saved again only when something changed: a save brings the file's
+                    // rate, burst and group back over a live edit from the web UI.
+                    if old.definition == record.definition && old.origin == record.origin {
                         continue;
                     }
                     record.last_start_ms = old.last_start_ms;
@@ -62,6 +65,15 @@ pub async fn scan(
         }
     }
     Ok(())
+}
+
+/// How a project's `origin` in the store names the file it was loaded from: its canonical path (symbolic links and `..` resolved), as shown,
+/// so each file has one name whatever folder path it was found through.
+pub fn origin_of(path: &Path) -> String {
+    std::fs::canonicalize(path)
+        .unwrap_or_else(|_| path.to_path_buf())
+        .display()
+        .to_string()
 }
 
 /// Loads the folder's project files, then watches the folder from a task that scans it
@@ -173,6 +185,32 @@ mod tests {
             "RUNNING",
             "changing the file's status key applies it"
         );
+    }
+
+    #[tokio::test]
+    async fn a_project_remembers_the_file_it_came_from() {
+        let (_dir, store, files) = store_and_folder().await;
+        let mut seen = HashMap::new();
+        save_and_scan(&files, FILE, &*store, &mut seen).await;
+        let stored = store.project("p").await.expect("read").expect("saved");
+        let canonical = std::fs::canonicalize(files.join("p.toml")).expect("canonical");
+        assert_eq!(stored.origin, Some(canonical.display().to_string()));
+
+        // A project stored without its origin (before origins were kept) gets it at the
+        // next scan, though its file did not change.
+        store
+            .save_project(&spindle_common::store::ProjectRecord {
+                origin: None,
+                ..stored.clone()
+            })
+            .await
+            .expect("save");
+        seen.clear();
+        scan(&files, &*store, &ManualClock::new(2_000), &mut seen)
+            .await
+            .expect("scan");
+        let again = store.project("p").await.expect("read").expect("saved");
+        assert_eq!(again.origin, stored.origin);
     }
 
     #[tokio::test]

@@ -67,6 +67,7 @@ fn ended(task: &Task, status: TaskStatus) -> TaskUpdate {
         last_error: None,
         etag: None,
         last_modified: None,
+        track: None,
     }
 }
 

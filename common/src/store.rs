@@ -7,6 +7,7 @@
 //! bus, or being fetched); [`Store::release_claims`] returns every claim to the queue, which
 //! is how a restarted scheduler recovers what was in flight when the process died.
 
+mod listing;
 pub mod postgres;
 pub mod sqlite;
 
@@ -16,7 +17,9 @@ use std::hash::Hash;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::message::{Item, Task};
+use crate::message::{ErrorKind, Item, Outcome, Task};
+
+pub use listing::{CursorError, TaskCursor, TaskQuery};
 
 /// One migration of a store's schema, its SQL compiled into the binary.
 pub(crate) fn migration(
@@ -142,6 +145,52 @@ pub struct ProjectRecord {
     /// again, forced, while it is later than `last_start_ms`. Set by
     /// [`Store::request_run`] only: [`Store::save_project`] keeps the stored value.
     pub run_requested_ms: i64,
+    /// The project file it was loaded from (`--projects DIR`), as a canonical path; `None`
+    /// for a project created in the web UI or by `spindle crawl`. Written by
+    /// [`Store::save_project`] like the definition.
+    pub origin: Option<String>,
+}
+
+/// A live edit of a project's settings ([`Store::update_project`]): each field set is
+/// applied, each `None` left as stored.
+///
+/// The store checks nothing: the caller validates first. The scheduler expects `rate` > 0
+/// and `burst` ≥ 1 (finite; the web UI allows rate up to 10,000 and burst up to 100,000),
+/// and `status` one of TODO, STOP, CHECKING, DEBUG, RUNNING. The definition is not
+/// rewritten: its `rate`, `burst` and `group` keys are what the next save of the file (or of
+/// the definition) brings back.
+///
+/// As JSON (the web UI's `PATCH` body), a missing key leaves a setting and `"group": null`
+/// clears the group.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectChange {
+    /// New run state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// New group label: `Some(None)` clears it.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub group: Option<Option<String>>,
+    /// New requests per second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<f64>,
+    /// New token bucket size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst: Option<f64>,
+}
+
+/// A key that is present, `null` included: `Some` of its value (a missing key takes the
+/// field's default, `None`).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
 }
 
 /// What the scheduler needs to know about a task it sees again.
@@ -192,6 +241,39 @@ pub struct TaskUpdate {
     pub etag: Option<String>,
     /// `Last-Modified` of a successful fetch; `None` keeps the stored one.
     pub last_modified: Option<String>,
+    /// What the attempt did, shown on the task's page; replaces the stored one (`None`
+    /// clears it: an attempt without figures).
+    pub track: Option<Attempt>,
+}
+
+/// What the last attempt of a task did (its "track"), from its [`Outcome`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attempt {
+    /// HTTP status, when a response came back.
+    pub status_code: Option<u16>,
+    /// Fetch time in milliseconds.
+    pub fetch_ms: u32,
+    /// Processing time in milliseconds.
+    pub process_ms: u32,
+    /// Follows emitted.
+    pub follows: u32,
+    /// Items emitted.
+    pub items: u32,
+    /// Why it failed, if it did.
+    pub error_kind: Option<ErrorKind>,
+}
+
+impl From<&Outcome> for Attempt {
+    fn from(o: &Outcome) -> Self {
+        Attempt {
+            status_code: o.status_code,
+            fetch_ms: o.fetch_ms,
+            process_ms: o.process_ms,
+            follows: o.follows,
+            items: o.items,
+            error_kind: o.error.as_ref().map(|e| e.kind),
+        }
+    }
 }
 
 /// Everything stored about one task, for `spindle task` and the web UI.
@@ -207,8 +289,11 @@ pub struct TaskRecord {
     pub last_crawl_ms: Option<i64>,
     /// Why the last attempt failed.
     pub last_error: Option<String>,
-    /// Last change (Unix ms).
+    /// Last change (Unix ms): when it was queued, re-queued, ended an attempt or was
+    /// cancelled (a claim leaves it).
     pub updated_ms: i64,
+    /// What its last attempt did; `None` before its first.
+    pub track: Option<Attempt>,
 }
 
 /// Task counts of one project.
@@ -250,6 +335,16 @@ pub trait Store: Send + Sync + 'static {
         status: &str,
         now_ms: i64,
     ) -> Result<bool, StoreError>;
+    /// Applies a live edit of a project's settings (see [`ProjectChange`] for what the caller
+    /// validates) and bumps `updated_ms` like [`Store::set_status`], so the scheduler reloads
+    /// the project and applies a new rate and burst at its next reload (every 2 s). The
+    /// record as changed, or `None` if there is no such project.
+    async fn update_project(
+        &self,
+        name: &str,
+        change: &ProjectChange,
+        now_ms: i64,
+    ) -> Result<Option<ProjectRecord>, StoreError>;
 
     /// The stored state of those of `taskids` that are known, in one round trip per chunk.
     async fn known_tasks(
@@ -290,6 +385,12 @@ pub trait Store: Send + Sync + 'static {
     async fn task_counts(&self, project: &str) -> Result<TaskCounts, StoreError>;
     /// One task.
     async fn task(&self, project: &str, taskid: &str) -> Result<Option<TaskRecord>, StoreError>;
+    /// Up to `query.limit` tasks matching `query`, most recently changed first (`updated_ms`
+    /// descending, then project, then taskid descending), after `query.before`: pass the
+    /// [`TaskCursor::of`] the last task of a page to get the next one. Each project is read
+    /// from its index of `(project, updated_ms)` down from the cursor; filters are checked on
+    /// the rows met on the way, so a rare filter may read far.
+    async fn list_tasks(&self, query: &TaskQuery) -> Result<Vec<TaskRecord>, StoreError>;
     /// Marks a task bad (cancelled) and takes it off the queue; false if it is unknown.
     async fn cancel_task(
         &self,
@@ -350,6 +451,31 @@ pub(crate) fn last_of_each<'a, T, K: Hash + Eq>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_project_change_tells_a_missing_group_from_a_cleared_one() {
+        let change = |json| serde_json::from_str::<ProjectChange>(json).expect("parses");
+        assert_eq!(change("{}"), ProjectChange::default());
+        assert_eq!(change(r#"{"group": null}"#).group, Some(None));
+        assert_eq!(
+            change(r#"{"group": "shop"}"#).group,
+            Some(Some("shop".into()))
+        );
+        let rate = change(r#"{"rate": 2.5, "burst": 5}"#);
+        assert_eq!(
+            (rate.rate, rate.burst, rate.group),
+            (Some(2.5), Some(5.0), None)
+        );
+        assert!(serde_json::from_str::<ProjectChange>(r#"{"name": "x"}"#).is_err());
+        let cleared = ProjectChange {
+            group: Some(None),
+            ..ProjectChange::default()
+        };
+        assert_eq!(
+            serde_json::to_string(&cleared).expect("json"),
+            r#"{"group":null}"#
+        );
+    }
 
     #[test]
     fn last_of_each_keeps_the_last_occurrence_at_its_position() {

@@ -195,6 +195,13 @@ macro_rules! conformance {
     };
 }
 
+// Cases by concept, in files of their own (a file directly in tests/ would be a test binary
+// of its own).
+#[path = "store_conformance/project_settings.rs"]
+mod project_settings;
+#[path = "store_conformance/task_listing.rs"]
+mod task_listing;
+
 conformance!(
     store: [
         claims_best_first_then_fifo_and_only_due_tasks,
@@ -390,6 +397,7 @@ fn ended(id: &str, status: TaskStatus, at_ms: i64) -> TaskUpdate {
         last_error: None,
         etag: None,
         last_modified: None,
+        track: None,
     }
 }
 
@@ -403,6 +411,7 @@ fn retry(id: &str, exetime: i64, retries: u32, at_ms: i64) -> TaskUpdate {
         last_error: Some("HTTP 503".into()),
         etag: None,
         last_modified: None,
+        track: None,
     }
 }
 
@@ -429,6 +438,7 @@ fn project(name: &str) -> ProjectRecord {
         updated_ms: 100,
         last_start_ms: 0,
         run_requested_ms: 0,
+        origin: None,
     }
 }
 

@@ -104,6 +104,7 @@ mod tests {
             updated_ms,
             last_start_ms: 0,
             run_requested_ms: 0,
+            origin: None,
         }
     }
 

@@ -141,6 +141,7 @@ async fn save_project(store: &SqliteStore, definition: &str, updated_ms: i64) {
             updated_ms,
             last_start_ms: 0,
             run_requested_ms: 0,
+            origin: None,
         })
         .await
         .expect("save project");

@@ -249,6 +249,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             updated_ms: 1,
             last_start_ms: 1,
             run_requested_ms: 0,
+            origin: None,
         })
         .await?;
     fill(store.as_ref(), &a).await?;

@@ -547,7 +547,8 @@ function openEditor(row, field) {
   const initial = field === 'rate' ? short(p.rate) + '/' + short(p.burst) : (p.group || '');
   const input = el('input', { type: 'text', class: field === 'rate' ? 'rate-input mono' : 'group-input', value: initial,
     'aria-label': field === 'rate' ? 'rate/burst of ' + p.name : 'group of ' + p.name,
-    placeholder: field === 'rate' ? 'rate/burst' : 'group', spellcheck: 'false', autocomplete: 'off' });
+    placeholder: field === 'rate' ? 'rate/burst' : 'group', spellcheck: 'false', autocomplete: 'off',
+    maxlength: field === 'group' ? 64 : null });
   const error = el('div', { class: 'field-error hidden', role: 'alert' });
   const box = el('div', { class: 'inline-edit' }, input, error);
   const saved = [...cell.childNodes];
@@ -576,7 +577,9 @@ function openEditor(row, field) {
       if (!(b >= 1)) return fail('Burst must be at least 1');
       body = { rate: r, burst: b };
     } else {
-      body = { group: input.value.trim() };
+      const group = input.value.trim();
+      if (group.length > 64) return fail('A group has at most 64 characters');
+      body = { group: group || null };
     }
     state.editing.saving = true;
     input.disabled = true;

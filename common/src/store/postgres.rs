@@ -18,8 +18,10 @@
 //! character, so a task id, URL or error message containing one is refused with a database
 //! error (JSON values are unaffected: serde writes NUL in strings as `\u0000`).
 
+mod listing;
 mod rows;
 mod schema;
+mod tasks;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -28,14 +30,16 @@ use async_trait::async_trait;
 use sqlx::Row;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
+use self::listing::{TASK_COLUMNS, record_from_row};
 use self::rows::{
     corrupt, count_from_row, project_from_row, retries_from_row, sql_limit, status_code,
     status_from_row,
 };
 use self::schema::migrator;
+use super::listing::merge;
 use super::{
-    KnownTask, ProjectRecord, Store, StoreError, TaskCounts, TaskRecord, TaskStatus, TaskUpdate,
-    last_of_each,
+    KnownTask, ProjectChange, ProjectRecord, Store, StoreError, TaskCounts, TaskQuery, TaskRecord,
+    TaskStatus, TaskUpdate, last_of_each,
 };
 use crate::message::{Item, Task};
 
@@ -85,66 +89,11 @@ impl PgStore {
     pub async fn close(&self) {
         self.pool.close().await;
     }
-
-    /// Inserts or re-queues `tasks` as active, claimed or not, in one transaction.
-    async fn put(&self, tasks: &[Task], now_ms: i64, claimed: bool) -> Result<(), StoreError> {
-        if tasks.is_empty() {
-            return Ok(());
-        }
-        let tasks = last_of_each(tasks, |t| (t.project.as_str(), t.taskid.as_str()));
-        let mut tx = self.pool.begin().await?;
-        for chunk in tasks.chunks(CHUNK) {
-            let json = chunk
-                .iter()
-                .map(|t| serde_json::to_string(t).map_err(|e| corrupt("task", e)))
-                .collect::<Result<Vec<_>, StoreError>>()?;
-            // `seq` is left to its default, nextval('tasks_seq'), drawn for each row as it
-            // comes out of the SELECT, which `ORDER BY ord` keeps in batch order; a re-queue
-            // takes the new value too (`excluded.seq`) and goes to the back of its priority,
-            // as in SQLite.
-            sqlx::query(
-                "INSERT INTO tasks (project, taskid, url, status, claimed, priority, exetime,
-                    retries, age_ms, itag, task, updated_ms)
-                 SELECT u.project, u.taskid, u.url, $10, $12, u.priority, u.exetime,
-                    u.retries, u.age_ms, u.itag, u.task::json, $11
-                 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int4[], $5::int8[],
-                    $6::int8[], $7::int8[], $8::text[], $9::text[])
-                    WITH ORDINALITY AS u(project, taskid, url, priority, exetime, retries,
-                        age_ms, itag, task, ord)
-                 ORDER BY u.ord
-                 ON CONFLICT (project, taskid) DO UPDATE SET url = excluded.url,
-                    status = excluded.status, claimed = excluded.claimed, priority = excluded.priority,
-                    exetime = excluded.exetime, seq = excluded.seq, retries = excluded.retries,
-                    age_ms = excluded.age_ms, itag = excluded.itag, task = excluded.task,
-                    updated_ms = excluded.updated_ms",
-            )
-            .bind(chunk.iter().map(|t| t.project.as_str()).collect::<Vec<_>>())
-            .bind(chunk.iter().map(|t| t.taskid.as_str()).collect::<Vec<_>>())
-            .bind(chunk.iter().map(|t| t.url.as_str()).collect::<Vec<_>>())
-            .bind(chunk.iter().map(|t| t.priority).collect::<Vec<_>>())
-            .bind(chunk.iter().map(|t| t.exetime).collect::<Vec<_>>())
-            .bind(
-                chunk
-                    .iter()
-                    .map(|t| i64::from(t.retries))
-                    .collect::<Vec<_>>(),
-            )
-            .bind(chunk.iter().map(|t| t.age_ms).collect::<Vec<_>>())
-            .bind(chunk.iter().map(|t| t.itag.as_deref()).collect::<Vec<_>>())
-            .bind(json)
-            .bind(status_code(TaskStatus::Active))
-            .bind(now_ms)
-            .bind(claimed)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
 }
 
+/// The columns [`project_from_row`] reads.
 const PROJECT_COLUMNS: &str = "SELECT name, definition, status, rate, burst, grp, updated_ms,
-    last_start_ms, run_requested_ms FROM projects";
+    last_start_ms, run_requested_ms, origin FROM projects";
 
 #[async_trait]
 impl Store for PgStore {
@@ -154,11 +103,11 @@ impl Store for PgStore {
         // be submitted again), nor drop a pending "run now".
         sqlx::query(
             "INSERT INTO projects (name, definition, status, rate, burst, grp, updated_ms,
-                last_start_ms, run_requested_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                last_start_ms, run_requested_ms, origin)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
              ON CONFLICT (name) DO UPDATE SET definition = excluded.definition,
                 status = excluded.status, rate = excluded.rate, burst = excluded.burst,
-                grp = excluded.grp, updated_ms = excluded.updated_ms",
+                grp = excluded.grp, updated_ms = excluded.updated_ms, origin = excluded.origin",
         )
         .bind(&p.name)
         .bind(&p.definition)
@@ -169,6 +118,7 @@ impl Store for PgStore {
         .bind(p.updated_ms)
         .bind(p.last_start_ms)
         .bind(p.run_requested_ms)
+        .bind(&p.origin)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -231,6 +181,33 @@ impl Store for PgStore {
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() > 0)
+    }
+
+    async fn update_project(
+        &self,
+        name: &str,
+        change: &ProjectChange,
+        now_ms: i64,
+    ) -> Result<Option<ProjectRecord>, StoreError> {
+        let row = sqlx::query(
+            "UPDATE projects SET status = COALESCE($1, status),
+                grp = CASE WHEN $2 THEN $3 ELSE grp END,
+                rate = COALESCE($4, rate), burst = COALESCE($5, burst),
+                updated_ms = GREATEST($6, updated_ms + 1)
+             WHERE name = $7
+             RETURNING name, definition, status, rate, burst, grp, updated_ms, last_start_ms,
+                run_requested_ms, origin",
+        )
+        .bind(&change.status)
+        .bind(change.group.is_some())
+        .bind(change.group.as_ref().and_then(Option::as_deref))
+        .bind(change.rate)
+        .bind(change.burst)
+        .bind(now_ms)
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(project_from_row).transpose()
     }
 
     async fn known_tasks(
@@ -335,95 +312,33 @@ impl Store for PgStore {
     }
 
     async fn finish_tasks(&self, project: &str, updates: &[TaskUpdate]) -> Result<(), StoreError> {
-        if updates.is_empty() {
-            return Ok(());
-        }
-        let updates = last_of_each(updates, |u| u.taskid.as_str());
-        let mut tx = self.pool.begin().await?;
-        for chunk in updates.chunks(CHUNK) {
-            // Every ending takes a new `seq` in the order given, so a retry goes to the back
-            // of its priority as in SQLite. The values are drawn once, in `ord` order, in a
-            // materialized CTE: in a plain subquery the join may rescan it (drawing again)
-            // and visit its rows in any order.
-            sqlx::query(
-                "WITH u AS MATERIALIZED (
-                    SELECT v.taskid, v.status, v.exetime, v.retries, v.at_ms, v.last_error,
-                        v.etag, v.last_modified, nextval('tasks_seq') AS seq
-                    FROM UNNEST($2::text[], $3::int2[], $4::int8[], $5::int8[], $6::int8[],
-                        $7::text[], $8::text[], $9::text[])
-                        WITH ORDINALITY AS v(taskid, status, exetime, retries, at_ms,
-                            last_error, etag, last_modified, ord)
-                    ORDER BY v.ord)
-                 UPDATE tasks AS t SET status = u.status, claimed = FALSE, exetime = u.exetime,
-                    retries = u.retries, seq = u.seq, last_crawl_ms = u.at_ms,
-                    last_error = u.last_error, updated_ms = u.at_ms,
-                    etag = COALESCE(u.etag, t.etag),
-                    last_modified = COALESCE(u.last_modified, t.last_modified)
-                 FROM u
-                 WHERE t.project = $1 AND t.taskid = u.taskid",
-            )
-            .bind(project)
-            .bind(chunk.iter().map(|u| u.taskid.as_str()).collect::<Vec<_>>())
-            .bind(
-                chunk
-                    .iter()
-                    .map(|u| status_code(u.status))
-                    .collect::<Vec<_>>(),
-            )
-            .bind(chunk.iter().map(|u| u.exetime).collect::<Vec<_>>())
-            .bind(
-                chunk
-                    .iter()
-                    .map(|u| i64::from(u.retries))
-                    .collect::<Vec<_>>(),
-            )
-            .bind(chunk.iter().map(|u| u.at_ms).collect::<Vec<_>>())
-            .bind(
-                chunk
-                    .iter()
-                    .map(|u| u.last_error.as_deref())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(chunk.iter().map(|u| u.etag.as_deref()).collect::<Vec<_>>())
-            .bind(
-                chunk
-                    .iter()
-                    .map(|u| u.last_modified.as_deref())
-                    .collect::<Vec<_>>(),
-            )
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        self.finish(project, updates).await
     }
 
     async fn task(&self, project: &str, taskid: &str) -> Result<Option<TaskRecord>, StoreError> {
-        let row = sqlx::query(
-            "SELECT task::text AS task, status, claimed, priority, exetime, retries, last_crawl_ms,
-                last_error, updated_ms, etag, last_modified
-             FROM tasks WHERE project = $1 AND taskid = $2",
-        )
-        .bind(project)
-        .bind(taskid)
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        let json: String = row.try_get("task")?;
-        let mut task: Task = serde_json::from_str(&json).map_err(|e| corrupt("tasks.task", e))?;
-        task.priority = row.try_get("priority")?;
-        task.exetime = row.try_get("exetime")?;
-        task.retries = retries_from_row(&row)?;
-        task.fetch.etag = row.try_get("etag")?;
-        task.fetch.last_modified = row.try_get("last_modified")?;
-        Ok(Some(TaskRecord {
-            task,
-            status: status_from_row(&row)?,
-            claimed: row.try_get("claimed")?,
-            last_crawl_ms: row.try_get("last_crawl_ms")?,
-            last_error: row.try_get("last_error")?,
-            updated_ms: row.try_get("updated_ms")?,
-        }))
+        let sql = format!("{TASK_COLUMNS} WHERE project = $1 AND taskid = $2");
+        // The statement is built from constants only; the key is bound.
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(project)
+            .bind(taskid)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(record_from_row).transpose()
+    }
+
+    async fn list_tasks(&self, query: &TaskQuery) -> Result<Vec<TaskRecord>, StoreError> {
+        if query.limit == 0 {
+            return Ok(Vec::new());
+        }
+        let projects = match &query.project {
+            Some(project) => vec![project.clone()],
+            None => listing::task_projects(&self.pool).await?,
+        };
+        let mut pages = Vec::with_capacity(projects.len());
+        for project in &projects {
+            pages.push(listing::page(&self.pool, project, query).await?);
+        }
+        Ok(merge(pages, query.limit))
     }
 
     async fn cancel_task(

@@ -6,6 +6,7 @@
 //! each, as statements of a few fixed sizes (see [`rows`]).
 
 mod keys;
+mod listing;
 mod rows;
 mod schema;
 mod tasks;
@@ -23,11 +24,13 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row, Sqlite};
 
 use self::keys::{TaskKeys, log_migrated_keys};
+use self::listing::{TASK_COLUMNS, record_from_row};
 use self::rows::CHUNK;
 use self::schema::migrator;
+use super::listing::merge;
 use super::{
-    KnownTask, Presence, ProjectRecord, Store, StoreError, TaskCounts, TaskRecord, TaskStatus,
-    TaskUpdate, last_of_each,
+    KnownTask, Presence, ProjectChange, ProjectRecord, Store, StoreError, TaskCounts, TaskQuery,
+    TaskRecord, TaskStatus, TaskUpdate,
 };
 use crate::message::{Item, Task};
 
@@ -121,6 +124,7 @@ fn project_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<ProjectRecord, Stor
         updated_ms: row.try_get("updated_ms")?,
         last_start_ms: row.try_get("last_start_ms")?,
         run_requested_ms: row.try_get("run_requested_ms")?,
+        origin: row.try_get("origin")?,
     })
 }
 
@@ -131,11 +135,11 @@ impl Store for SqliteStore {
         // definition must neither forget the last start nor drop a pending "run now".
         sqlx::query(
             "INSERT INTO projects (name, definition, status, rate, burst, grp, updated_ms,
-                last_start_ms, run_requested_ms)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                last_start_ms, run_requested_ms, origin)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT(name) DO UPDATE SET definition = excluded.definition,
                 status = excluded.status, rate = excluded.rate, burst = excluded.burst,
-                grp = excluded.grp, updated_ms = excluded.updated_ms",
+                grp = excluded.grp, updated_ms = excluded.updated_ms, origin = excluded.origin",
         )
         .bind(&p.name)
         .bind(&p.definition)
@@ -146,6 +150,7 @@ impl Store for SqliteStore {
         .bind(p.updated_ms)
         .bind(p.last_start_ms)
         .bind(p.run_requested_ms)
+        .bind(&p.origin)
         .execute(&self.write)
         .await?;
         Ok(())
@@ -203,6 +208,32 @@ impl Store for SqliteStore {
         .execute(&self.write)
         .await?;
         Ok(done.rows_affected() > 0)
+    }
+
+    async fn update_project(
+        &self,
+        name: &str,
+        change: &ProjectChange,
+        now_ms: i64,
+    ) -> Result<Option<ProjectRecord>, StoreError> {
+        let row = sqlx::query(
+            "UPDATE projects SET status = COALESCE(?1, status),
+                grp = CASE WHEN ?2 THEN ?3 ELSE grp END,
+                rate = COALESCE(?4, rate), burst = COALESCE(?5, burst),
+                updated_ms = MAX(?6, updated_ms + 1)
+             WHERE name = ?7
+             RETURNING *",
+        )
+        .bind(&change.status)
+        .bind(change.group.is_some())
+        .bind(change.group.as_ref().and_then(Option::as_deref))
+        .bind(change.rate)
+        .bind(change.burst)
+        .bind(now_ms)
+        .bind(name)
+        .fetch_optional(&self.write)
+        .await?;
+        row.as_ref().map(project_from_row).transpose()
     }
 
     async fn known_tasks(
@@ -308,47 +339,7 @@ impl Store for SqliteStore {
     }
 
     async fn finish_tasks(&self, project: &str, updates: &[TaskUpdate]) -> Result<(), StoreError> {
-        if updates.is_empty() {
-            return Ok(());
-        }
-        // One statement per chunk rather than one per task: each statement is a round trip
-        // to SQLite's worker thread.
-        let updates = last_of_each(updates, |u| u.taskid.as_str());
-        let mut tx = self.write.begin_with(BEGIN_WRITE).await?;
-        let taskids: Vec<&str> = updates.iter().map(|u| u.taskid.as_str()).collect();
-        let keys = self.resolve(&mut tx, project, &taskids).await?;
-        let rows: Vec<(i64, &TaskUpdate)> = updates
-            .into_iter()
-            .filter_map(|u| keys.get(&u.taskid).map(|k| (k.id, u)))
-            .collect();
-        for chunk in rows.chunks(CHUNK) {
-            let mut q = QueryBuilder::<Sqlite>::new(
-                "WITH v(id, status, exetime, retries, seq, at_ms, last_error, etag,
-                    last_modified) AS (",
-            );
-            rows::push_values(&mut q, chunk, 9, |b, (id, u)| {
-                b.push_bind(id)
-                    .push_bind(u.status.code())
-                    .push_bind(u.exetime)
-                    .push_bind(u.retries as i64)
-                    .push_bind(self.next_seq())
-                    .push_bind(u.at_ms)
-                    .push_bind(&u.last_error)
-                    .push_bind(&u.etag)
-                    .push_bind(&u.last_modified);
-            });
-            q.push(
-                ") UPDATE tasks SET status = v.status, claimed = 0, exetime = v.exetime,
-                    retries = v.retries, seq = v.seq, last_crawl_ms = v.at_ms,
-                    last_error = v.last_error, updated_ms = v.at_ms,
-                    etag = COALESCE(v.etag, tasks.etag),
-                    last_modified = COALESCE(v.last_modified, tasks.last_modified)
-                 FROM v WHERE tasks.id = v.id",
-            );
-            q.build().execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        self.finish(project, updates).await
     }
 
     async fn task_counts(&self, project: &str) -> Result<TaskCounts, StoreError> {
@@ -384,31 +375,29 @@ impl Store for SqliteStore {
         else {
             return Ok(None);
         };
-        let row = sqlx::query(
-            "SELECT task, status, claimed, priority, exetime, retries, last_crawl_ms, last_error,
-                updated_ms, etag, last_modified
-             FROM tasks WHERE id = ?",
-        )
-        .bind(key.id)
-        .fetch_optional(&mut *conn)
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        let json: String = row.try_get("task")?;
-        let mut task: Task = serde_json::from_str(&json).map_err(|e| corrupt("tasks.task", e))?;
-        task.priority = row.try_get("priority")?;
-        task.exetime = row.try_get("exetime")?;
-        task.retries = row.try_get::<i64, _>("retries")? as u32;
-        task.fetch.etag = row.try_get("etag")?;
-        task.fetch.last_modified = row.try_get("last_modified")?;
-        let code: i64 = row.try_get("status")?;
-        Ok(Some(TaskRecord {
-            task,
-            status: TaskStatus::from_code(code).ok_or_else(|| corrupt("tasks.status", code))?,
-            claimed: row.try_get::<i64, _>("claimed")? != 0,
-            last_crawl_ms: row.try_get("last_crawl_ms")?,
-            last_error: row.try_get("last_error")?,
-            updated_ms: row.try_get("updated_ms")?,
-        }))
+        let sql = format!("{TASK_COLUMNS} WHERE id = ?");
+        // The statement is built from constants only.
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(key.id)
+            .fetch_optional(&mut *conn)
+            .await?;
+        row.as_ref().map(record_from_row).transpose()
+    }
+
+    async fn list_tasks(&self, query: &TaskQuery) -> Result<Vec<TaskRecord>, StoreError> {
+        if query.limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.read.acquire().await?;
+        let projects = match &query.project {
+            Some(project) => vec![project.clone()],
+            None => listing::task_projects(&mut conn).await?,
+        };
+        let mut pages = Vec::with_capacity(projects.len());
+        for project in &projects {
+            pages.push(listing::page(&mut conn, project, query).await?);
+        }
+        Ok(merge(pages, query.limit))
     }
 
     async fn cancel_task(

@@ -17,7 +17,9 @@ use futures::FutureExt;
 use spindle_common::bus::ConsumerSpec;
 use spindle_common::message::{Message, Outcome, Task};
 use spindle_common::project::Project;
-use spindle_common::store::{ProjectRecord, StoreError, TaskCounts, TaskStatus, TaskUpdate};
+use spindle_common::store::{
+    Attempt, ProjectRecord, StoreError, TaskCounts, TaskStatus, TaskUpdate,
+};
 use spindle_common::subject::{Stage, durable};
 use spindle_common::{Bus, Clock, Delivery, StatsBoard, Store};
 use tokio_util::sync::CancellationToken;
@@ -467,6 +469,8 @@ impl Scheduler {
                     Some(_) => {}
                 }
             }
+            // What the attempt did, for the task's page.
+            let track = Some(Attempt::from(o));
             let update = match &o.error {
                 None => {
                     ok += 1;
@@ -479,6 +483,7 @@ impl Scheduler {
                         last_error: None,
                         etag: o.etag.clone(),
                         last_modified: o.last_modified.clone(),
+                        track,
                     }
                 }
                 Some(err) => {
@@ -501,6 +506,7 @@ impl Scheduler {
                                 last_error: Some(err.message.clone()),
                                 etag: None,
                                 last_modified: None,
+                                track,
                             }
                         }
                         None => {
@@ -515,6 +521,7 @@ impl Scheduler {
                                 last_error: Some(err.message.clone()),
                                 etag: None,
                                 last_modified: None,
+                                track,
                             }
                         }
                     }

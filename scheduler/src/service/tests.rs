@@ -54,6 +54,7 @@ impl Harness {
                 updated_ms: T0,
                 last_start_ms: 0,
                 run_requested_ms: 0,
+                origin: None,
             })
             .await
             .expect("save project");
@@ -650,3 +651,5 @@ async fn result_ttl_purges_old_results_at_load_then_once_a_minute() {
     h.scheduler.reload_projects().await.expect("reload");
     assert_eq!(h.store.count_results("p").await.expect("count"), 0);
 }
+
+mod track;

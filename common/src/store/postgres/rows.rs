@@ -55,5 +55,6 @@ pub(super) fn project_from_row(row: &PgRow) -> Result<ProjectRecord, StoreError>
         updated_ms: row.try_get("updated_ms")?,
         last_start_ms: row.try_get("last_start_ms")?,
         run_requested_ms: row.try_get("run_requested_ms")?,
+        origin: row.try_get("origin")?,
     })
 }

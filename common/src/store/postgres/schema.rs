@@ -32,5 +32,10 @@ pub(super) fn migrator() -> Migrator {
             "results_age_index",
             include_str!("../../../migrations/postgres/0005_results_age_index.sql"),
         ),
+        migration(
+            6,
+            "task_track",
+            include_str!("../../../migrations/postgres/0006_task_track.sql"),
+        ),
     ])
 }

@@ -383,6 +383,7 @@ mod tests {
             last_error: None,
             etag: None,
             last_modified: None,
+            track: None,
         };
         s.finish_tasks("p", &[update]).await.expect("finish");
         let status = |id| {

@@ -42,6 +42,11 @@ pub(super) fn migrator() -> Migrator {
             "results_by_row",
             include_str!("../../../migrations/sqlite/0007_results_by_row.sql"),
         ),
+        migration(
+            8,
+            "task_track",
+            include_str!("../../../migrations/sqlite/0008_task_track.sql"),
+        ),
     ])
 }
 

@@ -1,5 +1,6 @@
 //! Writing tasks: new ones appended with the next row ids and logged in the key log, known
-//! ones re-queued in place, all of one call in one transaction.
+//! ones re-queued in place, attempt endings written over their rows; all of one call in one
+//! transaction.
 
 use std::collections::BTreeMap;
 
@@ -9,7 +10,7 @@ use super::keys::{self, Key};
 use super::rows::{self, CHUNK};
 use super::{BEGIN_WRITE, SqliteStore, corrupt};
 use crate::message::Task;
-use crate::store::{StoreError, TaskStatus, last_of_each};
+use crate::store::{StoreError, TaskStatus, TaskUpdate, last_of_each};
 
 impl SqliteStore {
     /// Inserts or re-queues `tasks` as active, claimed or not, in one transaction. New tasks
@@ -106,6 +107,65 @@ impl SqliteStore {
         for (log_id, project, pairs) in written {
             keys.apply(log_id, project, &pairs);
         }
+        Ok(())
+    }
+
+    /// Writes attempt endings in one transaction, one statement per chunk rather than one
+    /// per task: each statement is a round trip to SQLite's worker thread. Unknown tasks are
+    /// skipped.
+    pub(super) async fn finish(
+        &self,
+        project: &str,
+        updates: &[TaskUpdate],
+    ) -> Result<(), StoreError> {
+        if updates.is_empty() {
+            return Ok(());
+        }
+        let updates = last_of_each(updates, |u| u.taskid.as_str());
+        let mut tx = self.write.begin_with(BEGIN_WRITE).await?;
+        let taskids: Vec<&str> = updates.iter().map(|u| u.taskid.as_str()).collect();
+        let keys = self.resolve(&mut tx, project, &taskids).await?;
+        let mut rows = Vec::with_capacity(updates.len());
+        for u in updates {
+            if let Some(key) = keys.get(&u.taskid) {
+                let track = u
+                    .track
+                    .as_ref()
+                    .map(serde_json::to_string)
+                    .transpose()
+                    .map_err(|e| corrupt("track", e))?;
+                rows.push((key.id, u, track));
+            }
+        }
+        for chunk in rows.chunks(CHUNK) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "WITH v(id, status, exetime, retries, seq, at_ms, last_error, etag,
+                    last_modified, track) AS (",
+            );
+            rows::push_values(&mut q, chunk, 10, |b, (id, u, track)| {
+                b.push_bind(id)
+                    .push_bind(u.status.code())
+                    .push_bind(u.exetime)
+                    .push_bind(u.retries as i64)
+                    .push_bind(self.next_seq())
+                    .push_bind(u.at_ms)
+                    .push_bind(&u.last_error)
+                    .push_bind(&u.etag)
+                    .push_bind(&u.last_modified)
+                    .push_bind(track);
+            });
+            q.push(
+                ") UPDATE tasks SET status = v.status, claimed = 0, exetime = v.exetime,
+                    retries = v.retries, seq = v.seq, last_crawl_ms = v.at_ms,
+                    last_error = v.last_error, updated_ms = v.at_ms,
+                    etag = COALESCE(v.etag, tasks.etag),
+                    last_modified = COALESCE(v.last_modified, tasks.last_modified),
+                    track = v.track
+                 FROM v WHERE tasks.id = v.id",
+            );
+            q.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 }
