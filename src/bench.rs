@@ -51,7 +51,16 @@ impl fmt::Display for BenchReport {
             "site: {} products, {} pages",
             self.products, self.site_pages
         )?;
-        writeln!(f, "embedded crawl: {}", self.summary)?;
+        // The bench's figure is its rate, short crawl or not (a `spindle crawl` summary
+        // leaves the rate out below a second).
+        writeln!(
+            f,
+            "embedded crawl: {} pages, {} items, {} errors in {secs:.2}s ({:.0} pages/s)",
+            self.summary.pages,
+            self.summary.items,
+            self.summary.errors,
+            self.pages_per_s()
+        )?;
         writeln!(
             f,
             "  {:.2}s from the project's start to its last item; {:.2}s with start-up and the end's detection",

@@ -4,15 +4,17 @@
 //! valid file is saved (a project it loads starts RUNNING unless it sets `status`); an
 //! invalid one is reported with its line and column and the stored version is kept.
 //!
-//! Editing a file keeps the status the project has in the store (set with `spindle project
-//! stop|start` or the web UI), unless the edit changes the file's own `status` key: a stopped
-//! project is not restarted by a fix to one of its selectors.
+//! Editing a file keeps the status, rate, burst and group the project has in the store (set
+//! with `spindle project stop|start` or on the web UI's dashboard), unless the edit changes the
+//! file's own key ([`ProjectRecord::edited`]): a stopped project is not restarted by a fix to
+//! one of its selectors.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use spindle_common::store::ProjectRecord;
 use spindle_common::{Clock, Project, Store};
 use tokio_util::sync::CancellationToken;
 
@@ -44,20 +46,22 @@ pub async fn scan(
         seen.insert(path.clone(), modified);
         match Project::load(&path) {
             Ok(project) => {
-                let mut record = project_record(&project, clock.now_ms());
-                record.origin = Some(origin_of(&path));
-                if let Some(old) = store.project(&project.name).await? {
-                    // Saved again only when something changed: a save brings the file's
-                    // rate, burst and group back over a live edit from the web UI.
-                    if old.definition == record.definition && old.origin == record.origin {
+                let origin = Some(origin_of(&path));
+                let record = match store.project(&project.name).await? {
+                    Some(old) if old.definition == project.source && old.origin == origin => {
                         continue;
                     }
-                    record.last_start_ms = old.last_start_ms;
-                    let old_status = Project::parse(&old.definition).ok().map(|p| p.status);
-                    if old_status.as_ref() == Some(&project.status) {
-                        record.status = old.status;
-                    }
-                }
+                    // Keys the edit did not change keep what was set live (see
+                    // `ProjectRecord::edited`).
+                    Some(old) => ProjectRecord {
+                        origin,
+                        ..old.edited(&project, clock.now_ms())
+                    },
+                    None => ProjectRecord {
+                        origin,
+                        ..project_record(&project, clock.now_ms())
+                    },
+                };
                 store.save_project(&record).await?;
                 tracing::info!(project = %project.name, file = %path.display(), "project loaded");
             }

@@ -227,6 +227,36 @@ fn the_dashboard_steers_a_live_crawl_and_the_editor_debugs_it() {
         r#"fetch(document.querySelector('a.export[data-format="csv"]').href).then(r => r.text()).then(t => t.trim().split('\n').length)"#,
     );
     assert_eq!(csv_rows, json!(2001), "a header and one row per product");
+
+    // The task search finds a failed task by a piece of its URL; its page tells why.
+    ui.open("/tasks?project=shop");
+    ui.wait("table#tasks tbody tr");
+    ui.click("#filter-url");
+    ui.type_text("missing/");
+    ui.press("Enter");
+    ui.wait_until(
+        "location.search.includes('url=missing')",
+        Duration::from_secs(10),
+        "the filter goes into the address",
+    );
+    let urls = ui.wait_until(
+        r#"(() => { const rows = [...document.querySelectorAll('table#tasks tbody tr')].map(r => r.textContent); return rows.length && rows.every(t => t.includes('/missing/')) && rows.length; })()"#,
+        Duration::from_secs(10),
+        "only tasks whose URL has /missing/ are listed",
+    );
+    assert_eq!(
+        urls,
+        json!(SiteSpec::small().missing_pages()),
+        "every 404 page, once"
+    );
+    ui.screenshot("tasks");
+    ui.click("table#tasks tbody tr a[href^='/tasks/']");
+    ui.wait_until(
+        "location.pathname.startsWith('/tasks/shop/') && document.body.innerText.includes('404')",
+        Duration::from_secs(10),
+        "the task's page shows its failure",
+    );
+    ui.screenshot("task");
 }
 
 /// The editor refuses a broken file at its line; the debugger runs a list page, lists its

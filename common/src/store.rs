@@ -7,6 +7,7 @@
 //! bus, or being fetched); [`Store::release_claims`] returns every claim to the queue, which
 //! is how a restarted scheduler recovers what was in flight when the process died.
 
+mod edit;
 mod listing;
 pub mod postgres;
 pub mod sqlite;

@@ -42,6 +42,9 @@ pub enum ApiError {
     /// A project of this name exists already.
     #[error("a project named {0} exists already")]
     ProjectExists(String),
+    /// The project's file is its source of truth and this process cannot write it: why.
+    #[error("{0}")]
+    ReadOnly(String),
     /// The request is malformed: why.
     #[error("{0}")]
     BadRequest(String),
@@ -76,7 +79,7 @@ impl ApiError {
             ApiError::NoRoute | ApiError::UnknownProject(_) | ApiError::UnknownTask { .. } => {
                 StatusCode::NOT_FOUND
             }
-            ApiError::ProjectExists(_) => StatusCode::CONFLICT,
+            ApiError::ProjectExists(_) | ApiError::ReadOnly(_) => StatusCode::CONFLICT,
             ApiError::BadRequest(_) | ApiError::Project(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,

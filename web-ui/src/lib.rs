@@ -19,6 +19,7 @@ mod files;
 mod live;
 mod projects;
 mod results;
+mod tasks;
 
 pub use auth::{Credentials, CredentialsError, Identity, Login, Role, check_bind, hash_password};
 pub use debugger::{DebugTask, Debugger, StepError};
@@ -196,6 +197,7 @@ impl WebUi {
             .merge(projects::router())
             .merge(debugger::router())
             .merge(results::router())
+            .merge(tasks::router())
             .fallback(|| async { ApiError::NoRoute })
             .layer(middleware::from_fn_with_state(
                 state.clone(),

@@ -374,6 +374,7 @@ mod tests {
             updated_ms: 0,
             last_start_ms: 0,
             run_requested_ms: 0,
+            origin: None,
         }
     }
 

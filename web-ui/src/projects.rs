@@ -18,6 +18,8 @@
 //! A project file is checked exactly as `spindle check` does; one that does not load is
 //! refused with its line and column and nothing is stored.
 
+use std::path::PathBuf;
+
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -26,7 +28,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use spindle_common::project::STATUSES;
-use spindle_common::store::ProjectRecord;
+use spindle_common::store::{ProjectChange, ProjectRecord};
 use spindle_common::{Project, Store};
 
 use crate::error::{ApiError, JsonBody};
@@ -94,6 +96,7 @@ async fn create(
         updated_ms: now_ms(),
         last_start_ms: 0,
         run_requested_ms: 0,
+        origin: None,
     };
     store.save_project(&record).await?;
     tracing::info!(project = %record.name, "project created in the web UI");
@@ -128,60 +131,71 @@ async fn details(
         "fields": fields,
         "handlers": handlers,
         "updated_ms": record.updated_ms,
-        "origin": origin(&state, &name),
+        "origin": origin_of(&state, &record).to_json(),
     })))
 }
 
-/// Where a project's text lives: its file in this process's projects folder (saved back on
-/// every save), or the store.
-fn origin(state: &AppState, name: &str) -> Value {
-    match own_file(state, name) {
-        Some(path) => {
-            json!({ "kind": "file", "path": path.display().to_string(), "writable": true })
+/// Where a project's text lives, as this process can edit it.
+enum Origin {
+    /// Only in the store.
+    Store,
+    /// In a file of this process's projects folder: saved back there.
+    File(PathBuf),
+    /// In a file this process does not watch: edit the file.
+    ReadOnly {
+        /// The file.
+        path: String,
+        /// Why it cannot be saved here, and what to do.
+        reason: String,
+    },
+}
+
+impl Origin {
+    fn to_json(&self) -> Value {
+        match self {
+            Origin::Store => json!({ "kind": "store" }),
+            Origin::File(path) => {
+                json!({ "kind": "file", "path": path.display().to_string(), "writable": true })
+            }
+            Origin::ReadOnly { path, reason } => {
+                json!({ "kind": "file", "path": path, "writable": false, "reason": reason })
+            }
         }
-        None => json!({ "kind": "store" }),
     }
 }
 
-fn own_file(state: &AppState, name: &str) -> Option<std::path::PathBuf> {
-    files::file_of(state.project_files.as_deref()?, name)
+/// Where `record`'s text lives: a file of this process's projects folder holding the project
+/// is saved back; a file the store names (loaded by another process, or by this one from a
+/// folder it no longer watches) is the project's source of truth, so it is read-only here.
+fn origin_of(state: &AppState, record: &ProjectRecord) -> Origin {
+    if let Some(path) = state
+        .project_files
+        .as_deref()
+        .and_then(|dir| files::file_of(dir, &record.name))
+    {
+        return Origin::File(path);
+    }
+    match &record.origin {
+        None => Origin::Store,
+        Some(path) => Origin::ReadOnly {
+            path: path.clone(),
+            reason: format!(
+                "loaded from {path} by the process that watches its folder (spindle all or spindle scheduler with --projects): edit the file, or remove it from the folder to edit the project here"
+            ),
+        },
+    }
 }
 
-/// The record of an edited project file: its definition, with what the user set elsewhere
-/// (status, rate, burst, group on the dashboard) kept unless the edit changed the file's own
-/// key. A RUNNING or DEBUG project becomes CHECKING, as in pyspider: new rules do not run
-/// before someone starts them.
-fn edited(old: &ProjectRecord, project: &Project, definition: String, now: i64) -> ProjectRecord {
-    let before = Project::parse(&old.definition).ok();
-    let own_changed = |same: &dyn Fn(&Project) -> bool| before.as_ref().is_none_or(|b| !same(b));
-    let mut status = if own_changed(&|b| b.status == project.status) {
-        project.status.clone().unwrap_or_else(|| old.status.clone())
-    } else {
-        old.status.clone()
-    };
-    if matches!(status.as_str(), "RUNNING" | "DEBUG") {
-        status = "CHECKING".to_string();
+/// The record of a project file saved in the editor: the stored record edited
+/// ([`ProjectRecord::edited`]: settings changed on the dashboard stay unless the file changed
+/// its own key), and a RUNNING or DEBUG project becomes CHECKING, as in pyspider: new rules do
+/// not run before someone starts them.
+fn edited(old: &ProjectRecord, project: &Project, now: i64) -> ProjectRecord {
+    let mut record = old.edited(project, now);
+    if matches!(record.status.as_str(), "RUNNING" | "DEBUG") {
+        record.status = "CHECKING".to_string();
     }
-    let rate_changed = own_changed(&|b| b.rate == project.rate && b.burst == project.burst);
-    ProjectRecord {
-        name: old.name.clone(),
-        definition,
-        status,
-        rate: if rate_changed { project.rate } else { old.rate },
-        burst: if rate_changed {
-            project.burst
-        } else {
-            old.burst
-        },
-        group: if own_changed(&|b| b.group == project.group) {
-            project.group.clone()
-        } else {
-            old.group.clone()
-        },
-        updated_ms: now,
-        last_start_ms: old.last_start_ms,
-        run_requested_ms: old.run_requested_ms,
-    }
+    record
 }
 
 async fn save(
@@ -198,9 +212,13 @@ async fn save(
             project.name
         )));
     }
-    let record = edited(&old, &project, body.definition, now_ms());
+    let file = match origin_of(&state, &old) {
+        Origin::ReadOnly { reason, .. } => return Err(ApiError::ReadOnly(reason)),
+        Origin::File(path) => Some(path),
+        Origin::Store => None,
+    };
+    let record = edited(&old, &project, now_ms());
     // The file first: if it cannot be written, nothing changes.
-    let file = own_file(&state, &name);
     if let Some(path) = &file {
         files::write(path, &record.definition)
             .map_err(|e| ApiError::Internal(format!("cannot write {}: {e}", path.display())))?;
@@ -213,25 +231,6 @@ async fn save(
         "previous": old.status,
         "saved_to": if file.is_some() { "file" } else { "store" },
     })))
-}
-
-/// The body of `PATCH /api/projects/{name}`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ChangeBody {
-    status: Option<String>,
-    /// `""` or `null` clears the group.
-    #[serde(default, deserialize_with = "some_or_null")]
-    group: Option<Option<String>>,
-    rate: Option<f64>,
-    burst: Option<f64>,
-}
-
-/// Tells a present `null` (`Some(None)`) from an absent key (`None`).
-fn some_or_null<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> Result<Option<Option<String>>, D::Error> {
-    Ok(Some(Option::deserialize(d)?))
 }
 
 /// The highest rate and burst the dashboard accepts.
@@ -258,45 +257,38 @@ fn valid_status(status: &str) -> Result<String, ApiError> {
 async fn change(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    JsonBody(body): JsonBody<ChangeBody>,
+    JsonBody(mut change): JsonBody<ProjectChange>,
 ) -> Result<Json<Value>, ApiError> {
     let store = state.store()?;
-    let status = body.status.as_deref().map(valid_status).transpose()?;
-    if let Some(rate) = body.rate
+    change.status = change.status.as_deref().map(valid_status).transpose()?;
+    if let Some(rate) = change.rate
         && !(rate > 0.0 && rate <= MAX_RATE)
     {
         return Err(ApiError::BadRequest(format!(
             "invalid rate {rate}: expected requests per second above 0 and at most {MAX_RATE}"
         )));
     }
-    if let Some(burst) = body.burst
+    if let Some(burst) = change.burst
         && !(1.0..=MAX_BURST).contains(&burst)
     {
         return Err(ApiError::BadRequest(format!(
             "invalid burst {burst}: expected a bucket size from 1 to {MAX_BURST}"
         )));
     }
-    let group = body
+    change.group = change
         .group
         .map(|g| g.map(|g| g.trim().to_string()).filter(|g| !g.is_empty()));
-    if let Some(Some(g)) = &group
+    if let Some(Some(g)) = &change.group
         && g.chars().count() > 64
     {
         return Err(ApiError::BadRequest(
             "a group is at most 64 characters".into(),
         ));
     }
-    let mut record = record_of(store, &name).await?;
-    if let Some(status) = status {
-        record.status = status;
-    }
-    if let Some(group) = group {
-        record.group = group;
-    }
-    record.rate = body.rate.unwrap_or(record.rate);
-    record.burst = body.burst.unwrap_or(record.burst);
-    record.updated_ms = now_ms();
-    store.save_project(&record).await?;
+    let record = store
+        .update_project(&name, &change, now_ms())
+        .await?
+        .ok_or(ApiError::UnknownProject(name))?;
     Ok(Json(json!({
         "name": record.name,
         "status": record.status,

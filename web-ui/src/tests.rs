@@ -79,6 +79,7 @@ pub(crate) async fn store_with_project(
             updated_ms: 1_000,
             last_start_ms: 0,
             run_requested_ms: 0,
+            origin: None,
         })
         .await
         .expect("save");

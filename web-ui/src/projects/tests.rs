@@ -282,3 +282,37 @@ async fn a_project_of_this_processs_folder_is_saved_back_to_its_file() {
         edited
     );
 }
+
+#[tokio::test]
+async fn a_project_loaded_by_another_process_is_read_only_here() {
+    let (store, _dir) = store_with_project("books", HANDLERS).await;
+    let mut record = store.project("books").await.expect("load").expect("books");
+    record.origin = Some("/srv/projects/books.toml".into());
+    store.save_project(&record).await.expect("save");
+    let Reply { json, .. } = send(ui(&store), "GET", "/api/projects/books", "").await;
+    let origin = &json["origin"];
+    assert_eq!(
+        (&origin["kind"], &origin["writable"]),
+        (&"file".into(), &false.into()),
+        "{json}"
+    );
+    assert!(
+        origin["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("/srv/projects/books.toml"))
+    );
+    let body = json!({ "definition": format!("{}# edit\n", record.definition) }).to_string();
+    let Reply { status, json } =
+        send(ui(&store), "PUT", "/api/projects/books/definition", &body).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{json}");
+    assert_eq!(
+        store
+            .project("books")
+            .await
+            .expect("load")
+            .expect("books")
+            .definition,
+        record.definition,
+        "nothing saved"
+    );
+}
