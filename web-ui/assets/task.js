@@ -80,6 +80,8 @@ export function jsonCard(title, value, { openDepth = 3, collapsed = false } = {}
 /* ---------------- the task page ---------------- */
 
 const $ = id => document.getElementById(id);
+/** A timing of the track: integer milliseconds, so 0 means under one. */
+const ms = v => (v === 0 ? '<1 ms' : fmtMs(v));
 const isWeb = url => /^https?:\/\//i.test(url || '');
 
 function fact(label, value, title) {
@@ -159,23 +161,23 @@ function trackCard(track) {
   head.append(el('div', { class: 'meta' }, ok ? el('span', { class: 'badge st-success' }, 'ok')
     : el('span', { class: 'badge st-failed' }, track.error_kind)));
   const code = track.status_code;
-  const timing = el('div', { class: 'timing', title: `fetch ${fmtMs(f)} + process ${fmtMs(p)}` },
+  const timing = el('div', { class: 'timing', title: `fetch ${ms(f)} + process ${ms(p)}` },
     el('span', { class: 'fetch' }), el('span', { class: 'process' }));
   timing.children[0].style.flexGrow = f || 0;
   timing.children[1].style.flexGrow = p || 0;
   return el('section', { class: 'card' }, head,
     el('div', { class: 'facts-grid' },
       fact('HTTP status', code ? el('span', { class: code >= 400 ? 'code bad' : code >= 300 ? 'code warn' : 'code' }, String(code)) : '–'),
-      fact('Fetch', fmtMs(f)),
-      fact('Process', fmtMs(p)),
-      fact('Total', fmtMs(total)),
+      fact('Fetch', ms(f)),
+      fact('Process', ms(p)),
+      fact('Total', ms(total)),
       fact('Follows', track.follows === null || track.follows === undefined ? '–' : '+' + fmtNum(track.follows)),
       fact('Items', track.items === null || track.items === undefined ? '–' : fmtNum(track.items)),
       fact('Error kind', track.error_kind || el('span', { class: 'faint' }, 'none')),
       fact('Outcome', ok ? 'fetched and processed' : 'failed')),
     el('div', { class: 'card-body timing-wrap' }, timing,
-      el('div', { class: 'legend' }, el('span', {}, el('span', { class: 'swatch pages' }), ' fetch ' + fmtMs(f)),
-        el('span', {}, el('span', { class: 'swatch process' }), ' process ' + fmtMs(p)))));
+      el('div', { class: 'legend' }, el('span', {}, el('span', { class: 'swatch pages' }), ' fetch ' + ms(f)),
+        el('span', {}, el('span', { class: 'swatch process' }), ' process ' + ms(p)))));
 }
 
 async function cancelTask(t) {

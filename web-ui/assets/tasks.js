@@ -5,6 +5,8 @@ import { api, el, topBar, fmtNum, fmtTime, fmtAgo, fmtMs, params } from '/assets
 const LIMIT = 50;
 const FILTERS = ['project', 'status', 'url', 'error'];
 const $ = id => document.getElementById(id);
+/** A timing of the track: integer milliseconds, so 0 means under one. */
+const ms = v => (v === 0 ? '<1 ms' : fmtMs(v));
 const input = name => $('filter-' + name);
 const body = () => document.querySelector('table#tasks tbody');
 let loadSeq = 0;
@@ -74,8 +76,8 @@ function timeCell(t) {
   const tr = t.track;
   if (!tr || (tr.fetch_ms === null && tr.process_ms === null)) return el('td', { class: 'num faint' }, '–');
   const total = (tr.fetch_ms || 0) + (tr.process_ms || 0);
-  return el('td', { class: 'num', title: `fetch ${fmtMs(tr.fetch_ms)} + process ${fmtMs(tr.process_ms)} = ${fmtMs(total)}` },
-    fmtMs(tr.fetch_ms), el('span', { class: 'faint proc-part' }, ' + ' + fmtMs(tr.process_ms)));
+  return el('td', { class: 'num', title: `fetch ${ms(tr.fetch_ms)} + process ${ms(tr.process_ms)} = ${ms(total)}` },
+    ms(tr.fetch_ms), el('span', { class: 'faint proc-part' }, ' + ' + ms(tr.process_ms)));
 }
 
 function lastCrawlCell(t, now) {
