@@ -228,8 +228,10 @@ function renderThroughput(t) {
   const now = $('throughput-now');
   if (chart.data) {
     const n = chart.data.pages.length;
-    const i = n > 1 ? n - 2 : n - 1; // the last whole minute
-    now.textContent = `last minute: ${fmtNum(chart.data.pages[i])} pages · ${fmtNum(chart.data.errors[i])} errors`;
+    const i = n > 1 ? n - 2 : n - 1; // the last whole minute, unless the crawl started in this one
+    const current = !chart.data.pages[i] && !chart.data.errors[i] && (chart.data.pages[n - 1] || chart.data.errors[n - 1]);
+    const k = current ? n - 1 : i;
+    now.textContent = `${current ? 'this minute so far' : 'last minute'}: ${fmtNum(chart.data.pages[k])} pages · ${fmtNum(chart.data.errors[k])} errors`;
   } else now.textContent = '';
 }
 function drawChart() {
