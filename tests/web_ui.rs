@@ -158,7 +158,7 @@ fn the_dashboard_steers_a_live_crawl_and_the_editor_debugs_it() {
         Duration::from_secs(10),
         "the in-process roles are listed",
     );
-    ui.screenshot("dashboard");
+    ui.screenshot("dashboard-crawling");
 
     // Rate and burst edited in the page change the pace at the site.
     let fast = hits_per_second(&served.hits, 3);
@@ -216,6 +216,10 @@ fn the_dashboard_steers_a_live_crawl_and_the_editor_debugs_it() {
         assert!(Instant::now() < deadline, "the crawl did not finish");
         std::thread::sleep(Duration::from_millis(500));
     }
+    ui.open("/");
+    ui.wait(r#"tr[data-project="shop"]"#);
+    std::thread::sleep(Duration::from_millis(1500));
+    ui.screenshot("dashboard");
     ui.open("/results?project=shop");
     ui.wait("table#results tbody tr");
     ui.screenshot("results");

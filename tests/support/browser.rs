@@ -54,7 +54,7 @@ impl Ui {
             .path(Some(path))
             .headless(true)
             .sandbox(false)
-            .window_size(Some((1440, 900)))
+            .window_size(Some((1440, 1200)))
             .idle_browser_timeout(Duration::from_secs(600))
             .args(args)
             .build()
