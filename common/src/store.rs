@@ -263,6 +263,47 @@ pub struct Attempt {
     pub error_kind: Option<ErrorKind>,
 }
 
+/// An [`Attempt`] as the stores keep it: a JSON array in field order,
+/// `[status_code, fetch_ms, process_ms, follows, items, error_kind]`, e.g.
+/// `[200,35,4,12,1,null]`. A quarter the bytes of the object: every task row carries one,
+/// and a row that grows by much at its attempt's end no longer fits its page.
+type StoredAttempt = (Option<u16>, u32, u32, u32, u32, Option<ErrorKind>);
+
+impl Attempt {
+    /// The stored form of the attempt (see [`StoredAttempt`]).
+    pub(crate) fn to_stored(&self) -> Result<String, StoreError> {
+        let stored: StoredAttempt = (
+            self.status_code,
+            self.fetch_ms,
+            self.process_ms,
+            self.follows,
+            self.items,
+            self.error_kind,
+        );
+        serde_json::to_string(&stored).map_err(|e| StoreError::Corrupt {
+            what: "track",
+            detail: e.to_string(),
+        })
+    }
+
+    /// An attempt read back from its stored form.
+    pub(crate) fn from_stored(text: &str) -> Result<Attempt, StoreError> {
+        let (status_code, fetch_ms, process_ms, follows, items, error_kind): StoredAttempt =
+            serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
+                what: "tasks.track",
+                detail: e.to_string(),
+            })?;
+        Ok(Attempt {
+            status_code,
+            fetch_ms,
+            process_ms,
+            follows,
+            items,
+            error_kind,
+        })
+    }
+}
+
 impl From<&Outcome> for Attempt {
     fn from(o: &Outcome) -> Self {
         Attempt {
@@ -475,6 +516,22 @@ mod tests {
             serde_json::to_string(&cleared).expect("json"),
             r#"{"group":null}"#
         );
+    }
+
+    #[test]
+    fn an_attempt_is_stored_as_a_short_array() {
+        let attempt = Attempt {
+            status_code: Some(404),
+            fetch_ms: 35,
+            process_ms: 4,
+            follows: 0,
+            items: 0,
+            error_kind: Some(ErrorKind::Http),
+        };
+        let stored = attempt.to_stored().expect("stored");
+        assert_eq!(stored, r#"[404,35,4,0,0,"http"]"#);
+        assert_eq!(Attempt::from_stored(&stored).expect("read"), attempt);
+        assert!(Attempt::from_stored("{}").is_err());
     }
 
     #[test]
