@@ -286,20 +286,27 @@ impl Attempt {
         })
     }
 
-    /// An attempt read back from its stored form.
+    /// An attempt read back from its stored form. An error kind this build does not know
+    /// (written by a newer one sharing the database) reads as [`ErrorKind::Other`].
     pub(crate) fn from_stored(text: &str) -> Result<Attempt, StoreError> {
-        let (status_code, fetch_ms, process_ms, follows, items, error_kind): StoredAttempt =
-            serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
-                what: "tasks.track",
-                detail: e.to_string(),
-            })?;
+        let (status_code, fetch_ms, process_ms, follows, items, kind): (
+            Option<u16>,
+            u32,
+            u32,
+            u32,
+            u32,
+            Option<serde_json::Value>,
+        ) = serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
+            what: "tasks.track",
+            detail: e.to_string(),
+        })?;
         Ok(Attempt {
             status_code,
             fetch_ms,
             process_ms,
             follows,
             items,
-            error_kind,
+            error_kind: kind.map(|k| serde_json::from_value(k).unwrap_or(ErrorKind::Other)),
         })
     }
 }
@@ -427,8 +434,8 @@ pub trait Store: Send + Sync + 'static {
     /// One task.
     async fn task(&self, project: &str, taskid: &str) -> Result<Option<TaskRecord>, StoreError>;
     /// Up to `query.limit` tasks matching `query`, most recently changed first (`updated_ms`
-    /// descending, then project, then taskid descending), after `query.before`: pass the
-    /// [`TaskCursor::of`] the last task of a page to get the next one. Each project is read
+    /// descending, then project, then taskid descending), after `query.before`: set it to
+    /// [`TaskCursor::of`] the last task of a page to get the next page. Each project is read
     /// from its index of `(project, updated_ms)` down from the cursor; filters are checked on
     /// the rows met on the way, so a rare filter may read far.
     async fn list_tasks(&self, query: &TaskQuery) -> Result<Vec<TaskRecord>, StoreError>;
@@ -532,6 +539,8 @@ mod tests {
         assert_eq!(stored, r#"[404,35,4,0,0,"http"]"#);
         assert_eq!(Attempt::from_stored(&stored).expect("read"), attempt);
         assert!(Attempt::from_stored("{}").is_err());
+        let newer = Attempt::from_stored(r#"[null,1,0,0,0,"quota"]"#).expect("read");
+        assert_eq!(newer.error_kind, Some(ErrorKind::Other));
     }
 
     #[test]
