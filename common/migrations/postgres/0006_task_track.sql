@@ -1,6 +1,7 @@
--- What the last attempt of a task did (its "track": status code, fetch and process times,
--- follows, items, error kind), for the web UI's task page; written with every attempt's
--- ending, NULL until the first. JSON, like the task itself.
+-- What the last attempt of a task did (its "track"), for the web UI's task page: written with
+-- every attempt's ending, NULL until the first. A JSON array,
+-- [status_code, fetch_ms, process_ms, follows, items, error_kind], as in SQLite (where every
+-- byte of a task row counts).
 ALTER TABLE tasks ADD COLUMN track JSON;
 
 -- The project file a project was loaded from (`--projects DIR`), so the web UI can tell a

@@ -330,8 +330,11 @@ impl Store for SqliteStore {
     }
 
     async fn next_due(&self, project: &str) -> Result<Option<i64>, StoreError> {
+        // Left to itself SQLite reads the project's whole range of `tasks_changed` (every
+        // task, done ones included) rather than the queue's own index.
         Ok(sqlx::query_scalar(
-            "SELECT MIN(exetime) FROM tasks WHERE project = ? AND status = 1 AND claimed = 0",
+            "SELECT MIN(exetime) FROM tasks INDEXED BY tasks_queue
+             WHERE project = ? AND status = 1 AND claimed = 0",
         )
         .bind(project)
         .fetch_one(&self.read)

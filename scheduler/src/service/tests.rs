@@ -652,4 +652,5 @@ async fn result_ttl_purges_old_results_at_load_then_once_a_minute() {
     assert_eq!(h.store.count_results("p").await.expect("count"), 0);
 }
 
+mod live_edit;
 mod track;

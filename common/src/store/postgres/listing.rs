@@ -31,10 +31,7 @@ pub(super) fn record_from_row(row: &PgRow) -> Result<TaskRecord, StoreError> {
         last_crawl_ms: row.try_get("last_crawl_ms")?,
         last_error: row.try_get("last_error")?,
         updated_ms: row.try_get("updated_ms")?,
-        track: track
-            .map(|t| serde_json::from_str::<Attempt>(&t))
-            .transpose()
-            .map_err(|e| corrupt("tasks.track", e))?,
+        track: track.as_deref().map(Attempt::from_stored).transpose()?,
     })
 }
 
@@ -68,7 +65,7 @@ pub(super) async fn page(
          WHERE project = $1 AND updated_ms <= $2 AND (updated_ms < $2 OR $3 OR taskid < $4)
             AND ($5::int2 IS NULL OR status = $5)
             AND ($6::text IS NULL OR strpos(url, $6) > 0)
-            AND ($7::text IS NULL OR track->>'error_kind' = $7)
+            AND ($7::text IS NULL OR track->>5 = $7)
          ORDER BY updated_ms DESC, taskid DESC
          LIMIT $8"
     );

@@ -4,7 +4,7 @@
 use super::rows::{corrupt, status_code};
 use super::{CHUNK, PgStore};
 use crate::message::Task;
-use crate::store::{StoreError, TaskStatus, TaskUpdate, last_of_each};
+use crate::store::{Attempt, StoreError, TaskStatus, TaskUpdate, last_of_each};
 
 impl PgStore {
     /// Inserts or re-queues `tasks` as active, claimed or not, in one transaction.
@@ -83,9 +83,8 @@ impl PgStore {
         for chunk in updates.chunks(CHUNK) {
             let tracks = chunk
                 .iter()
-                .map(|u| u.track.as_ref().map(serde_json::to_string).transpose())
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| corrupt("track", e))?;
+                .map(|u| u.track.as_ref().map(Attempt::to_stored).transpose())
+                .collect::<Result<Vec<_>, _>>()?;
             // Every ending takes a new `seq` in the order given, so a retry goes to the back
             // of its priority as in SQLite. The values are drawn once, in `ord` order, in a
             // materialized CTE: in a plain subquery the join may rescan it (drawing again)

@@ -187,8 +187,11 @@ impl SqliteStore {
         let mut found = HashMap::with_capacity(candidates.len());
         for chunk in candidates.chunks(CHUNK) {
             let ids: Vec<i64> = chunk.iter().map(|(_, key)| key.id).collect();
-            let mut q =
-                QueryBuilder::<Sqlite>::new("SELECT id, taskid FROM tasks WHERE project = ");
+            // Row ids only: offered `tasks_changed` (project, updated_ms) for `project = ?`,
+            // SQLite reads the project's whole range instead of seeking the rows.
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "SELECT id, taskid FROM tasks NOT INDEXED WHERE project = ",
+            );
             q.push_bind(project).push(" AND id IN ");
             super::rows::push_id_list(&mut q, &ids);
             let mut held = HashMap::with_capacity(chunk.len());

@@ -31,10 +31,7 @@ pub(super) fn record_from_row(row: &SqliteRow) -> Result<TaskRecord, StoreError>
         last_crawl_ms: row.try_get("last_crawl_ms")?,
         last_error: row.try_get("last_error")?,
         updated_ms: row.try_get("updated_ms")?,
-        track: track
-            .map(|t| serde_json::from_str::<Attempt>(&t))
-            .transpose()
-            .map_err(|e| corrupt("tasks.track", e))?,
+        track: track.as_deref().map(Attempt::from_stored).transpose()?,
     })
 }
 
@@ -69,7 +66,7 @@ pub(super) async fn page(
          WHERE project = ?1 AND updated_ms <= ?2 AND (updated_ms < ?2 OR ?3 OR taskid < ?4)
             AND (?5 IS NULL OR status = ?5)
             AND (?6 IS NULL OR instr(url, ?6) > 0)
-            AND (?7 IS NULL OR json_extract(track, '$.error_kind') = ?7)
+            AND (?7 IS NULL OR json_extract(track, '$[5]') = ?7)
          ORDER BY updated_ms DESC, taskid DESC
          LIMIT ?8"
     );
@@ -92,19 +89,7 @@ pub(super) async fn page(
 mod tests {
     use super::*;
     use crate::store::sqlite::SqliteStore;
-
-    /// The plan of `sql` as SQLite's `EXPLAIN QUERY PLAN` prints it, one step a line.
-    async fn plan(store: &SqliteStore, sql: &str) -> String {
-        let explain = format!("EXPLAIN QUERY PLAN {sql}");
-        let rows = sqlx::query::<Sqlite>(sqlx::AssertSqlSafe(explain))
-            .fetch_all(&store.read)
-            .await
-            .expect("explain");
-        rows.iter()
-            .map(|r| r.try_get::<String, _>("detail").expect("detail"))
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
+    use crate::store::sqlite::schema::query_plan;
 
     #[tokio::test]
     async fn a_page_is_read_from_the_index_and_never_sorted_whole() {
@@ -112,8 +97,8 @@ mod tests {
         let store = SqliteStore::open(&dir.path().join("s.db"))
             .await
             .expect("open");
-        let page = plan(
-            &store,
+        let page = query_plan(
+            &store.read,
             &format!(
                 "{TASK_COLUMNS} WHERE project = 'p' AND updated_ms <= 5
                     AND (updated_ms < 5 OR 0 OR taskid < 'x')
@@ -125,7 +110,11 @@ mod tests {
         // "RIGHT PART OF" in older SQLite: a sort of each run of one updated_ms, not of the
         // whole range.
         assert!(page.contains("LAST TERM OF ORDER BY"), "{page}");
-        let projects = plan(&store, "SELECT MIN(project) FROM tasks WHERE project > 'p'").await;
+        let projects = query_plan(
+            &store.read,
+            "SELECT MIN(project) FROM tasks WHERE project > 'p'",
+        )
+        .await;
         assert!(
             projects.contains("COVERING INDEX tasks_changed"),
             "{projects}"

@@ -50,10 +50,94 @@ pub(super) fn migrator() -> Migrator {
     ])
 }
 
+/// The plan SQLite picks for `sql`, as `EXPLAIN QUERY PLAN` prints it, one step a line.
+#[cfg(test)]
+pub(super) async fn query_plan(pool: &sqlx::SqlitePool, sql: &str) -> String {
+    use sqlx::Row;
+    let explain = format!("EXPLAIN QUERY PLAN {sql}");
+    let rows = sqlx::query::<sqlx::Sqlite>(sqlx::AssertSqlSafe(explain))
+        .fetch_all(pool)
+        .await
+        .expect("explain");
+    rows.iter()
+        .map(|r| r.try_get::<String, _>("detail").expect("detail"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 #[cfg(test)]
 mod tests {
+    use super::query_plan;
     use crate::store::Store;
     use crate::store::sqlite::SqliteStore;
+
+    /// The crawl's queries on tasks seek rows or read their own partial indexes: none reads
+    /// a project's range of `tasks_changed`, the index the web UI lists tasks with.
+    #[tokio::test]
+    async fn the_crawls_queries_keep_to_their_indexes() {
+        let dir = tempfile::tempdir().expect("dir");
+        let s = SqliteStore::open(&dir.path().join("s.db"))
+            .await
+            .expect("open");
+        for (sql, uses) in [
+            // Finding rows by the key map (`resolve`).
+            (
+                "SELECT id, taskid FROM tasks NOT INDEXED WHERE project = 'p' AND id IN (1, 2)",
+                "INTEGER PRIMARY KEY (rowid=?)",
+            ),
+            (
+                "SELECT id FROM tasks WHERE project = 'p' AND status = 1 AND claimed = 0
+                    AND exetime <= 5 ORDER BY priority DESC, seq LIMIT 10",
+                "tasks_queue",
+            ),
+            (
+                "SELECT MIN(exetime) FROM tasks INDEXED BY tasks_queue
+                    WHERE project = 'p' AND status = 1 AND claimed = 0",
+                "tasks_queue",
+            ),
+            (
+                "UPDATE tasks SET claimed = 0 WHERE project = 'p' AND claimed = 1",
+                "tasks_claimed",
+            ),
+            (
+                "WITH v(id, status) AS (VALUES (1, 2)) UPDATE tasks SET status = v.status
+                 FROM v WHERE tasks.id = v.id",
+                "INTEGER PRIMARY KEY (rowid=?)",
+            ),
+        ] {
+            let plan = query_plan(&s.read, sql).await;
+            assert!(plan.contains(uses), "{sql}\n{plan}");
+            assert!(!plan.contains("tasks_changed"), "{sql}\n{plan}");
+        }
+    }
+
+    #[tokio::test]
+    async fn tasks_stored_before_tracks_are_listed_without_one() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("s.db");
+        {
+            let old = SqliteStore::open(&path).await.expect("open");
+            old.put_tasks(&[crate::message::Task::new("p", "http://a/", "start")], 5)
+                .await
+                .expect("put");
+            // Back to the schema before tracks and origins.
+            sqlx::query(
+                "DROP INDEX tasks_changed; CREATE INDEX tasks_project ON tasks (project);
+                 ALTER TABLE tasks DROP COLUMN track; ALTER TABLE projects DROP COLUMN origin;
+                 DELETE FROM _sqlx_migrations WHERE version = 8",
+            )
+            .execute(&old.write)
+            .await
+            .expect("downgrade");
+        }
+        let s = SqliteStore::open(&path).await.expect("migrate");
+        let listed = s
+            .list_tasks(&crate::store::TaskQuery::default())
+            .await
+            .expect("list");
+        assert_eq!(listed.len(), 1);
+        assert_eq!((listed[0].updated_ms, listed[0].track.as_ref()), (5, None));
+    }
 
     #[tokio::test]
     async fn results_keyed_by_task_are_migrated_to_row_order_and_stay_unique() {

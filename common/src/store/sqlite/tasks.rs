@@ -10,7 +10,7 @@ use super::keys::{self, Key};
 use super::rows::{self, CHUNK};
 use super::{BEGIN_WRITE, SqliteStore, corrupt};
 use crate::message::Task;
-use crate::store::{StoreError, TaskStatus, TaskUpdate, last_of_each};
+use crate::store::{Attempt, StoreError, TaskStatus, TaskUpdate, last_of_each};
 
 impl SqliteStore {
     /// Inserts or re-queues `tasks` as active, claimed or not, in one transaction. New tasks
@@ -128,12 +128,7 @@ impl SqliteStore {
         let mut rows = Vec::with_capacity(updates.len());
         for u in updates {
             if let Some(key) = keys.get(&u.taskid) {
-                let track = u
-                    .track
-                    .as_ref()
-                    .map(serde_json::to_string)
-                    .transpose()
-                    .map_err(|e| corrupt("track", e))?;
+                let track = u.track.as_ref().map(Attempt::to_stored).transpose()?;
                 rows.push((key.id, u, track));
             }
         }
