@@ -421,29 +421,6 @@ fn debug_refuses_unknown_handlers_and_reports_fetch_errors() {
     );
 }
 
-/// `POST path` with a JSON body to `bind`; the status and the JSON answer (`None` while the
-/// server does not accept connections).
-fn post_json(bind: &str, path: &str, body: &Value) -> Option<(u16, Value)> {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(bind).ok()?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(60)))
-        .ok()?;
-    let body = body.to_string();
-    write!(
-        stream,
-        "POST {path} HTTP/1.1\r\nHost: {bind}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let (head, body) = response.split_once("\r\n\r\n")?;
-    let status = head.split_whitespace().nth(1)?.parse().ok()?;
-    Some((status, serde_json::from_str(body).ok()?))
-}
-
 #[test]
 fn the_web_uis_debugger_runs_the_same_step_on_the_edited_text() {
     let base = serve();
@@ -467,10 +444,11 @@ fn the_web_uis_debugger_runs_the_same_step_on_the_edited_text() {
     );
     let definition = std::fs::read_to_string(&project).expect("project text");
     let step = |definition: &str, handler: &str| {
-        post_json(
+        support::http_json(
             &bind,
+            "POST",
             "/api/debug",
-            &json!({ "definition": definition, "url": detail, "handler": handler }),
+            Some(&json!({ "definition": definition, "url": detail, "handler": handler })),
         )
     };
     let mut answer = None;

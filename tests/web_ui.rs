@@ -54,23 +54,7 @@ impl All {
 
 /// A request to the UI's API with a JSON body: the status and the JSON answer.
 fn api(bind: &str, method: &str, path: &str, body: Option<&Value>) -> Option<(u16, Value)> {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(bind).ok()?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .ok()?;
-    let body = body.map(Value::to_string).unwrap_or_default();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {bind}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let (head, body) = response.split_once("\r\n\r\n")?;
-    let status = head.split_whitespace().nth(1)?.parse().ok()?;
-    Some((status, serde_json::from_str(body).unwrap_or(Value::Null)))
+    support::http_json(bind, method, path, body)
 }
 
 /// The dashboard row of `project` in the UI's project list.
@@ -182,9 +166,7 @@ fn the_dashboard_steers_a_live_crawl_and_the_editor_debugs_it() {
 
     // Stop and start from the status menu.
     for status in ["STOP", "RUNNING"] {
-        ui.eval(&format!(
-            r#"(() => {{ const s = document.querySelector('tr[data-project="shop"] select.status'); s.value = '{status}'; s.dispatchEvent(new Event('change')); }})()"#
-        ));
+        ui.set_value(r#"tr[data-project="shop"] select.status"#, status);
         let deadline = Instant::now() + Duration::from_secs(10);
         while row(&all.bind, "shop")["status"] != status {
             assert!(Instant::now() < deadline, "status {status} not applied");
@@ -282,10 +264,7 @@ fn editor_checks_and_debugs(ui: &Ui, site: &str) {
         .position(|l| l.starts_with("rate ="))
         .expect("rate line")
         + 1;
-    ui.eval(&format!(
-        "(() => {{ const e = document.querySelector('#editor'); e.value = {}; e.dispatchEvent(new Event('input')); }})()",
-        json!(broken)
-    ));
+    ui.set_value("#editor", &broken);
     ui.click("#check");
     let problem = ui.wait_until(
         "document.querySelector('#problems') && document.querySelector('#problems').textContent",
@@ -299,18 +278,13 @@ fn editor_checks_and_debugs(ui: &Ui, site: &str) {
         "the error names line {line}: {problem}"
     );
     ui.wait(".error-line");
-    ui.eval(&format!(
-        "(() => {{ const e = document.querySelector('#editor'); e.value = {}; e.dispatchEvent(new Event('input')); }})()",
-        json!(text)
-    ));
+    ui.set_value("#editor", text);
     ui.click("#check");
 
     // One step of the list handler on a list page.
     let list = format!("{site}/cat/1/page/1");
-    ui.eval(&format!(
-        "(() => {{ const u = document.querySelector('#debug-url'); u.value = {}; u.dispatchEvent(new Event('input')); const h = document.querySelector('#debug-handler'); h.value = 'list'; h.dispatchEvent(new Event('change')); }})()",
-        json!(list)
-    ));
+    ui.set_value("#debug-url", &list);
+    ui.set_value("#debug-handler", "list");
     ui.click("#debug-run");
     let follows = ui.wait_until(
         "document.querySelectorAll('#follows li').length",
@@ -347,7 +321,8 @@ fn editor_checks_and_debugs(ui: &Ui, site: &str) {
     );
     let selector = selector.as_str().expect("selector text").to_string();
     ui.screenshot("editor-selector-helper");
-    let page = http_get(&list);
+    let site_bind = site.trim_start_matches("http://");
+    let (_, page) = support::http(site_bind, "GET", "/cat/1/page/1", None).expect("the list page");
     let html = scraper::Html::parse_document(&page);
     let proposed = scraper::Selector::parse(&selector).expect("a valid CSS selector");
     let expected = scraper::Selector::parse("article h3 a").expect("selector");
@@ -376,27 +351,6 @@ fn editor_checks_and_debugs(ui: &Ui, site: &str) {
         Duration::from_secs(30),
         "the followed product's item shows",
     );
-}
-
-/// The body of a GET (to compare the preview's selector with the page itself).
-fn http_get(url: &str) -> String {
-    use std::io::{Read, Write};
-    let rest = url.strip_prefix("http://").expect("http URL");
-    let (host, path) = rest
-        .split_once('/')
-        .map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
-    let mut stream = std::net::TcpStream::connect(host).expect("connect");
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-    )
-    .expect("send");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read");
-    response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default()
 }
 
 /// A page whose product name is markup: every page that shows it must show it as text.

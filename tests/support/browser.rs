@@ -99,6 +99,20 @@ impl Ui {
             .unwrap_or_else(|e| panic!("click at {x},{y}: {e:#}"));
     }
 
+    /// Sets the value of the form control matching `selector` (a text area, an input, a
+    /// select) as a script would, then fires `input` and `change` so the page reacts as to a
+    /// user's edit. Quicker than typing a whole project file key by key.
+    pub fn set_value(&self, selector: &str, value: &str) {
+        self.wait(selector);
+        self.eval(&format!(
+            "(() => {{ const e = document.querySelector({}); e.value = {}; \
+             e.dispatchEvent(new Event('input', {{bubbles: true}})); \
+             e.dispatchEvent(new Event('change', {{bubbles: true}})); }})()",
+            Value::String(selector.to_string()),
+            Value::String(value.to_string())
+        ));
+    }
+
     /// Types `text` where the focus is.
     pub fn type_text(&self, text: &str) {
         self.tab.type_str(text).expect("type");

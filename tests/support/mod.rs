@@ -298,22 +298,47 @@ pub fn start_all(data: &str, projects: &str, bind: &str) -> Child {
         .expect("spawn spindle all")
 }
 
-/// The web UI's `/api/projects` rows by project name, if it answers.
-pub fn web_ui_projects(bind: &str) -> Option<Value> {
+/// One HTTP/1.1 request to `bind` (`host:port`) with an optional JSON body: the status and
+/// the body as text, or `None` if the server does not answer (not started yet, or gone).
+pub fn http(bind: &str, method: &str, path: &str, body: Option<&Value>) -> Option<(u16, String)> {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(bind).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .ok()?;
+    let body = body.map(Value::to_string).unwrap_or_default();
     write!(
         stream,
-        "GET /api/projects HTTP/1.1\r\nHost: {bind}\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {bind}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
     )
     .ok()?;
     let mut response = String::new();
     stream.read_to_string(&mut response).ok()?;
-    let rows: Vec<Value> = serde_json::from_str(response.split("\r\n\r\n").nth(1)?).ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, body.to_string()))
+}
+
+/// [`http`] with the answer read as JSON (`Null` if it is not JSON).
+pub fn http_json(
+    bind: &str,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> Option<(u16, Value)> {
+    let (status, text) = http(bind, method, path, body)?;
+    Some((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
+}
+
+/// The web UI's `/api/projects` rows by project name, if it answers.
+pub fn web_ui_projects(bind: &str) -> Option<Value> {
+    let (_, rows) = http_json(bind, "GET", "/api/projects", None)?;
     let by_name = rows
-        .into_iter()
-        .filter_map(|row| Some((row["name"].as_str()?.to_string(), row)))
+        .as_array()?
+        .iter()
+        .filter_map(|row| Some((row["name"].as_str()?.to_string(), row.clone())))
         .collect::<Map<String, Value>>();
     Some(Value::Object(by_name))
 }

@@ -165,37 +165,48 @@ async fn with_a_login_every_page_and_change_needs_it() {
             .body(Body::from(body.to_string()))
             .expect("request")
     };
-    let (status, _) = respond(
-        ui(),
-        with(basic("ada", "wrong"), "GET", "/api/projects", ""),
-    )
-    .await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let (status, _) = respond(ui(), with(basic("vic", "look"), "GET", "/api/projects", "")).await;
-    assert_eq!(status, StatusCode::OK, "a viewer reads");
     let stop = r#"{"status": "STOP"}"#;
-    let (status, _) = respond(
-        ui(),
-        with(
-            basic("vic", "look"),
+    for (user, password, method, uri, body, expected, why) in [
+        (
+            "ada",
+            "wrong",
+            "GET",
+            "/api/projects",
+            "",
+            StatusCode::UNAUTHORIZED,
+            "a wrong password",
+        ),
+        (
+            "vic",
+            "look",
+            "GET",
+            "/api/projects",
+            "",
+            StatusCode::OK,
+            "a viewer reads",
+        ),
+        (
+            "vic",
+            "look",
             "POST",
             "/api/projects/books/status",
             stop,
+            StatusCode::FORBIDDEN,
+            "a viewer does not change",
         ),
-    )
-    .await;
-    assert_eq!(status, StatusCode::FORBIDDEN, "a viewer does not change");
-    let (status, _) = respond(
-        ui(),
-        with(
-            basic("ada", "s3cret"),
+        (
+            "ada",
+            "s3cret",
             "POST",
             "/api/projects/books/status",
             stop,
+            StatusCode::OK,
+            "the admin does",
         ),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "the admin does");
+    ] {
+        let (status, _) = respond(ui(), with(basic(user, password), method, uri, body)).await;
+        assert_eq!(status, expected, "{why}");
+    }
     assert_eq!(
         store
             .project("books")
