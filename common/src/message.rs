@@ -304,6 +304,20 @@ pub struct NewTasks {
     pub tasks: Vec<Task>,
 }
 
+/// A fetcher has the response of a task (the page goes on to a processor): the request is
+/// over, so the scheduler frees the task's host slot at once instead of when the task's outcome
+/// comes back, after processing. The task stays in flight until its outcome.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Fetched {
+    /// Wire version.
+    #[serde(default = "wire_version")]
+    pub v: u16,
+    /// Project of the task.
+    pub project: String,
+    /// The task.
+    pub taskid: String,
+}
+
 /// Why a task failed, in a form the scheduler can branch on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -427,6 +441,8 @@ pub enum Message {
     NewTasks(NewTasks),
     /// An outcome for the scheduler.
     Status(Outcome),
+    /// A response is in: the scheduler frees the host slot (on the status subject).
+    Fetched(Fetched),
     /// Items for the result writer.
     Results(Results),
 }
@@ -439,6 +455,7 @@ impl Message {
             Message::Process(j) => &j.task.project,
             Message::NewTasks(n) => &n.project,
             Message::Status(o) => &o.project,
+            Message::Fetched(f) => &f.project,
             Message::Results(r) => &r.project,
         }
     }
@@ -469,6 +486,7 @@ impl Message {
             "process" => Message::Process(serde_json::from_slice(bytes)?),
             "new_tasks" => Message::NewTasks(serde_json::from_slice(bytes)?),
             "status" => Message::Status(serde_json::from_slice(bytes)?),
+            "fetched" => Message::Fetched(serde_json::from_slice(bytes)?),
             "results" => Message::Results(serde_json::from_slice(bytes)?),
             _ => return serde_json::from_slice(bytes),
         })
@@ -544,6 +562,11 @@ mod tests {
                 tasks: vec![task],
             }),
             Message::Status(outcome.clone()),
+            Message::Fetched(Fetched {
+                v: WIRE_VERSION,
+                project: "p".into(),
+                taskid: "t".into(),
+            }),
             Message::Results(Results {
                 v: WIRE_VERSION,
                 project: "p".into(),

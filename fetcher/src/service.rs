@@ -2,8 +2,9 @@
 //!
 //! The story of one task: the loop takes a slot (a semaphore permit), then pulls one
 //! delivery from the shared `fetcher` consumer, and hands both to a spawned job. The job
-//! fetches, publishes either a [`ProcessJob`] (the page goes on to a processor) or a failed
-//! [`Outcome`] (straight to the scheduler), and only then acks the delivery. If publishing
+//! fetches, publishes either a [`ProcessJob`] (the page goes on to a processor, announced to
+//! the scheduler by a [`Fetched`] notice that frees the host's slot) or a failed [`Outcome`]
+//! (straight to the scheduler), and only then acks the delivery. If publishing
 //! fails the delivery is nacked and comes back a second later, so a task is never lost; it
 //! may be fetched twice, which downstream handlers tolerate. Dropping the permit frees the
 //! slot.
@@ -33,8 +34,8 @@ use spindle_common::BusError;
 use spindle_common::bus::{Bus, ConsumerSpec, Delivery};
 use spindle_common::cpu::{CpuStage, metered};
 use spindle_common::message::{
-    ErrorKind, Message, NewTasks, Outcome, Page, ProcessJob, SitemapOptions, Task, TaskError,
-    WIRE_VERSION,
+    ErrorKind, Fetched, Message, NewTasks, Outcome, Page, ProcessJob, SitemapOptions, Task,
+    TaskError, WIRE_VERSION,
 };
 use spindle_common::subject::{Stage, durable};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -153,7 +154,19 @@ async fn handle(
         None => {
             let started = Instant::now();
             let result = fetcher.fetch(task).await;
-            vec![route(task, result, elapsed_ms(started))]
+            let routed = route(task, result, elapsed_ms(started));
+            if matches!(routed.1, Message::Process(_)) {
+                // The request is over: the scheduler frees the host's slot now rather than
+                // when the outcome comes back after processing.
+                let fetched = Message::Fetched(Fetched {
+                    v: WIRE_VERSION,
+                    project: task.project.clone(),
+                    taskid: task.taskid.clone(),
+                });
+                vec![(Stage::Status.subject(&task.project), fetched), routed]
+            } else {
+                vec![routed]
+            }
         }
     };
 

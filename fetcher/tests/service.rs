@@ -166,11 +166,16 @@ async fn pages_go_to_processing_and_failures_to_the_scheduler() {
     assert_eq!(job.page.status, 200);
     assert_eq!(job.page.text, "fine");
 
-    let mut outcomes = Vec::new();
-    for _ in 0..3 {
-        let message = next(&mut statuses).await;
-        outcomes.push(as_outcome(&message).clone());
+    // Three failed outcomes, and the notice that the page's response is in (it frees the
+    // host's slot before the page is processed).
+    let (mut outcomes, mut fetched) = (Vec::new(), Vec::new());
+    for _ in 0..4 {
+        match next(&mut statuses).await.as_ref() {
+            Message::Fetched(notice) => fetched.push(notice.taskid.clone()),
+            other => outcomes.push(as_outcome(other).clone()),
+        }
     }
+    assert_eq!(fetched, ["ok"]);
     outcomes.sort_by(|a, b| a.taskid.cmp(&b.taskid));
     let [busy, down, missing] = &outcomes[..] else {
         panic!("three outcomes expected: {outcomes:?}");
@@ -392,6 +397,11 @@ async fn a_304_round_trip_reports_success_without_processing() {
     let etag = page.header("etag").map(str::to_owned);
     let last_modified = page.header("last-modified").map(str::to_owned);
     assert_eq!(etag.as_deref(), Some("\"v7\""));
+
+    match next(&mut statuses).await.as_ref() {
+        Message::Fetched(notice) => assert_eq!(notice.taskid, "cond"),
+        other => panic!("expected the notice of the first response, got {other:?}"),
+    }
 
     // Again with the validators (as the scheduler sends them): a success outcome, no job.
     let mut again = task(server.url("/cond"));

@@ -56,6 +56,9 @@ pub struct InFlight {
     pub host: String,
     /// When it is considered lost and sent again (Unix ms).
     pub deadline_ms: i64,
+    /// Whether it still holds one of its host's slots: from dispatch until its response is in
+    /// ([`Frontier::fetched`]) or, for a failed fetch, until its outcome.
+    holds_slot: bool,
 }
 
 /// Per-host limits.
@@ -182,7 +185,8 @@ impl Frontier {
         });
     }
 
-    /// Records that `task` was sent at `now_ms`.
+    /// Records that `task` was sent at `now_ms`: it takes one of its host's slots, and the
+    /// host's next request waits `delay_ms` from this one's start.
     pub fn dispatched(&mut self, task: Task, limits: HostLimits, now_ms: i64, deadline_ms: i64) {
         let host = host_of(&task.url);
         let state = self.hosts.entry(host.clone()).or_default();
@@ -194,15 +198,37 @@ impl Frontier {
                 task,
                 host,
                 deadline_ms,
+                holds_slot: true,
             },
         );
     }
 
-    /// Records the answer for `taskid`; returns the in-flight entry if it was in flight.
-    pub fn answered(&mut self, taskid: &str) -> Option<InFlight> {
-        let entry = self.in_flight.remove(taskid)?;
-        if let Some(host) = self.hosts.get_mut(&entry.host) {
+    /// The response of `taskid` is in (its page goes on to a processor): its host slot is free
+    /// and the host's next request waits `delay_ms` from now, while the task stays in flight
+    /// until its outcome. A notice for a task no longer in flight (its outcome came first, or
+    /// the notice is repeated) changes nothing.
+    pub fn fetched(&mut self, taskid: &str, limits: HostLimits, now_ms: i64) {
+        let Some(entry) = self.in_flight.get_mut(taskid) else {
+            return;
+        };
+        if std::mem::take(&mut entry.holds_slot) {
+            Self::free_slot(&mut self.hosts, &entry.host, limits, now_ms);
+        }
+    }
+
+    fn free_slot(hosts: &mut HashMap<String, Host>, host: &str, limits: HostLimits, now_ms: i64) {
+        if let Some(host) = hosts.get_mut(host) {
             host.in_flight = host.in_flight.saturating_sub(1);
+            host.next_ms = host.next_ms.max(now_ms + limits.delay_ms);
+        }
+    }
+
+    /// Records the answer for `taskid`, freeing its host slot if its response did not already
+    /// ([`Frontier::fetched`]); returns the in-flight entry if it was in flight.
+    pub fn answered(&mut self, taskid: &str, limits: HostLimits, now_ms: i64) -> Option<InFlight> {
+        let entry = self.in_flight.remove(taskid)?;
+        if entry.holds_slot {
+            Self::free_slot(&mut self.hosts, &entry.host, limits, now_ms);
         }
         Some(entry)
     }
@@ -220,13 +246,18 @@ impl Frontier {
             .retain(|_, h| h.in_flight > 0 || !h.parked.is_empty() || h.next_ms > now_ms);
     }
 
-    /// In-flight tasks past their deadline; their deadline is moved to `next_deadline_ms`.
+    /// In-flight tasks past their deadline; their deadline is moved to `next_deadline_ms`. A
+    /// task sent again takes a slot of its host again if its response had freed one.
     pub fn expired(&mut self, now_ms: i64, next_deadline_ms: i64) -> Vec<Task> {
+        let hosts = &mut self.hosts;
         self.in_flight
             .values_mut()
             .filter(|f| f.deadline_ms <= now_ms)
             .map(|f| {
                 f.deadline_ms = next_deadline_ms;
+                if !std::mem::replace(&mut f.holds_slot, true) {
+                    hosts.entry(f.host.clone()).or_default().in_flight += 1;
+                }
                 f.task.clone()
             })
             .collect()
@@ -301,7 +332,7 @@ mod tests {
         ]);
         assert_eq!(drain(&mut f, limits, 0), ["a", "b", "x"]);
         assert_eq!(f.waiting(), 1);
-        assert!(f.answered("a").is_some());
+        assert!(f.answered("a", limits, 0).is_some());
         assert_eq!(drain(&mut f, limits, 0), ["c"]);
     }
 
@@ -327,10 +358,61 @@ mod tests {
         assert!(f.expired(999, 2_000).is_empty());
         assert_eq!(f.expired(1_000, 2_000).len(), 1);
         assert!(f.expired(1_500, 3_000).is_empty());
-        assert!(f.answered("a").is_some());
-        assert!(f.answered("a").is_none());
+        assert!(f.answered("a", OPEN, 1_500).is_some());
+        assert!(f.answered("a", OPEN, 1_500).is_none());
         f.prune_hosts(0);
         assert!(f.is_empty());
+    }
+
+    #[test]
+    fn a_response_frees_the_host_slot_once_and_the_delay_counts_from_it() {
+        let limits = HostLimits {
+            concurrency: 1,
+            delay_ms: 100,
+        };
+        let mut f = Frontier::new();
+        f.extend([task("a", "h", 0), task("b", "h", 0), task("c", "h", 0)]);
+        assert_eq!(drain(&mut f, limits, 0), ["a"]);
+        // The response of `a` is in at 50: the host may take `b` 100 ms after that, while `a`
+        // is still being processed.
+        f.fetched("a", limits, 50);
+        assert!(drain(&mut f, limits, 149).is_empty());
+        assert_eq!(drain(&mut f, limits, 150), ["b"]);
+        assert_eq!(f.in_flight(), 2, "a stays in flight until its outcome");
+        // Its outcome frees nothing more, and a repeated notice neither.
+        f.fetched("a", limits, 300);
+        assert!(f.answered("a", limits, 300).is_some());
+        assert!(
+            drain(&mut f, limits, 1_000).is_empty(),
+            "b still holds the slot"
+        );
+        // A failed fetch has no notice: its outcome frees the slot.
+        assert!(f.answered("b", limits, 1_000).is_some());
+        assert!(drain(&mut f, limits, 1_099).is_empty());
+        assert_eq!(drain(&mut f, limits, 1_100), ["c"]);
+    }
+
+    #[test]
+    fn a_task_sent_again_takes_its_host_slot_again() {
+        let limits = HostLimits {
+            concurrency: 1,
+            delay_ms: 0,
+        };
+        let mut f = Frontier::new();
+        f.extend([task("a", "h", 0), task("b", "h", 0)]);
+        assert_eq!(drain(&mut f, limits, 0), ["a"]);
+        f.fetched("a", limits, 10);
+        assert_eq!(
+            f.expired(1_000, 2_000).len(),
+            1,
+            "a is lost in processing: sent again"
+        );
+        assert!(
+            drain(&mut f, limits, 1_000).is_empty(),
+            "the resent a holds the slot"
+        );
+        f.fetched("a", limits, 1_010);
+        assert_eq!(drain(&mut f, limits, 1_010), ["b"]);
     }
 
     #[test]

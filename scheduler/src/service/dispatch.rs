@@ -8,7 +8,6 @@ use spindle_common::subject::Stage;
 
 use super::Scheduler;
 use crate::SchedulerError;
-use crate::frontier::HostLimits;
 
 impl Scheduler {
     /// Tops up windows and sends what may be sent; returns ms until something is due.
@@ -24,10 +23,7 @@ impl Scheduler {
             let Some(r) = loaded.running.as_mut() else {
                 continue;
             };
-            let limits = HostLimits {
-                concurrency: project.host_concurrency.max(1),
-                delay_ms: project.host_delay.as_millis() as i64,
-            };
+            let limits = super::host_limits(&project);
             // Top up when half empty and the store may have something.
             let room = self.config.window.saturating_sub(r.frontier.len());
             let due = r.next_due_ms.is_some_and(|t| t <= now);

@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::counters::{Counters, Tally};
 use crate::dedupe::{Recent, admit};
-use crate::frontier::Frontier;
+use crate::frontier::{Frontier, HostLimits};
 use crate::retry::next_attempt;
 use crate::token_bucket::TokenBucket;
 use crate::{SchedulerConfig, SchedulerError};
@@ -137,6 +137,14 @@ struct Scheduler {
     board: Arc<StatsBoard>,
     projects: HashMap<String, Loaded>,
     last_reload_ms: i64,
+}
+
+/// The politeness limits of a project's hosts.
+fn host_limits(project: &Project) -> HostLimits {
+    HostLimits {
+        concurrency: project.host_concurrency.max(1),
+        delay_ms: project.host_delay.as_millis() as i64,
+    }
 }
 
 fn is_running(status: &str) -> bool {
@@ -384,6 +392,7 @@ impl Scheduler {
                     .entry(o.project.clone())
                     .or_default()
                     .push(o.clone()),
+                Message::Fetched(f) => self.fetched(&f.project, &f.taskid, now),
                 other => {
                     tracing::warn!(subject = %d.subject, kind = ?std::mem::discriminant(other), "unexpected message on the scheduler's consumer")
                 }
@@ -399,6 +408,16 @@ impl Scheduler {
         Ok(())
     }
 
+    /// A fetcher has the response of `taskid`: its host slot is free for the next request.
+    fn fetched(&mut self, project: &str, taskid: &str, now: i64) {
+        if let Some(loaded) = self.projects.get_mut(project)
+            && let Some(r) = loaded.running.as_mut()
+        {
+            r.frontier
+                .fetched(taskid, host_limits(&loaded.project), now);
+        }
+    }
+
     /// Records outcomes: done, failed, or retried later.
     async fn finish(
         &mut self,
@@ -406,11 +425,12 @@ impl Scheduler {
         outcomes: Vec<Outcome>,
         now: i64,
     ) -> Result<(), SchedulerError> {
-        let (defaults, mut running) = match self.projects.get_mut(project) {
+        let (loaded_project, mut running) = match self.projects.get_mut(project) {
             Some(l) => (Some(l.project.clone()), l.running.as_mut()),
             None => (None, None),
         };
-        let defaults = defaults.as_ref().map(|p| &p.defaults);
+        let limits = loaded_project.as_deref().map(host_limits);
+        let defaults = loaded_project.as_ref().map(|p| &p.defaults);
         let max_retries = defaults.map_or(0, |d| d.retries);
         let default_age = defaults.and_then(|d| d.age).map(|a| a.as_millis() as i64);
         // The project's own schedule, else the scheduler's.
@@ -422,8 +442,8 @@ impl Scheduler {
             (0, 0, 0, 0, 0, 0);
         for o in &outcomes {
             let mut age_ms = default_age;
-            if let Some(r) = running.as_mut() {
-                if let Some(sent) = r.frontier.answered(&o.taskid) {
+            if let (Some(r), Some(limits)) = (running.as_mut(), limits) {
+                if let Some(sent) = r.frontier.answered(&o.taskid, limits, now) {
                     age_ms = sent.task.age_ms.or(default_age);
                 }
                 // The site asked us to slow down: that host waits, the others keep their pace.
