@@ -37,8 +37,8 @@ enum Command {
         projects: Option<PathBuf>,
         #[command(flatten)]
         ui: UiArgs,
-        /// Fetches in flight at once.
-        #[arg(long, default_value_t = 256)]
+        /// Fetches in flight at once, at most (politeness decides how many really are).
+        #[arg(long, default_value_t = spindle_fetcher::config::DEFAULT_CONCURRENCY)]
         concurrency: usize,
     },
     /// Crawl one project to completion, then exit.
@@ -51,8 +51,8 @@ enum Command {
         /// Keep the crawl's state in this folder (a temporary one if absent).
         #[arg(long)]
         data: Option<PathBuf>,
-        /// Fetches in flight at once.
-        #[arg(long, default_value_t = 256)]
+        /// Fetches in flight at once, at most (politeness decides how many really are).
+        #[arg(long, default_value_t = spindle_fetcher::config::DEFAULT_CONCURRENCY)]
         concurrency: usize,
         /// Run the roles on this NATS server instead of the in-process bus.
         #[arg(long)]
@@ -98,9 +98,19 @@ enum Command {
         /// Products on the generated site.
         #[arg(long, default_value_t = 20_000)]
         products: u32,
-        /// Fetches in flight at once.
-        #[arg(long, default_value_t = 256)]
-        concurrency: usize,
+        /// Fetches in flight at once [default: spindle crawl's].
+        #[arg(long)]
+        concurrency: Option<usize>,
+        /// Requests in flight to the site at most: the project's host_concurrency (a
+        /// project's own default is 8).
+        #[arg(long, default_value_t = 64)]
+        host_concurrency: u32,
+        /// Size of the site's detail pages.
+        #[arg(long, value_enum, default_value = "small")]
+        pages: spindle::site::PageSize,
+        /// The peer crawler's binary (default: bench/spider-peer/target/release/spider-peer).
+        #[arg(long)]
+        peer: Option<PathBuf>,
         /// Also crawl it distributed on this NATS server (with --database).
         #[arg(long, requires = "database")]
         nats: Option<String>,
@@ -110,6 +120,15 @@ enum Command {
         /// Fetcher processes of each distributed run.
         #[arg(long, value_delimiter = ',', default_value = "1,2,4")]
         fetchers: Vec<usize>,
+        /// Crawl a site of this many loopback hosts instead (the politeness bench).
+        #[arg(long, conflicts_with_all = ["nats", "products"])]
+        hosts: Option<u32>,
+        /// With --hosts: time each answer takes.
+        #[arg(long, default_value = "1s", value_parser = humantime::parse_duration, requires = "hosts")]
+        delay: std::time::Duration,
+        /// With --hosts: product pages per host.
+        #[arg(long, default_value_t = 20, requires = "hosts")]
+        per_host: u32,
     },
     /// Distributed: run the scheduler.
     Scheduler {
@@ -121,8 +140,8 @@ enum Command {
     },
     /// Distributed: run a fetcher.
     Fetcher {
-        /// Fetches in flight at once.
-        #[arg(long, env = "SPINDLE_CONCURRENCY", default_value_t = 256)]
+        /// Fetches in flight at once, at most (politeness decides how many really are).
+        #[arg(long, env = "SPINDLE_CONCURRENCY", default_value_t = spindle_fetcher::config::DEFAULT_CONCURRENCY)]
         concurrency: usize,
         #[command(flatten)]
         endpoints: EndpointArgs,
@@ -190,11 +209,24 @@ enum Command {
         #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
         max_age: std::time::Duration,
     },
+    /// Serve the many-host bench site on every address (used by `spindle bench --hosts`);
+    /// prints its port.
+    #[command(hide = true)]
+    ServeHosts {
+        #[arg(long)]
+        hosts: u32,
+        #[arg(long, default_value_t = 20)]
+        products: u32,
+        #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+        delay: std::time::Duration,
+    },
     /// Serve the generated bench site (used by `spindle bench`); prints its base URL.
     #[command(hide = true)]
     ServeSite {
         #[arg(long, default_value_t = 20_000)]
         products: u32,
+        #[arg(long, value_enum, default_value = "large")]
+        pages: spindle::site::PageSize,
         #[arg(long, default_value = "127.0.0.1:0")]
         bind: String,
     },
@@ -471,9 +503,22 @@ fn cap_malloc_arenas() {
     eprintln!("note: could not restart with MALLOC_ARENA_MAX=2: {err}");
 }
 
+/// Every request in flight holds a socket: the soft limit of open files (often 1,024) is raised
+/// to the hard one, so thousands of requests in flight do not fail with "too many open files".
+fn raise_open_files_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
+        && soft < hard
+        && let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard)
+    {
+        eprintln!("note: could not raise the open files limit from {soft} to {hard}: {e}");
+    }
+}
+
 fn main() -> ExitCode {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     cap_malloc_arenas();
+    raise_open_files_limit();
     let cli = Cli::parse();
     // Blocking work (decoding, HTML parsing, SQLite) is CPU-bound: a few threads per core do
     // it as fast as hundreds would, and each extra thread holds its own allocator caches.
@@ -608,20 +653,51 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench {
+            hosts: Some(hosts),
+            delay,
+            per_host,
+            concurrency,
+            ..
+        } => {
+            init_logging("warn");
+            let dir = tempfile::tempdir().context("cannot create a temporary folder")?;
+            let spec = spindle::site::hosts::HostsSpec {
+                hosts,
+                products: per_host,
+                delay,
+            };
+            let report = spindle::bench::hosts::run(spec, concurrency, dir.path()).await?;
+            println!("{report}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench {
             products,
             concurrency,
+            host_concurrency,
+            pages,
+            peer,
             nats,
             database,
             fetchers,
+            ..
         } => {
             init_logging("warn");
             let data = tempfile::tempdir().context("cannot create a temporary folder")?;
-            let embedded = spindle::bench::run(products, concurrency, data.path()).await?;
+            let concurrency = concurrency.unwrap_or(spindle_fetcher::config::DEFAULT_CONCURRENCY);
+            let site = spindle::bench::BenchSite {
+                products,
+                pages,
+                host_concurrency,
+            };
+            println!("bench: {}", site.describe());
+            let embedded = spindle::bench::run(&site, concurrency, data.path()).await?;
             println!("{embedded}");
+            let whole = spindle::bench::whole::run(&site, concurrency, peer, data.path()).await?;
+            println!("{whole}");
             if let (Some(nats), Some(database)) = (nats, database) {
                 for n in fetchers {
                     let report =
-                        spindle::bench::run_distributed(products, n, &nats, &database, data.path())
+                        spindle::bench::run_distributed(&site, n, &nats, &database, data.path())
                             .await?;
                     println!("{report}");
                     println!(
@@ -688,16 +764,62 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
-        Command::ServeSite { products, bind } => {
+        Command::ServeHosts {
+            hosts,
+            products,
+            delay,
+        } => {
+            init_logging("warn");
+            anyhow::ensure!(
+                (1..=64_770).contains(&hosts),
+                "--hosts must be from 1 to 64770 (127.0.1.1 to 127.0.255.254)"
+            );
+            // Every address: one port serves every 127.0.x.y; the site refuses other peers.
+            let listener = tokio::net::TcpListener::bind("0.0.0.0:0").await?;
+            let port = listener.local_addr()?.port();
+            println!("{port}");
+            let site = spindle::site::hosts::HostsSite::new(
+                spindle::site::hosts::HostsSpec {
+                    hosts,
+                    products,
+                    delay,
+                },
+                port,
+            );
+            axum::serve(
+                listener,
+                site.router()
+                    .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::ServeSite {
+            products,
+            pages,
+            bind,
+        } => {
             init_logging("warn");
             let listener = tokio::net::TcpListener::bind(&bind).await?;
             println!("http://{}", listener.local_addr()?);
-            let site = Arc::new(Site::new(SiteSpec::bench(products)));
-            let stop = CancellationToken::new();
-            spindle::site::serve(site, Arc::new(Hits::default()), listener, async move {
-                stop.cancelled().await
-            })
-            .await?;
+            let site = Arc::new(Site::new(SiteSpec::bench_sized(products, pages)));
+            let hits = Arc::new(Hits::default());
+            // What the bench reads after a crawl; outside the router's counting layer.
+            let seen = hits.clone();
+            let app = site.router(hits).route(
+                "/__stats",
+                axum::routing::get(move || {
+                    let hits = seen.clone();
+                    async move {
+                        axum::Json(serde_json::json!({
+                            "requests": hits.total(),
+                            "max_in_flight": hits.in_flight.max(),
+                            "mean_in_flight": hits.in_flight.mean_between(0.1, 0.9),
+                        }))
+                    }
+                }),
+            );
+            axum::serve(listener, app).await?;
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -23,10 +23,13 @@
 //!
 //! One concept per file: `spec` is the shape of the site and its arithmetic, `catalog` the
 //! product data, `render` the HTML, `hits` the request counter, `project` the crawl project
-//! and expected items, `server` the HTTP side.
+//! and expected items, `server` the HTTP side; `hosts` is a separate site of many hosts for
+//! the politeness bench.
 
 mod catalog;
 mod hits;
+pub mod hosts;
+mod in_flight;
 mod project;
 mod render;
 mod server;
@@ -36,8 +39,9 @@ mod tests;
 
 pub use catalog::Product;
 pub use hits::Hits;
+pub use in_flight::InFlight;
 pub use server::serve;
-pub use spec::SiteSpec;
+pub use spec::{PageSize, SiteSpec};
 
 /// A generated website: the products of a [`SiteSpec`] and everything needed to serve them.
 ///

@@ -6,55 +6,11 @@
 mod support;
 
 use std::sync::Arc;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use spindle::site::InFlight;
 
 use support::{run, serve_on_own_thread, write};
-
-/// Requests in flight at the server over time: every start and end, with its time.
-#[derive(Default)]
-struct Concurrency {
-    /// (time, requests in flight after the change).
-    changes: Mutex<Vec<(Instant, u32)>>,
-    now: Mutex<u32>,
-}
-
-impl Concurrency {
-    fn change(&self, up: bool) {
-        let mut now = self.now.lock().expect("lock");
-        if up {
-            *now += 1;
-        } else {
-            *now -= 1;
-        }
-        self.changes
-            .lock()
-            .expect("lock")
-            .push((Instant::now(), *now));
-    }
-
-    /// The most requests in flight at once.
-    fn max(&self) -> u32 {
-        let changes = self.changes.lock().expect("lock");
-        changes.iter().map(|c| c.1).max().unwrap_or(0)
-    }
-
-    /// The time-weighted mean of requests in flight between the `from` and `to` fractions of
-    /// the requests' starts (the steady part of the crawl).
-    fn mean_between(&self, from: f64, to: f64) -> f64 {
-        let changes = self.changes.lock().expect("lock");
-        let starts: Vec<usize> = (0..changes.len())
-            .filter(|&i| i == 0 || changes[i].1 > changes[i - 1].1)
-            .collect();
-        let first = starts[(starts.len() as f64 * from) as usize];
-        let last = starts[(starts.len() as f64 * to) as usize];
-        let mut area = 0.0;
-        for pair in changes[first..=last].windows(2) {
-            area += pair[0].1 as f64 * (pair[1].0 - pair[0].0).as_secs_f64();
-        }
-        area / (changes[last].0 - changes[first].0).as_secs_f64()
-    }
-}
 
 /// Pages of the site: an index linking every product.
 const PRODUCTS: usize = 240;
@@ -64,15 +20,15 @@ const HOST_CONCURRENCY: u32 = 4;
 
 #[test]
 fn the_server_sees_host_concurrency_in_use_and_never_more_with_a_slow_handler() {
-    let concurrency = Arc::new(Concurrency::default());
+    let concurrency = Arc::new(InFlight::new());
     let counter = concurrency.clone();
     let server = serve_on_own_thread(move |listener, stop| async move {
         let app = axum::Router::new().fallback(move |uri: axum::http::Uri| {
             let counter = counter.clone();
             async move {
-                counter.change(true);
+                counter.start();
                 tokio::time::sleep(SERVER_DELAY).await;
-                counter.change(false);
+                counter.end();
                 let body = if uri.path() == "/" {
                     (0..PRODUCTS)
                         .map(|i| format!("<a class=\"p\" href=\"/item/{i}\">{i}</a>"))

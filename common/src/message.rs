@@ -53,6 +53,16 @@ pub struct Task {
     /// Data passed on to the next handler (`$save.<key>`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub save: Option<Map<String, Value>>,
+    /// Place among the project's queued tasks of one priority, lower first. The scheduler
+    /// gives each task it queues a place that lets hosts take turns (each host's tasks in
+    /// the order they came, a new host right behind the tasks being claimed now); 0 leaves
+    /// the store to number it in arrival order. A claimed task carries its place.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub order: i64,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
 }
 
 impl Task {
@@ -74,6 +84,7 @@ impl Task {
             force: false,
             fetch: FetchOptions::default(),
             save: None,
+            order: 0,
         }
     }
 }
@@ -513,6 +524,7 @@ mod tests {
             force: false,
             fetch: FetchOptions::default(),
             save: None,
+            order: 0,
         };
         let outcome = Outcome {
             v: WIRE_VERSION,
@@ -612,6 +624,7 @@ mod tests {
             force: false,
             fetch: FetchOptions::default(),
             save: None,
+            order: 0,
         };
         let json = serde_json::to_string(&task).expect("serialize");
         assert_eq!(
@@ -652,6 +665,7 @@ mod tests {
             force: false,
             fetch: FetchOptions::default(),
             save: None,
+            order: 0,
         };
         let msg = Message::Fetch(task);
         let back = Message::from_bytes(&msg.to_bytes().expect("serializes")).expect("parses");

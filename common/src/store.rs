@@ -411,13 +411,16 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<Presence>, StoreError> {
         Ok(vec![Presence::Ask; taskids.len()])
     }
-    /// Inserts or re-queues tasks as active and unclaimed (in one transaction).
+    /// Inserts or re-queues tasks as active and unclaimed (in one transaction), each at its
+    /// [`Task::order`] among the tasks of its priority, or after every task queued so far
+    /// when it has none (0).
     async fn put_tasks(&self, tasks: &[Task], now_ms: i64) -> Result<(), StoreError>;
     /// Like [`Store::put_tasks`], but the tasks are stored claimed: the scheduler takes them
     /// straight into its window instead of claiming them back from the queue. A crash leaves
     /// them claimed, and [`Store::release_claims`] at the next start queues them again.
     async fn put_claimed_tasks(&self, tasks: &[Task], now_ms: i64) -> Result<(), StoreError>;
-    /// Claims up to `limit` active, unclaimed tasks due by `now_ms`, best first.
+    /// Claims up to `limit` active, unclaimed tasks due by `now_ms`, best first (priority,
+    /// then place), each with its place in [`Task::order`].
     async fn claim_ready(
         &self,
         project: &str,

@@ -207,6 +207,7 @@ conformance!(
         claims_best_first_then_fifo_and_only_due_tasks,
         claims_respect_limit_project_and_due_time,
         claimed_tasks_come_back_whole,
+        claims_follow_the_places_given_then_arrival_for_the_rest,
         finished_tasks_are_known_with_their_crawl_time_and_retries_requeue,
         a_retry_goes_to_the_back_of_its_priority,
         known_tasks_are_looked_up_in_chunks,
@@ -380,6 +381,7 @@ fn task_in(project: &str, id: &str, priority: i32, exetime: i64) -> Task {
         force: false,
         fetch: FetchOptions::default(),
         save: None,
+        order: 0,
     }
 }
 
@@ -528,11 +530,51 @@ async fn claimed_tasks_come_back_whole(s: &dyn Store) {
     full.save = Some(object(
         json!({ "z": 1, "a": [true, null, "é"], "m": { "n": 1.5 } }),
     ));
+    full.order = 77;
     s.put_tasks(std::slice::from_ref(&full), 0)
         .await
         .expect("put");
     let claimed = s.claim_ready("p", 50, 1).await.expect("claim");
     assert_eq!(claimed, [full]);
+}
+
+async fn claims_follow_the_places_given_then_arrival_for_the_rest(s: &dyn Store) {
+    let placed = |id: &str, priority: i32, order: i64| Task {
+        order,
+        ..task(id, priority, 0)
+    };
+    // Two hosts taking turns: a's tasks at places 10, 11, 12 and b's at 10, 11.
+    s.put_tasks(
+        &[
+            placed("a1", 0, 10),
+            placed("a2", 0, 11),
+            placed("a3", 0, 12),
+            placed("b1", 0, 10),
+            placed("b2", 0, 11),
+            placed("urgent", 5, 99),
+        ],
+        0,
+    )
+    .await
+    .expect("put");
+    let claimed = s.claim_ready("p", 0, 3).await.expect("claim");
+    let ids: Vec<&str> = claimed.iter().map(|t| t.taskid.as_str()).collect();
+    assert_eq!(ids, ["urgent", "a1", "b1"], "priority first, then place");
+    assert_eq!(
+        claimed.iter().map(|t| t.order).collect::<Vec<_>>(),
+        [99, 10, 10],
+        "a claimed task carries its place"
+    );
+    assert_eq!(claim_ids(s, "p", 0, 2).await, ["a2", "b2"]);
+    // A task without a place goes after every task queued before it.
+    s.put_tasks(&[task("plain", 0, 0)], 0).await.expect("put");
+    let rest = s.claim_ready("p", 0, 10).await.expect("claim");
+    let ids: Vec<&str> = rest.iter().map(|t| t.taskid.as_str()).collect();
+    assert_eq!(ids, ["a3", "plain"]);
+    assert!(
+        rest[1].order > 12,
+        "the store numbers it after the places given"
+    );
 }
 
 async fn finished_tasks_are_known_with_their_crawl_time_and_retries_requeue(s: &dyn Store) {

@@ -18,6 +18,13 @@ pub const DEFAULT_MAX_REDIRECTS: u32 = 10;
 /// Where Debian (and most Linux distributions) install Chromium.
 pub const DEFAULT_CHROMIUM_PATH: &str = "/usr/bin/chromium";
 
+/// Fetches in flight at once in one fetcher, by default: a ceiling, not a target. What is
+/// really in flight is what politeness allows (each host's `host_concurrency`, each project's
+/// `rate` and window), so it must not be lower than that: a crawl of N hosts at
+/// `host_concurrency` C may have N × C requests in flight (1,000 hosts at 2 need 2,000). Each
+/// request in flight holds a socket and the response being read.
+pub const DEFAULT_CONCURRENCY: usize = 4096;
+
 /// Browser viewport when a rendering task sets none.
 pub const DEFAULT_VIEWPORT: (u32, u32) = (1280, 800);
 
@@ -51,7 +58,7 @@ pub struct FetcherConfig {
 impl Default for FetcherConfig {
     fn default() -> Self {
         Self {
-            concurrency: 256,
+            concurrency: DEFAULT_CONCURRENCY,
             connect_timeout: Duration::from_secs(10),
             user_agent: concat!("spindle/", env!("CARGO_PKG_VERSION")).to_owned(),
             max_url_len: 8 * 1024,
@@ -76,7 +83,7 @@ mod tests {
             config.user_agent,
             format!("spindle/{}", env!("CARGO_PKG_VERSION"))
         );
-        assert_eq!(config.concurrency, 256);
+        assert_eq!(config.concurrency, 4096);
         assert_eq!(config.connect_timeout, Duration::from_secs(10));
         assert_eq!(config.max_url_len, 8192);
         assert_eq!(config.max_tabs, 4);

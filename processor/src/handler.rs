@@ -267,6 +267,7 @@ fn script_task(parent: &Task, follow: ScriptFollow) -> Result<Task, String> {
         force: o.force,
         fetch,
         save: o.save,
+        order: 0,
     })
 }
 

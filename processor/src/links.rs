@@ -287,6 +287,7 @@ pub(crate) fn build_follows(
                         force: rule.force,
                         fetch: rule.fetch.clone(),
                         save: save.clone(),
+                        order: 0,
                     });
                 }
                 Err(skip) => tally.skipped(skip),

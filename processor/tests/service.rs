@@ -170,6 +170,7 @@ fn task(callback: &str, url: &str) -> Task {
         force: false,
         fetch: Default::default(),
         save: None,
+        order: 0,
     }
 }
 

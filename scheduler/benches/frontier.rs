@@ -27,6 +27,7 @@ use spindle_common::subject::{Stage, durable};
 use spindle_common::{Bus, StatsBoard, SystemClock};
 use spindle_scheduler::SchedulerConfig;
 use spindle_scheduler::dedupe::{Recent, admit};
+use spindle_scheduler::turns::Turns;
 use tokio_util::sync::CancellationToken;
 
 const PROJECT: &str = "frontier-bench";
@@ -108,6 +109,12 @@ async fn fill(store: &dyn Store, a: &Args) -> Result<(), Box<dyn std::error::Err
     let (mut fresh, mut decided, mut queued) = (0_u64, 0_u64, 0_u64);
     let mut busy = Duration::ZERO;
     let mut recent = Recent::new(SchedulerConfig::default().recent);
+    // Places as the scheduler gives them once its first claim has set the service point.
+    let mut turns = Turns::new(SchedulerConfig::default().hosts);
+    turns.claimed(&[Task {
+        order: 1,
+        ..Task::new(PROJECT, "http://start.test/", "start")
+    }]);
     let mut next_report = 1_000_000;
     let started = Instant::now();
     println!("decisions  known URLs  decisions/s (cumulative)  RSS MiB  peak MiB  RSS/known URL");
@@ -125,7 +132,7 @@ async fn fill(store: &dyn Store, a: &Args) -> Result<(), Box<dyn std::error::Err
             })
             .collect();
         let t = Instant::now();
-        queued += admit(store, PROJECT, batch, &mut recent, None, 0, 0)
+        queued += admit(store, PROJECT, batch, &mut recent, &mut turns, None, 0, 0)
             .await?
             .queued;
         busy += t.elapsed();

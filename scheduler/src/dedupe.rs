@@ -16,6 +16,7 @@ use spindle_common::message::Task;
 use spindle_common::store::{KnownTask, Presence, Store, StoreError, TaskStatus};
 
 use crate::recrawl::{Decision, decide};
+use crate::turns::Turns;
 
 /// What became of one batch.
 #[derive(Debug, Default)]
@@ -84,14 +85,18 @@ fn plain(task: &Task, default_age_ms: Option<i64>) -> bool {
 }
 
 /// Dedupes `tasks` (within the batch, against `recent`, then against the store) and queues
-/// the new or due ones. Up to `take` of them that are due now are stored claimed and returned
-/// in [`Admitted::claimed`] instead of queued, for a window that has room while the store holds
-/// nothing ready: that saves claiming them back from the queue, a write per task.
+/// the new or due ones, each at the place `turns` gives it. Up to `take` of them that are due
+/// now, best first (priority, then place, so hosts take turns here too), are stored claimed
+/// and returned in [`Admitted::claimed`] instead of queued, for a window that has room while
+/// the store holds nothing ready: that saves claiming them back from the queue, a write per
+/// task.
+#[allow(clippy::too_many_arguments)] // the scheduler's state of one project, passed apart
 pub async fn admit(
     store: &dyn Store,
     project: &str,
     tasks: Vec<Task>,
     recent: &mut Recent,
+    turns: &mut Turns,
     default_age_ms: Option<i64>,
     take: usize,
     now_ms: i64,
@@ -160,16 +165,26 @@ pub async fn admit(
         }
     }
     admitted.queued = queue.len() as u64;
+    turns.place(&mut queue);
     let (claimed, queue): (Vec<Task>, Vec<Task>) = if take == 0 {
         (Vec::new(), queue)
     } else {
-        let mut room = take;
-        queue.into_iter().partition(|t| {
-            let fits = room > 0 && t.exetime <= now_ms;
-            room -= usize::from(fits);
-            fits
-        })
+        let mut due: Vec<usize> = (0..queue.len())
+            .filter(|&i| queue[i].exetime <= now_ms)
+            .collect();
+        due.sort_by_key(|&i| (std::cmp::Reverse(queue[i].priority), queue[i].order));
+        let taken: HashSet<usize> = due.into_iter().take(take).collect();
+        let (mut claimed, mut rest) = (Vec::new(), Vec::new());
+        for (i, task) in queue.into_iter().enumerate() {
+            if taken.contains(&i) {
+                claimed.push(task);
+            } else {
+                rest.push(task);
+            }
+        }
+        (claimed, rest)
     };
+    turns.claimed(&claimed);
     store.put_claimed_tasks(&claimed, now_ms).await?;
     store.put_tasks(&queue, now_ms).await?;
     for task in queue

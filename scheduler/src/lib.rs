@@ -13,6 +13,7 @@ pub mod recrawl;
 pub mod retry;
 mod service;
 pub mod token_bucket;
+pub mod turns;
 
 use std::time::Duration;
 
@@ -52,6 +53,9 @@ pub struct SchedulerConfig {
     /// Tasks per project remembered to drop duplicate follows without a store lookup
     /// (8 bytes and a queue slot each).
     pub recent: usize,
+    /// Hosts per project whose place in the queue is remembered so that hosts take turns
+    /// ([`turns`]); beyond it the table starts afresh.
+    pub hosts: usize,
     /// Retryable failures in a row after which a project pauses.
     pub pause_after: u32,
     /// How long a project waits before it probes with one task.
@@ -65,14 +69,15 @@ pub struct SchedulerConfig {
 impl Default for SchedulerConfig {
     fn default() -> Self {
         Self {
-            window: 4096,
-            max_in_flight: 1024,
+            window: 8192,
+            max_in_flight: 4096,
             dispatch_deadline: Duration::from_secs(600),
             retry: RetryPolicy::default(),
             reload_every: Duration::from_secs(2),
             recount_every: Duration::from_secs(600),
             batch: 2048,
             recent: 65_536,
+            hosts: 65_536,
             pause_after: 10,
             pause_for: Duration::from_secs(300),
             host_backoff: Duration::from_secs(30),

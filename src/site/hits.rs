@@ -15,6 +15,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 #[derive(Debug, Default)]
 pub struct Hits {
     counts: Mutex<Counts>,
+    /// Requests in flight over time.
+    pub in_flight: super::InFlight,
 }
 
 /// What [`Hits`] guards.

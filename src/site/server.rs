@@ -73,7 +73,10 @@ async fn count_hit(State(state): State<AppState>, request: Request, next: Next) 
         .path_and_query()
         .map_or_else(|| uri.path(), |path_and_query| path_and_query.as_str());
     state.hits.record(key);
-    next.run(request).await
+    state.hits.in_flight.start();
+    let response = next.run(request).await;
+    state.hits.in_flight.end();
+    response
 }
 
 /// `GET /`.

@@ -5,6 +5,25 @@
 //! whether it links to a missing page, and [`SiteSpec::pages`] counts the same graph in closed
 //! form without rendering anything. The unit tests crawl the served site to prove the two agree.
 
+/// How large the bench site's detail pages are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PageSize {
+    /// About 2.5 KB, like a small product page.
+    Small,
+    /// About 10 KB.
+    Large,
+}
+
+impl PageSize {
+    /// Bytes of filler a detail page of this size carries.
+    pub fn detail_padding(self) -> usize {
+        match self {
+            PageSize::Small => 1_500,
+            PageSize::Large => 9_000,
+        }
+    }
+}
+
 /// The size and shape of a generated site.
 ///
 /// Products have ids `1..=products`; product `id` belongs to category `id % categories`
@@ -46,13 +65,18 @@ impl SiteSpec {
     /// categories, 50 products per list page, 4 related links per product and a link to a
     /// missing page from every 100th.
     pub fn bench(products: u32) -> Self {
+        Self::bench_sized(products, PageSize::Large)
+    }
+
+    /// [`SiteSpec::bench`] with detail pages of `size`.
+    pub fn bench_sized(products: u32, size: PageSize) -> Self {
         SiteSpec {
             categories: 10,
             products,
             per_page: 50,
             related: 4,
             missing_every: 100,
-            detail_padding: 9_000,
+            detail_padding: size.detail_padding(),
         }
     }
 

@@ -124,6 +124,7 @@ impl OnFinished {
                 force: true,
                 fetch: rule.fetch.clone(),
                 save: None,
+                order: 0,
             });
         }
         out

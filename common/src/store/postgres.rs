@@ -268,7 +268,7 @@ impl Store for PgStore {
                     LIMIT $3
                     FOR UPDATE SKIP LOCKED))
                 RETURNING task::text AS task, priority, exetime, retries, seq, etag, last_modified)
-             SELECT task, priority, exetime, retries, etag, last_modified FROM claimed
+             SELECT task, priority, exetime, retries, seq, etag, last_modified FROM claimed
              ORDER BY priority DESC, seq",
         )
         .bind(project)
@@ -288,6 +288,7 @@ impl Store for PgStore {
                 task.retries = retries_from_row(row)?;
                 task.fetch.etag = row.try_get("etag")?;
                 task.fetch.last_modified = row.try_get("last_modified")?;
+                task.order = row.try_get("seq")?;
                 Ok(task)
             })
             .collect()

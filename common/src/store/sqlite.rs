@@ -104,6 +104,17 @@ impl SqliteStore {
     fn next_seq(&self) -> i64 {
         self.seq.fetch_add(1, Ordering::Relaxed) + 1
     }
+
+    /// The `seq` of a task put with `order`: its own place when it has one (and numbers drawn
+    /// later come after it), else the next number.
+    fn place(&self, order: i64) -> i64 {
+        if order > 0 {
+            self.seq.fetch_max(order, Ordering::Relaxed);
+            order
+        } else {
+            self.next_seq()
+        }
+    }
 }
 
 fn corrupt(what: &'static str, err: impl std::fmt::Display) -> StoreError {
@@ -315,6 +326,7 @@ impl Store for SqliteStore {
             task.fetch.etag = row.try_get("etag")?;
             task.fetch.last_modified = row.try_get("last_modified")?;
             let seq: i64 = row.try_get("seq")?;
+            task.order = seq;
             claimed.push((seq, task));
         }
         claimed.sort_by(|(sa, a), (sb, b)| b.priority.cmp(&a.priority).then(sa.cmp(sb)));

@@ -23,16 +23,20 @@ impl Scheduler {
             let Some(r) = loaded.running.as_mut() else {
                 continue;
             };
+            let turns = &mut loaded.turns;
             let limits = super::host_limits(&project);
-            // Top up when half empty and the store may have something.
+            // Top up when an eighth is free and the store may have something: with many hosts
+            // most of the window is in flight, and the tasks that would keep every host busy
+            // are in the store.
             let room = self.config.window.saturating_sub(r.frontier.len());
             let due = r.next_due_ms.is_some_and(|t| t <= now);
-            if room >= self.config.window / 2 && (r.refill || due) {
+            if room >= self.config.window / 8 && (r.refill || due) {
                 let claimed = self.store.claim_ready(&name, now, room).await?;
                 if claimed.len() < room {
                     r.refill = false;
                     r.next_due_ms = self.store.next_due(&name).await?;
                 }
+                turns.claimed(&claimed);
                 r.frontier.extend(claimed);
             }
             if let Some(t) = r.next_due_ms {

@@ -29,6 +29,7 @@ use crate::dedupe::{Recent, admit};
 use crate::frontier::{Frontier, HostLimits};
 use crate::retry::next_attempt;
 use crate::token_bucket::TokenBucket;
+use crate::turns::Turns;
 use crate::{SchedulerConfig, SchedulerError};
 
 /// Runs the scheduler until `shutdown` is cancelled.
@@ -107,6 +108,8 @@ struct Loaded {
     counting: Option<tokio::task::JoinHandle<Result<TaskCounts, StoreError>>>,
     /// Tasks recently seen, to drop duplicate follows without a store lookup.
     recent: Recent,
+    /// The places that let hosts take turns in the queue.
+    turns: Turns,
 }
 
 /// The dispatch state of a running project.
@@ -226,18 +229,20 @@ impl Scheduler {
         };
         let run = is_running(&record.status);
         let mut previous = self.projects.remove(&record.name);
-        let (tally, counted_ms, counting, recent) = match previous.as_mut() {
+        let (tally, counted_ms, counting, recent, turns) = match previous.as_mut() {
             Some(p) => (
                 p.tally,
                 p.counted_ms,
                 p.counting.take(),
                 std::mem::replace(&mut p.recent, Recent::new(0)),
+                std::mem::replace(&mut p.turns, Turns::new(0)),
             ),
             None => (
                 Tally::default(),
                 None,
                 None,
                 Recent::new(self.config.recent),
+                Turns::new(self.config.hosts),
             ),
         };
         let running = match previous.and_then(|p| p.running) {
@@ -291,6 +296,7 @@ impl Scheduler {
                 counted_ms,
                 counting,
                 recent,
+                turns,
             },
         );
         Ok(())
@@ -346,6 +352,7 @@ impl Scheduler {
             project,
             tasks,
             &mut loaded.recent,
+            &mut loaded.turns,
             default_age,
             take,
             now,

@@ -19,25 +19,35 @@ impl PgStore {
         }
         let tasks = last_of_each(tasks, |t| (t.project.as_str(), t.taskid.as_str()));
         let mut tx = self.pool.begin().await?;
+        // Numbers drawn later come after every place given here.
+        if let Some(last) = tasks.iter().map(|t| t.order).max().filter(|&o| o > 0) {
+            sqlx::query(
+                "SELECT setval('tasks_seq', GREATEST((SELECT last_value FROM tasks_seq), $1))",
+            )
+            .bind(last)
+            .execute(&mut *tx)
+            .await?;
+        }
         for chunk in tasks.chunks(CHUNK) {
             let json = chunk
                 .iter()
                 .map(|t| serde_json::to_string(t).map_err(|e| corrupt("task", e)))
                 .collect::<Result<Vec<_>, StoreError>>()?;
-            // `seq` is left to its default, nextval('tasks_seq'), drawn for each row as it
-            // comes out of the SELECT, which `ORDER BY ord` keeps in batch order; a re-queue
-            // takes the new value too (`excluded.seq`) and goes to the back of its priority,
-            // as in SQLite.
+            // A task's `seq` is its `order` when the scheduler gave it one; otherwise it is
+            // drawn from `tasks_seq` for each row as it comes out of the ordered subquery, so
+            // in batch order. A re-queue takes the new value too (`excluded.seq`), as in
+            // SQLite: without an order of its own it goes to the back of its priority.
             sqlx::query(
                 "INSERT INTO tasks (project, taskid, url, status, claimed, priority, exetime,
-                    retries, age_ms, itag, task, updated_ms)
+                    retries, age_ms, itag, task, updated_ms, seq)
                  SELECT u.project, u.taskid, u.url, $10, $12, u.priority, u.exetime,
-                    u.retries, u.age_ms, u.itag, u.task::json, $11
-                 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int4[], $5::int8[],
-                    $6::int8[], $7::int8[], $8::text[], $9::text[])
+                    u.retries, u.age_ms, u.itag, u.task::json, $11,
+                    CASE WHEN u.place > 0 THEN u.place ELSE nextval('tasks_seq') END
+                 FROM (SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int4[],
+                        $5::int8[], $6::int8[], $7::int8[], $8::text[], $9::text[], $13::int8[])
                     WITH ORDINALITY AS u(project, taskid, url, priority, exetime, retries,
-                        age_ms, itag, task, ord)
-                 ORDER BY u.ord
+                        age_ms, itag, task, place, ord)
+                    ORDER BY u.ord) u
                  ON CONFLICT (project, taskid) DO UPDATE SET url = excluded.url,
                     status = excluded.status, claimed = excluded.claimed, priority = excluded.priority,
                     exetime = excluded.exetime, seq = excluded.seq, retries = excluded.retries,
@@ -61,6 +71,7 @@ impl PgStore {
             .bind(status_code(TaskStatus::Active))
             .bind(now_ms)
             .bind(claimed)
+            .bind(chunk.iter().map(|t| t.order).collect::<Vec<_>>())
             .execute(&mut *tx)
             .await?;
         }

@@ -75,7 +75,7 @@ impl SqliteStore {
                     .push_bind(i64::from(claimed))
                     .push_bind(t.priority)
                     .push_bind(t.exetime)
-                    .push_bind(self.next_seq())
+                    .push_bind(self.place(t.order))
                     .push_bind(t.retries as i64)
                     .push_bind(t.age_ms)
                     .push_bind(&t.itag)

@@ -3,6 +3,16 @@
 //! The site runs in a child process (`spindle serve-site`) so its CPU time is not counted
 //! in the crawler's peak memory, and so the two compete for the cores as they would on a
 //! machine where the crawler shares the host with nothing else but the network.
+//!
+//! The site's pages are small (2–3 KB) or large (about 10 KB), and the project lets
+//! `host_concurrency` requests be in flight to it (64 by default; a project's own default is
+//! 8). Beside the in-process figures, [`whole`] runs `spindle crawl` as a process of its own
+//! and the `spider` crate's crawler on the same site (from spawn to exit), and [`hosts`] is the
+//! many-host bench.
+
+pub mod hosts;
+pub mod process;
+pub mod whole;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -19,7 +29,73 @@ use spindle_common::cpu::{self, CpuByStage};
 
 use crate::crawl::{CrawlSummary, crawl};
 use crate::embedded::EmbeddedConfig;
-use crate::site::{Site, SiteSpec};
+use crate::site::{PageSize, Site, SiteSpec};
+
+/// The generated site a bench crawls, and how hard.
+#[derive(Debug, Clone, Copy)]
+pub struct BenchSite {
+    /// Products on the site.
+    pub products: u32,
+    /// Size of its detail pages.
+    pub pages: PageSize,
+    /// Requests in flight to it, at most (the project's `host_concurrency`).
+    pub host_concurrency: u32,
+}
+
+impl BenchSite {
+    /// The shape of the site.
+    pub fn spec(&self) -> SiteSpec {
+        SiteSpec::bench_sized(self.products, self.pages)
+    }
+
+    /// The bench project for the site served at `base`.
+    pub fn project_toml(&self, name: &str, base: &str) -> String {
+        Site::new(self.spec()).project_toml(name, base).replace(
+            "host_concurrency = 512",
+            &format!("host_concurrency = {}", self.host_concurrency),
+        )
+    }
+
+    /// One line saying what is crawled how.
+    pub fn describe(&self) -> String {
+        let pages = match self.pages {
+            PageSize::Small => "small (~2.5 KB)",
+            PageSize::Large => "large (~10 KB)",
+        };
+        format!(
+            "{} products, {pages} detail pages, host_concurrency {} (a project's default is 8)",
+            self.products, self.host_concurrency
+        )
+    }
+}
+
+/// What the bench site's server saw of a crawl (its `/__stats`).
+#[derive(Debug, Clone, Copy, Default, serde::Deserialize)]
+pub struct SiteStats {
+    /// Requests served.
+    pub requests: u64,
+    /// The most requests in flight at once.
+    pub max_in_flight: u32,
+    /// Requests in flight on average over the middle 80% of the crawl.
+    pub mean_in_flight: f64,
+}
+
+impl SiteStats {
+    /// What the server at `base` (`http://host:port`) saw so far.
+    pub async fn of(base: &str) -> anyhow::Result<SiteStats> {
+        process::get_json(base.trim_start_matches("http://"), "/__stats").await
+    }
+}
+
+impl fmt::Display for SiteStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the site saw {:.1} requests in flight on average (middle 80% of the crawl), {} at most",
+            self.mean_in_flight, self.max_in_flight
+        )
+    }
+}
 
 /// Figures of one bench run.
 #[derive(Debug, Clone)]
@@ -41,6 +117,8 @@ pub struct BenchReport {
     pub cpu: CpuByStage,
     /// CPU time of the site server process during the crawl, in ms.
     pub server_cpu_ms: f64,
+    /// What the site's server saw.
+    pub site: SiteStats,
 }
 
 impl fmt::Display for BenchReport {
@@ -67,6 +145,7 @@ impl fmt::Display for BenchReport {
             secs,
             self.wall.as_secs_f64()
         )?;
+        writeln!(f, "  {}", self.site)?;
         writeln!(f, "items/s: {:.0}", self.items_stored as f64 / secs)?;
         writeln!(f, "{}", self.cpu_line())?;
         writeln!(
@@ -109,14 +188,20 @@ impl BenchReport {
     }
 }
 
-/// Starts `spindle serve-site` for a site of `products` products; the child and its base URL.
-async fn serve_site(products: u32) -> anyhow::Result<(tokio::process::Child, String)> {
+/// Starts `spindle serve-site` for the bench site; the child and its base URL.
+pub async fn serve_site(site: &BenchSite) -> anyhow::Result<(tokio::process::Child, String)> {
     let exe = std::env::current_exe().context("cannot find the spindle executable")?;
+    let pages = match site.pages {
+        PageSize::Small => "small",
+        PageSize::Large => "large",
+    };
     let mut child = tokio::process::Command::new(exe)
         .args([
             "serve-site",
             "--products",
-            &products.to_string(),
+            &site.products.to_string(),
+            "--pages",
+            pages,
             "--bind",
             "127.0.0.1:0",
         ])
@@ -134,10 +219,15 @@ async fn serve_site(products: u32) -> anyhow::Result<(tokio::process::Child, Str
 }
 
 /// Runs the bench: serves a site of `products` products from a child process and crawls it.
-pub async fn run(products: u32, concurrency: usize, data: &Path) -> anyhow::Result<BenchReport> {
-    let (mut child, base) = serve_site(products).await?;
-    let site = Site::new(SiteSpec::bench(products));
-    let project = spindle_common::Project::parse(&site.project_toml("bench", &base))
+pub async fn run(
+    bench: &BenchSite,
+    concurrency: usize,
+    data: &Path,
+) -> anyhow::Result<BenchReport> {
+    let products = bench.products;
+    let (mut child, base) = serve_site(bench).await?;
+    let site = Site::new(bench.spec());
+    let project = spindle_common::Project::parse(&bench.project_toml("bench", &base))
         .map_err(|e| anyhow::anyhow!("bench project: {e}"))?;
     let mut config = EmbeddedConfig::default();
     config.fetcher.concurrency = concurrency;
@@ -146,6 +236,7 @@ pub async fn run(products: u32, concurrency: usize, data: &Path) -> anyhow::Resu
     let (cpu_before, server_before) = (cpu::snapshot(), cpu::pid_ns(server_pid));
     let (mut summary, store) = crawl(&project, data, config, false).await?;
     let (cpu_after, server_after) = (cpu::snapshot(), cpu::pid_ns(server_pid));
+    let seen = SiteStats::of(&base).await?;
     child.kill().await.ok();
     let wall = std::mem::replace(&mut summary.elapsed, crawl_span(&*store, "bench").await?);
     // Read before the check, which holds every expected item and is not the crawler's.
@@ -166,6 +257,7 @@ pub async fn run(products: u32, concurrency: usize, data: &Path) -> anyhow::Resu
             total_ms: cpu_after.total_ms - cpu_before.total_ms,
         },
         server_cpu_ms: server_after.saturating_sub(server_before) as f64 / 1e6,
+        site: seen,
     })
 }
 
@@ -287,18 +379,19 @@ impl fmt::Display for DistributedReport {
 /// The same crawl in distributed mode: one scheduler, `fetchers` fetchers, one processor and
 /// one result writer as separate processes on NATS and the database at `database`.
 pub async fn run_distributed(
-    products: u32,
+    bench: &BenchSite,
     fetchers: usize,
     nats: &str,
     database: &str,
     folder: &Path,
 ) -> anyhow::Result<DistributedReport> {
-    let (mut site_child, base) = serve_site(products).await?;
+    let products = bench.products;
+    let (mut site_child, base) = serve_site(bench).await?;
     let tag = format!("b{}x{fetchers}", std::process::id());
     let projects = folder.join(&tag);
     std::fs::create_dir_all(&projects)?;
-    let site = Site::new(SiteSpec::bench(products));
-    std::fs::write(projects.join("bench.toml"), site.project_toml(&tag, &base))?;
+    let site = Site::new(bench.spec());
+    std::fs::write(projects.join("bench.toml"), bench.project_toml(&tag, &base))?;
     let store = spindle_common::store::connect(database).await?;
     let exe = std::env::current_exe().context("cannot find the spindle executable")?;
     let started = std::time::Instant::now();
