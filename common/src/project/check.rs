@@ -50,7 +50,7 @@ pub(super) fn build_handler(
         {
             return Err(err(
                 rule.callback_span.clone(),
-                "a `save` value needs a source: `css`, `xpath`, `json` or `value`".to_string(),
+                "a `save` value needs a source: `css`, `xpath`, `json`, `value`, `jsonld`, `itemprop` or `meta`".to_string(),
             ));
         }
         follow.push(rule.rule.clone());
@@ -67,7 +67,7 @@ pub(super) fn build_handler(
             let allowed = match &items {
                 Some(rule) => rule.each.allows(source),
                 None if *source == Source::Element => Err(
-                    "expected a source: `css`, `xpath`, `json` or `value` (a field without one reads the element of an `each` block)"
+                    "expected a source: `css`, `xpath`, `json`, `value`, `jsonld`, `itemprop` or `meta` (a field without one reads the element of an `each` block)"
                         .to_string(),
                 ),
                 None => Ok(()),
