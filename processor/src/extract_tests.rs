@@ -778,3 +778,42 @@ item.cell = { css = "td" }"#,
         })
     );
 }
+
+#[test]
+fn the_examples_of_the_rules_reference_give_what_it_says() {
+    let html = r#"<head>
+<script type="application/ld+json">{"@type": ["Product", "Thing"], "name": "Listed",
+  "offers": {"price": "24.00"}}</script></head>
+<body><p class="price">£1,205.50</p><p class="plain">£9.99</p>
+<span class="stars" data-rating="4.5"></span>
+<table><tr><th>Weight</th><td>2 lb</td></tr></table>
+<p class="length">1.5 m</p><p class="pack">2 x 500 g</p><p class="bare">950</p></body>"#;
+    let (data, _) = item(
+        r#"item.typed = { jsonld = "$[?@['@type'][0]=='Product'].name" }
+item.untyped = { jsonld = "$[?@['@type']=='Product'].name" }
+item.price_cents = { css = ".price", regex = '[0-9.,]+', expr = "round(value * 100)" }
+item.plain = { css = ".plain", expr = "value * 100" }
+item.price_ex_vat = { jsonld = "$..offers..price", expr = "round(value / 1.2, 2)" }
+item.rating_pct = { css = ".stars", attr = "data-rating", as = "number", expr = "value / 5 * 100" }
+item.weight_g = { xpath = "//tr[th='Weight']/td", unit = "g" }
+item.length_cm = { css = ".length", unit = "cm" }
+item.pack_g = { css = ".pack", unit = "g" }
+item.bare_g = { css = ".bare", unit = "g" }"#,
+        html,
+    );
+    assert_eq!(
+        data,
+        json!({
+            "typed": "Listed",
+            "untyped": null,
+            "price_cents": 120550,
+            "plain": null,
+            "price_ex_vat": 20,
+            "rating_pct": 90,
+            "weight_g": 907.18474,
+            "length_cm": 150,
+            "pack_g": 500,
+            "bare_g": null,
+        })
+    );
+}
