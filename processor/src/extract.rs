@@ -106,6 +106,8 @@ pub(crate) enum Scope<'a> {
     Node(XNode<'a>),
     /// One value of `each_json`.
     Json(&'a Value),
+    /// One node of `each_jsonld`.
+    JsonLd(&'a Value),
 }
 
 /// Elements of the page matching `selector`, in document order.
@@ -184,7 +186,9 @@ fn raws(
         (CompiledSource::Element, Scope::Node(node)) => Selected::Node(node)
             .raw(field.attr.as_deref())
             .map_or(vec![Err(Miss::NoAttribute)], |r| vec![Ok(r)]),
-        (CompiledSource::Element, Scope::Json(value)) => vec![Ok(Raw::Json(value.clone()))],
+        (CompiledSource::Element, Scope::Json(value) | Scope::JsonLd(value)) => {
+            vec![Ok(Raw::Json(value.clone()))]
+        }
         (CompiledSource::Element, Scope::Page) => Vec::new(),
         (CompiledSource::XPath(expr), scope) => {
             let Some(xml) = ctx.xml else {
@@ -206,6 +210,13 @@ fn raws(
                 }
             }
         }
+        (CompiledSource::JsonLd(path), Scope::JsonLd(node)) => path
+            .query(node)
+            .all()
+            .into_iter()
+            .take(limit)
+            .map(|v| Ok(Raw::Json(v.clone())))
+            .collect(),
         (CompiledSource::JsonLd(path), _) => ctx
             .jsonld
             .map(|root| {
@@ -397,6 +408,16 @@ pub(crate) fn build_items(
             },
             None => Vec::new(),
         },
+        Some(CompiledEach::JsonLd(path)) => ctx
+            .jsonld
+            .map(|nodes| {
+                path.query(nodes)
+                    .all()
+                    .into_iter()
+                    .map(Scope::JsonLd)
+                    .collect()
+            })
+            .unwrap_or_default(),
         Some(CompiledEach::Json(path)) => ctx
             .json
             .map(|json| {

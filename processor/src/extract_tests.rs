@@ -817,3 +817,39 @@ item.bare_g = { css = ".bare", unit = "g" }"#,
         })
     );
 }
+
+#[test]
+fn each_jsonld_makes_one_item_per_node() {
+    let rules = rules(
+        r#"
+name = "p"
+[handlers.list]
+items = { each_jsonld = "$[?@['@type']=='ItemList'].itemListElement[*].item", key = "sku" }
+item.sku = { jsonld = "$.sku" }
+item.name = { jsonld = "$.name", required = true }
+item.price = { jsonld = "$.offers..price", as = "number" }
+item.node_type = { jsonld = "$['@type']" }
+item.page = { meta = "og:title" }
+"#,
+    );
+    let html = r#"<head><meta property="og:title" content="Kettles">
+<script type="application/ld+json">{"@context": "https://schema.org", "@graph": [
+  {"@type": "WebPage"},
+  {"@type": "ItemList", "itemListElement": [
+    {"@type": "ListItem", "position": 1, "item": {"@type": "Product", "sku": "k1", "name": "Kettle", "offers": {"price": "19.99"}}},
+    {"@type": "ListItem", "position": 2, "item": {"@type": "Product", "sku": "k2", "name": "Jug", "offers": [{"price": 7}]}},
+    {"@type": "ListItem", "position": 3, "item": {"@type": "Product", "sku": "k3"}}]}]}</script></head>"#;
+    let out = crate::testutil::run(&rules, &task("list", URL), &page(URL, html));
+    assert_eq!(
+        items_data(&out),
+        [
+            json!({ "sku": "k1", "name": "Kettle", "price": 19.99, "node_type": "Product", "page": "Kettles" }),
+            json!({ "sku": "k2", "name": "Jug", "price": 7, "node_type": "Product", "page": "Kettles" }),
+        ]
+    );
+    assert_eq!(out.dropped.len(), 1, "the product without a name");
+    assert_eq!(
+        out.items[1].taskid,
+        spindle_common::urlnorm::fingerprint("k2")
+    );
+}

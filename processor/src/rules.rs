@@ -79,6 +79,8 @@ pub(crate) enum CompiledEach {
     XPath(String),
     /// Values selected by a JSONPath.
     Json(JsonPath),
+    /// JSON-LD nodes selected by a JSONPath.
+    JsonLd(JsonPath),
 }
 
 /// A field, compiled.
@@ -386,6 +388,11 @@ impl Rules {
                 Some(Each::Json(path)) => {
                     needs.json = true;
                     Some(CompiledEach::Json(c.json_path(path)?))
+                }
+                Some(Each::JsonLd(path)) => {
+                    needs.html = true;
+                    needs.jsonld = true;
+                    Some(CompiledEach::JsonLd(c.json_path(path)?))
                 }
                 None => None,
             };

@@ -77,7 +77,8 @@ pub enum Source {
     Element,
     /// Values selected by a JSONPath on the page's JSON-LD: every
     /// `<script type="application/ld+json">` block, parsed, `@graph`s flattened, as one
-    /// array of nodes (`jsonld = "$[?@['@type']=='Product'].name"`). Always page-wide.
+    /// array of nodes (`jsonld = "$[?@['@type']=='Product'].name"`); inside `each_jsonld`,
+    /// relative to the node.
     JsonLd(String),
     /// Microdata properties: elements whose `itemprop` has this name (relative to the
     /// element inside `each`), optionally only those of an item of type `itemtype`.

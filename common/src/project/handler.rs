@@ -43,6 +43,9 @@ pub enum Each {
     XPath(String),
     /// Values selected by JSONPath on the JSON body (`each_json`).
     Json(String),
+    /// Nodes selected by JSONPath on the page's JSON-LD (`each_jsonld`); fields read them
+    /// with `jsonld`.
+    JsonLd(String),
 }
 
 impl Each {
@@ -66,6 +69,17 @@ impl Each {
                     Source::Css(_) | Source::XPath(_) | Source::Microdata { .. }
                 ),
                 "inside `each_json`, fields read the value with `json` (or no source: the value itself)",
+            ),
+            Each::JsonLd(_) => (
+                matches!(
+                    source,
+                    Source::JsonLd(_)
+                        | Source::Element
+                        | Source::Meta(_)
+                        | Source::Page(_)
+                        | Source::Const(_)
+                ),
+                "inside `each_jsonld`, fields read the node with `jsonld` (or no source: the node itself)",
             ),
         };
         if ok {
