@@ -8,8 +8,6 @@
 //! depth are bounded by [`MAX_EXPR_LEN`] and [`MAX_EXPR_DEPTH`], so a field's expression
 //! costs at most a few hundred arithmetic steps per value.
 
-use std::fmt;
-
 use serde::de::{self, Deserialize, Deserializer};
 
 /// Longest expression, in bytes.
@@ -78,18 +76,13 @@ impl Func {
 }
 
 /// Why an expression does not parse: the message and the 1-based character where it failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message} at character {at}")]
 pub struct ExprError {
     /// What was expected.
     pub message: String,
     /// 1-based character position in the expression.
     pub at: usize,
-}
-
-impl fmt::Display for ExprError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} at character {}", self.message, self.at)
-    }
 }
 
 impl Expr {
