@@ -19,6 +19,7 @@
 //! - at most one of `every` (an interval) and `cron` is set.
 
 mod check;
+mod compute;
 mod error;
 mod exprs;
 mod fetch;
@@ -29,6 +30,7 @@ mod handler;
 mod load;
 mod parse;
 mod script;
+mod units;
 mod values;
 
 use std::collections::BTreeMap;
@@ -39,6 +41,7 @@ use indexmap::IndexMap;
 use crate::message::{FetchOptions, SitemapOptions, Task};
 use crate::urlnorm;
 
+pub use compute::{Expr, ExprError, MAX_EXPR_DEPTH, MAX_EXPR_LEN};
 pub use error::{ProjectError, line_column};
 pub use fetch::merge_fetch;
 pub use field::{Field, FieldRule, HtmlPart, PageValue, Source, ValueKind};
@@ -47,6 +50,7 @@ pub use follow::{DEFAULT_MAX_URL_LENGTH, FollowRule, LinkSource, TemplatePart, U
 pub use handler::{Each, Handler, ItemsRule, Script, ScriptOrigin};
 pub use load::LoadError;
 pub use script::{ScriptLimits, ScriptSyntaxError, check_script, sandboxed_engine};
+pub use units::{Dimension, UNITS, Unit};
 pub use values::STATUSES;
 
 /// The handler that processes the start URLs.

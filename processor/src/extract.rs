@@ -19,7 +19,8 @@ use sxd_xpath::nodeset::Node as XNode;
 use url::Url;
 
 use crate::rules::{CompiledEach, CompiledField, CompiledHandler, CompiledSource};
-use crate::value::{Miss, Raw, kind_name, normalized_text};
+use crate::structured::{meta_contents, microdata, microdata_value};
+use crate::value::{Miss, Raw, element_text};
 use crate::xpath::{self, Selected, XmlPage};
 
 /// An item a handler dropped, and why.
@@ -86,6 +87,8 @@ pub(crate) struct PageCtx<'a> {
     pub(crate) xml: Option<&'a XmlPage>,
     /// The body as JSON, when the handler reads it.
     pub(crate) json: Option<&'a Value>,
+    /// The page's JSON-LD nodes (one array), when the handler reads them.
+    pub(crate) jsonld: Option<&'a Value>,
     /// The project's name (`$project`).
     pub(crate) project: &'a str,
     /// Processing time, RFC 3339 (`$now`).
@@ -103,6 +106,8 @@ pub(crate) enum Scope<'a> {
     Node(XNode<'a>),
     /// One value of `each_json`.
     Json(&'a Value),
+    /// One node of `each_jsonld`.
+    JsonLd(&'a Value),
 }
 
 /// Elements of the page matching `selector`, in document order.
@@ -143,7 +148,10 @@ fn element_raw(element: ElementRef<'_>, field: &CompiledField) -> Result<Raw, Mi
     Ok(Raw::Text(match field.html {
         Some(HtmlPart::Inner) => element.inner_html(),
         Some(HtmlPart::Outer) => element.html(),
-        None => normalized_text(element),
+        None if matches!(field.source, CompiledSource::Microdata { .. }) => {
+            microdata_value(element, &field.separator)
+        }
+        None => element_text(element, &field.separator),
     }))
 }
 
@@ -178,7 +186,9 @@ fn raws(
         (CompiledSource::Element, Scope::Node(node)) => Selected::Node(node)
             .raw(field.attr.as_deref())
             .map_or(vec![Err(Miss::NoAttribute)], |r| vec![Ok(r)]),
-        (CompiledSource::Element, Scope::Json(value)) => vec![Ok(Raw::Json(value.clone()))],
+        (CompiledSource::Element, Scope::Json(value) | Scope::JsonLd(value)) => {
+            vec![Ok(Raw::Json(value.clone()))]
+        }
         (CompiledSource::Element, Scope::Page) => Vec::new(),
         (CompiledSource::XPath(expr), scope) => {
             let Some(xml) = ctx.xml else {
@@ -200,6 +210,50 @@ fn raws(
                 }
             }
         }
+        (CompiledSource::JsonLd(path), Scope::JsonLd(node)) => path
+            .query(node)
+            .all()
+            .into_iter()
+            .take(limit)
+            .map(|v| Ok(Raw::Json(v.clone())))
+            .collect(),
+        (CompiledSource::JsonLd(path), _) => ctx
+            .jsonld
+            .map(|root| {
+                path.query(root)
+                    .all()
+                    .into_iter()
+                    .take(limit)
+                    .map(|v| Ok(Raw::Json(v.clone())))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        (CompiledSource::Microdata { prop, itemtype }, Scope::Element(element)) => microdata(
+            element.descendants().skip(1).filter_map(ElementRef::wrap),
+            prop,
+            itemtype.as_deref(),
+        )
+        .take(limit)
+        .map(|e| element_raw(e, field))
+        .collect(),
+        (CompiledSource::Microdata { prop, itemtype }, _) => match ctx.html {
+            Some(html) => microdata(
+                html.tree.root().descendants().filter_map(ElementRef::wrap),
+                prop,
+                itemtype.as_deref(),
+            )
+            .take(limit)
+            .map(|e| element_raw(e, field))
+            .collect(),
+            None => Vec::new(),
+        },
+        (CompiledSource::Meta(name), _) => match ctx.html {
+            Some(html) => meta_contents(html, name)
+                .take(limit)
+                .map(|v| Ok(Raw::Text(v)))
+                .collect(),
+            None => Vec::new(),
+        },
         (CompiledSource::Json(path), scope) => {
             let root = match scope {
                 Scope::Json(value) => Some(value),
@@ -267,9 +321,12 @@ pub(crate) fn field_value(
                     field.attr.as_deref().unwrap_or_default()
                 ),
                 Miss::NoRegexMatch => "the regex did not match".to_string(),
-                Miss::NotConvertible => format!(
-                    "the value is not a valid {}",
-                    kind_name(field.transform.kind)
+                Miss::NotConvertible => {
+                    format!("the value is not a valid {}", field.transform.target())
+                }
+                Miss::NoResult => format!(
+                    "`expr` {} has no finite result (a division by zero?)",
+                    field.transform.expr.as_ref().map_or("", |e| e.text())
                 ),
             };
             logs.push(format!(
@@ -351,6 +408,16 @@ pub(crate) fn build_items(
             },
             None => Vec::new(),
         },
+        Some(CompiledEach::JsonLd(path)) => ctx
+            .jsonld
+            .map(|nodes| {
+                path.query(nodes)
+                    .all()
+                    .into_iter()
+                    .map(Scope::JsonLd)
+                    .collect()
+            })
+            .unwrap_or_default(),
         Some(CompiledEach::Json(path)) => ctx
             .json
             .map(|json| {

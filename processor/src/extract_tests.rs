@@ -598,3 +598,258 @@ fn a_json_handler_on_a_page_that_is_not_json_fails_the_task() {
     assert!(matches!(err, crate::ProcessorError::NotJson(_)), "{err}");
     assert!(err.is_task_failure());
 }
+
+/// A product page with its data in JSON-LD, microdata and OpenGraph meta at once.
+const PRODUCT: &str = r#"<html><head>
+<meta property="og:title" content="Kettle 1.7 l">
+<meta property="og:image" content="/img/kettle.png">
+<script type="application/ld+json">{"@context": "https://schema.org", "@type": "Organization", "name": "Shop"}</script>
+<script type="application/ld+json">{"@context": "https://schema.org", "@graph": [
+  {"@type": "BreadcrumbList", "itemListElement": []},
+  {"@type": "Product", "name": "Kettle", "gtin13": "5012345678900",
+   "offers": {"@type": "Offer", "price": "19.99", "priceCurrency": "GBP"}}]}</script>
+<script type="application/ld+json">{"@type": "Product", oops</script>
+</head><body>
+<div itemscope itemtype="https://schema.org/Product">
+  <h1 itemprop="name">Kettle</h1>
+  <div itemprop="offers" itemscope itemtype="https://schema.org/Offer">
+    <span itemprop="price" content="19.99">£19.99</span>
+  </div>
+</div>
+<table class="specs">
+  <tr><th>Weight</th><td>1.24 kg</td></tr>
+  <tr><th>Width</th><td>23 cm</td></tr>
+</table>
+</body></html>"#;
+
+#[test]
+fn jsonld_microdata_and_meta_are_field_sources() {
+    let (data, logs) = item(
+        r#"item.gtin = { jsonld = "$..[?(@['@type']=='Product')].gtin13" }
+item.name = { jsonld = "$[?@['@type']=='Product'].name" }
+item.price = { jsonld = "$[?@['@type']=='Product'].offers..price", as = "number" }
+item.types = { jsonld = "$[*]['@type']", all = true }
+item.md_name = { itemprop = "name", itemtype = "Product" }
+item.md_price = { itemprop = "price", itemtype = "Offer", as = "number" }
+item.md_shown = { itemprop = "price", attr = "content" }
+item.title = { meta = "og:title" }
+item.image = { meta = "og:image", as = "url" }
+item.nothing = { meta = "twitter:card" }"#,
+        PRODUCT,
+    );
+    assert_eq!(
+        data,
+        json!({
+            "gtin": "5012345678900",
+            "name": "Kettle",
+            "price": 19.99,
+            "types": ["Organization", "BreadcrumbList", "Product"],
+            "md_name": "Kettle",
+            "md_price": 19.99,
+            "md_shown": "19.99",
+            "title": "Kettle 1.7 l",
+            "image": "http://site.example/img/kettle.png",
+            "nothing": null,
+        })
+    );
+    // The malformed third block is skipped, named and counted; the item is still made.
+    assert!(
+        logs.iter()
+            .any(|l| l.starts_with("jsonld: block 3 of 3 is not valid JSON")),
+        "{logs:?}"
+    );
+    assert!(
+        logs.iter()
+            .any(|l| l == "jsonld: 1 of 3 block(s) skipped as invalid JSON"),
+        "{logs:?}"
+    );
+    assert!(
+        logs.iter()
+            .any(|l| l.contains("field `nothing`: nothing matches meta `twitter:card`")),
+        "{logs:?}"
+    );
+}
+
+#[test]
+fn offers_as_an_object_or_a_list_read_alike() {
+    for offers in [
+        r#"{"@type": "Offer", "price": "5.50"}"#,
+        r#"[{"@type": "Offer", "price": "5.50"}, {"@type": "Offer", "price": "7"}]"#,
+    ] {
+        let html = format!(
+            r#"<script type="application/ld+json">{{"@type": "Product", "offers": {offers}}}</script>"#
+        );
+        let (data, _) = item(
+            r#"item.price = { jsonld = "$[?@['@type']=='Product'].offers..price", as = "number" }"#,
+            &html,
+        );
+        assert_eq!(data, json!({ "price": 5.5 }), "{offers}");
+    }
+}
+
+#[test]
+fn microdata_inside_each_is_relative_to_the_element() {
+    let rules = rules(
+        r#"
+name = "p"
+[handlers.list]
+items = { each = "[itemtype$='/Product']" }
+item.name = { itemprop = "name", itemtype = "Product" }
+item.price = { itemprop = "price", as = "number" }
+item.page_title = { meta = "og:title" }
+"#,
+    );
+    let html = r#"<head><meta property="og:title" content="Kettles"></head>
+<div itemscope itemtype="https://schema.org/Product"><b itemprop="name">A</b><i itemprop="price">1.50</i></div>
+<div itemscope itemtype="https://schema.org/Product"><b itemprop="name">B</b></div>"#;
+    let out = crate::testutil::run(&rules, &task("list", URL), &page(URL, html));
+    assert_eq!(
+        items_data(&out),
+        [
+            json!({ "name": "A", "price": 1.5, "page_title": "Kettles" }),
+            json!({ "name": "B", "price": null, "page_title": "Kettles" }),
+        ]
+    );
+}
+
+#[test]
+fn units_and_expressions_compute_numbers() {
+    let (data, logs) = item(
+        r#"item.weight_g = { xpath = "//th[text()='Weight']/following-sibling::td", unit = "g" }
+item.weight_kg = { css = "table.specs td", unit = "kg" }
+item.width_mm = { css = "table.specs td", all = true, unit = "mm" }
+item.cents = { jsonld = "$[?@['@type']=='Product'].offers.price", expr = "round(value * 100)" }
+item.third = { jsonld = "$[?@['@type']=='Product'].offers.price", as = "number", expr = "round(value / 3, 2)" }
+item.none = { css = "h1", expr = "value * 2" }
+item.inf = { value = "3", expr = "value / (value - 3)" }"#,
+        PRODUCT,
+    );
+    assert_eq!(
+        data,
+        json!({
+            "weight_g": 1240,
+            "weight_kg": 1.24,
+            "width_mm": [null, 230],
+            "cents": 1999,
+            "third": 6.66,
+            "none": null,
+            "inf": null,
+        })
+    );
+    assert!(
+        logs.iter().any(|l| l
+            == "field `width_mm`: 1 of 2 value(s) null: the value is not a valid quantity in mm (a number and a unit)"),
+        "{logs:?}"
+    );
+    assert!(
+        logs.iter()
+            .any(|l| l == "field `none`: 1 of 1 value(s) null: the value is not a valid number"),
+        "{logs:?}"
+    );
+    assert!(
+        logs.iter().any(|l| l.starts_with(
+            "field `inf`: 1 of 1 value(s) null: `expr` value / (value - 3) has no finite result"
+        )),
+        "{logs:?}"
+    );
+}
+
+#[test]
+fn table_cells_and_blocks_are_separated_in_text() {
+    let html = r#"<table><tr><td>Weight</td><td>95 g</td></tr></table>
+<div class="a"><p>One</p><p>Two</p>three<br>four <b>bo</b>ld</div>
+<ul class="l"><li>x</li><li>y</li></ul>"#;
+    let (data, _) = item(
+        r#"item.row = { css = "tr" }
+item.pair = { css = "tr", separator = ": " }
+item.div = { css = "div.a" }
+item.list = { css = "ul.l", separator = ", " }
+item.cell = { css = "td" }"#,
+        html,
+    );
+    assert_eq!(
+        data,
+        json!({
+            "row": "Weight 95 g",
+            "pair": "Weight: 95 g",
+            "div": "One Two three four bold",
+            "list": "x, y",
+            "cell": "Weight",
+        })
+    );
+}
+
+#[test]
+fn the_examples_of_the_rules_reference_give_what_it_says() {
+    let html = r#"<head>
+<script type="application/ld+json">{"@type": ["Product", "Thing"], "name": "Listed",
+  "offers": {"price": "24.00"}}</script></head>
+<body><p class="price">£1,205.50</p><p class="plain">£9.99</p>
+<span class="stars" data-rating="4.5"></span>
+<table><tr><th>Weight</th><td>2 lb</td></tr></table>
+<p class="length">1.5 m</p><p class="pack">2 x 500 g</p><p class="bare">950</p></body>"#;
+    let (data, _) = item(
+        r#"item.typed = { jsonld = "$[?@['@type'][0]=='Product'].name" }
+item.untyped = { jsonld = "$[?@['@type']=='Product'].name" }
+item.price_cents = { css = ".price", regex = '[0-9.,]+', expr = "round(value * 100)" }
+item.plain = { css = ".plain", expr = "value * 100" }
+item.price_ex_vat = { jsonld = "$..offers..price", expr = "round(value / 1.2, 2)" }
+item.rating_pct = { css = ".stars", attr = "data-rating", as = "number", expr = "value / 5 * 100" }
+item.weight_g = { xpath = "//tr[th='Weight']/td", unit = "g" }
+item.length_cm = { css = ".length", unit = "cm" }
+item.pack_g = { css = ".pack", unit = "g" }
+item.bare_g = { css = ".bare", unit = "g" }"#,
+        html,
+    );
+    assert_eq!(
+        data,
+        json!({
+            "typed": "Listed",
+            "untyped": null,
+            "price_cents": 120550,
+            "plain": null,
+            "price_ex_vat": 20,
+            "rating_pct": 90,
+            "weight_g": 907.18474,
+            "length_cm": 150,
+            "pack_g": 500,
+            "bare_g": null,
+        })
+    );
+}
+
+#[test]
+fn each_jsonld_makes_one_item_per_node() {
+    let rules = rules(
+        r#"
+name = "p"
+[handlers.list]
+items = { each_jsonld = "$[?@['@type']=='ItemList'].itemListElement[*].item", key = "sku" }
+item.sku = { jsonld = "$.sku" }
+item.name = { jsonld = "$.name", required = true }
+item.price = { jsonld = "$.offers..price", as = "number" }
+item.node_type = { jsonld = "$['@type']" }
+item.page = { meta = "og:title" }
+"#,
+    );
+    let html = r#"<head><meta property="og:title" content="Kettles">
+<script type="application/ld+json">{"@context": "https://schema.org", "@graph": [
+  {"@type": "WebPage"},
+  {"@type": "ItemList", "itemListElement": [
+    {"@type": "ListItem", "position": 1, "item": {"@type": "Product", "sku": "k1", "name": "Kettle", "offers": {"price": "19.99"}}},
+    {"@type": "ListItem", "position": 2, "item": {"@type": "Product", "sku": "k2", "name": "Jug", "offers": [{"price": 7}]}},
+    {"@type": "ListItem", "position": 3, "item": {"@type": "Product", "sku": "k3"}}]}]}</script></head>"#;
+    let out = crate::testutil::run(&rules, &task("list", URL), &page(URL, html));
+    assert_eq!(
+        items_data(&out),
+        [
+            json!({ "sku": "k1", "name": "Kettle", "price": 19.99, "node_type": "Product", "page": "Kettles" }),
+            json!({ "sku": "k2", "name": "Jug", "price": 7, "node_type": "Product", "page": "Kettles" }),
+        ]
+    );
+    assert_eq!(out.dropped.len(), 1, "the product without a name");
+    assert_eq!(
+        out.items[1].taskid,
+        spindle_common::urlnorm::fingerprint("k2")
+    );
+}

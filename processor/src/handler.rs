@@ -27,6 +27,7 @@ use crate::links::{FollowFilter, FollowSink, LinkMatches, build_follows};
 use crate::rules::{CompiledHandler, Rules};
 use crate::script::ScriptInput;
 use crate::script::api::ScriptFollow;
+use crate::structured::jsonld_nodes;
 use crate::xpath::XmlPage;
 
 /// What a handler produced from one page.
@@ -98,6 +99,17 @@ pub fn run_handler(
             }
         }
         let base = document_base(&page_url, base_href);
+        let jsonld = match (&html, handler.needs.jsonld) {
+            (Some(html), true) => Some(jsonld_nodes(html, &mut logs)),
+            _ => None,
+        };
+        if let Some(skipped) = logs
+            .iter()
+            .find(|l| l.contains("block(s) skipped as invalid JSON"))
+        {
+            // Data the rules may be missing: visible without the debugger too.
+            tracing::warn!(project = %rules.project().name, url = %task.url, "{skipped}");
+        }
         let ctx = PageCtx {
             task,
             page,
@@ -105,6 +117,7 @@ pub fn run_handler(
             html: html.as_ref(),
             xml: xml.as_ref(),
             json: json.as_ref(),
+            jsonld: jsonld.as_ref(),
             project: &rules.project().name,
             now: &now,
         };

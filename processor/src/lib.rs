@@ -9,8 +9,8 @@
 //! exercise. [`debug::run_step`] runs one handler on one page for the debugger.
 //!
 //! Module map: `rules` compiles a project; `handler` runs one handler on one page with
-//! `extract` (items: fields in a scope, `each`, `required`, keys), `value` (regex and `as`
-//! conversions), `links` (follows: sources, filters, URL templates), `xpath` (XPath on the
+//! `extract` (items: fields in a scope, `each`, `required`, keys), `value` (regex, `as`, `unit` and
+//! `expr` conversions; element text), `structured` (JSON-LD, microdata, meta), `links` (follows: sources, filters, URL templates), `xpath` (XPath on the
 //! HTML tree) and `script` (the sandboxed Rhai hook); `cache` keeps compiled rules per
 //! project, `service` is the bus loop, `debug` the one-step debugger, `error` the crate's
 //! error. [`result_writer`] is the separate role downstream of the processor that stores
@@ -28,6 +28,7 @@ pub mod result_writer;
 mod rules;
 mod script;
 mod service;
+mod structured;
 mod value;
 mod xpath;
 

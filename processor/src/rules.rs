@@ -67,6 +67,8 @@ pub(crate) struct Needs {
     pub(crate) xpath: bool,
     /// The body as JSON.
     pub(crate) json: bool,
+    /// The page's JSON-LD blocks (read from the HTML tree).
+    pub(crate) jsonld: bool,
 }
 
 /// What makes one item, for many items per page.
@@ -77,6 +79,8 @@ pub(crate) enum CompiledEach {
     XPath(String),
     /// Values selected by a JSONPath.
     Json(JsonPath),
+    /// JSON-LD nodes selected by a JSONPath.
+    JsonLd(JsonPath),
 }
 
 /// A field, compiled.
@@ -86,6 +90,8 @@ pub(crate) struct CompiledField {
     pub(crate) source: CompiledSource,
     pub(crate) attr: Option<String>,
     pub(crate) html: Option<HtmlPart>,
+    /// What an element's text puts between its blocks and cells.
+    pub(crate) separator: String,
     pub(crate) transform: Transform,
     pub(crate) all: bool,
     pub(crate) default: Option<Value>,
@@ -100,6 +106,13 @@ pub(crate) enum CompiledSource {
     Page(PageValue),
     Const(String),
     Element,
+    JsonLd(JsonPath),
+    Microdata {
+        prop: String,
+        itemtype: Option<String>,
+    },
+    /// The `<meta>` name, lower-cased.
+    Meta(String),
 }
 
 /// A follow rule, compiled.
@@ -193,12 +206,42 @@ impl Compiler<'_> {
             Source::Page(v) => (CompiledSource::Page(v.clone()), "page value".to_string()),
             Source::Const(c) => (CompiledSource::Const(c.clone()), "constant".to_string()),
             Source::Element => (CompiledSource::Element, "the element".to_string()),
+            Source::JsonLd(path) => {
+                needs.html = true;
+                needs.jsonld = true;
+                (
+                    CompiledSource::JsonLd(self.json_path(path)?),
+                    format!("jsonld `{path}`"),
+                )
+            }
+            Source::Microdata { prop, itemtype } => {
+                needs.html = true;
+                let label = match itemtype {
+                    Some(t) => format!("itemprop `{prop}` of itemtype `{t}`"),
+                    None => format!("itemprop `{prop}`"),
+                };
+                (
+                    CompiledSource::Microdata {
+                        prop: prop.clone(),
+                        itemtype: itemtype.clone(),
+                    },
+                    label,
+                )
+            }
+            Source::Meta(name) => {
+                needs.html = true;
+                (
+                    CompiledSource::Meta(name.to_ascii_lowercase()),
+                    format!("meta `{name}`"),
+                )
+            }
         };
         Ok(CompiledField {
             label,
             source,
             attr: rule.attr.clone(),
             html: rule.html,
+            separator: rule.separator.clone().unwrap_or_else(|| " ".to_string()),
             transform: Transform {
                 regex: match &rule.regex {
                     Some(p) => Some(self.regex(p, &format!("field `{name}`"))?),
@@ -206,6 +249,8 @@ impl Compiler<'_> {
                 },
                 kind: rule.kind,
                 format: rule.format.clone(),
+                unit: rule.unit,
+                expr: rule.expr.clone(),
             },
             all: rule.all,
             default: rule.default.clone(),
@@ -344,6 +389,11 @@ impl Rules {
                     needs.json = true;
                     Some(CompiledEach::Json(c.json_path(path)?))
                 }
+                Some(Each::JsonLd(path)) => {
+                    needs.html = true;
+                    needs.jsonld = true;
+                    Some(CompiledEach::JsonLd(c.json_path(path)?))
+                }
                 None => None,
             };
             let script = match (&handler.script, &engine) {
@@ -440,7 +490,8 @@ item.cell = { xpath = "//td" }
             Needs {
                 html: true,
                 xpath: false,
-                json: false
+                json: false,
+                jsonld: false
             }
         );
         let detail = rules.handler("detail").expect("detail handler");
@@ -451,7 +502,8 @@ item.cell = { xpath = "//td" }
             Needs {
                 html: false,
                 xpath: false,
-                json: true
+                json: true,
+                jsonld: false
             }
         );
         assert_eq!(
@@ -459,7 +511,8 @@ item.cell = { xpath = "//td" }
             Needs {
                 html: true,
                 xpath: true,
-                json: false
+                json: false,
+                jsonld: false
             }
         );
         assert!(rules.handler("nope").is_none());

@@ -1,17 +1,23 @@
 //! From a raw value (text of an element, an attribute, a JSON value, a page value) to the
-//! field's JSON value: `regex`, then `as` (+ `format`).
+//! field's JSON value: `regex`, then `as` (+ `format`) or `unit`, then `expr`.
 //!
 //! Value rules: the regex keeps its first capture group if it has groups, else the whole
 //! match (no match, or a group that did not take part, gives no value); `as` converts the
-//! text (a value that does not convert gives no value). Without `as`, text stays a string and
-//! a JSON value stays what it is. Every "no value" is a [`Miss`], which the caller turns into
-//! `null` and a log line.
+//! text (a value that does not convert gives no value); `unit` reads a quantity ("1.24 kg")
+//! as a number in its unit; `expr` computes on the number the value is by then. Without
+//! `as`, text stays a string and a JSON value stays what it is. A `unit` or `expr` result is
+//! an integer when it is whole, else a float. Every "no value" is a [`Miss`], which the
+//! caller turns into `null` and a log line.
+//!
+//! An element's text ([`element_text`]) is its text content with a separator (one space by
+//! default) between the texts of its block-level elements, table cells and line breaks, so a
+//! row `<tr><td>Weight</td><td>95 g</td></tr>` reads "Weight 95 g", not "Weight95 g".
 
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
 use regex::Regex;
-use scraper::ElementRef;
+use scraper::{ElementRef, Node};
 use serde_json::Value;
-use spindle_common::project::ValueKind;
+use spindle_common::project::{Expr, Unit, ValueKind};
 use url::Url;
 
 /// A value before the field's transforms.
@@ -32,6 +38,8 @@ pub(crate) enum Miss {
     NoRegexMatch,
     /// The value does not convert to the field's type.
     NotConvertible,
+    /// The field's `expr` has no finite result for the value (a division by zero).
+    NoResult,
 }
 
 /// The transforms of one field, compiled.
@@ -40,11 +48,37 @@ pub(crate) struct Transform {
     pub(crate) regex: Option<Regex>,
     pub(crate) kind: Option<ValueKind>,
     pub(crate) format: Option<String>,
+    pub(crate) unit: Option<Unit>,
+    pub(crate) expr: Option<Expr>,
 }
 
 impl Transform {
-    /// Applies regex and conversion to one raw value.
+    /// Applies regex, conversion (or unit) and expression to one raw value.
     pub(crate) fn apply(&self, raw: Raw, base: &Url) -> Result<Value, Miss> {
+        let value = self.convert(raw, base)?;
+        let Some(expr) = &self.expr else {
+            return Ok(value);
+        };
+        let x = match &value {
+            Value::Number(n) => n.as_f64(),
+            Value::String(s) => parse_number(s),
+            _ => None,
+        }
+        .ok_or(Miss::NotConvertible)?;
+        expr.eval(x).and_then(number_value).ok_or(Miss::NoResult)
+    }
+
+    /// What the value is converted to, for log lines: "number", "quantity in g", ...
+    pub(crate) fn target(&self) -> String {
+        match (&self.unit, &self.expr, self.kind) {
+            (Some(unit), _, _) => format!("quantity in {} (a number and a unit)", unit.symbol),
+            (None, Some(_), None) => "number".to_string(),
+            (None, _, kind) => kind_name(kind).to_string(),
+        }
+    }
+
+    /// Regex, then `as` or `unit`.
+    fn convert(&self, raw: Raw, base: &Url) -> Result<Value, Miss> {
         let raw = match &self.regex {
             None => raw,
             Some(re) => {
@@ -60,6 +94,13 @@ impl Transform {
                 Raw::Text(part.ok_or(Miss::NoRegexMatch)?.as_str().to_string())
             }
         };
+        if let Some(unit) = &self.unit {
+            let text = text_of(&raw).ok_or(Miss::NotConvertible)?;
+            return unit
+                .read(&text)
+                .and_then(number_value)
+                .ok_or(Miss::NotConvertible);
+        }
         match (self.kind, raw) {
             (None, Raw::Text(text)) => Ok(Value::String(text)),
             (None, Raw::Json(value)) => Ok(value),
@@ -93,11 +134,112 @@ pub(crate) fn text_of(raw: &Raw) -> Option<String> {
     }
 }
 
-/// The element's text content (text nodes joined as they are, like `textContent`) with each
-/// whitespace run collapsed to one space, and trimmed.
+/// A computed number as JSON: an integer when whole (and exact in an f64), else a float;
+/// `None` when not finite.
+fn number_value(x: f64) -> Option<Value> {
+    const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
+    if x.fract() == 0.0 && x.abs() <= EXACT {
+        // Whole and within ±2^53, so the cast is exact.
+        #[allow(clippy::cast_possible_truncation)]
+        return Some(Value::from(x as i64));
+    }
+    serde_json::Number::from_f64(x).map(Value::Number)
+}
+
+/// The element's text with one space between its blocks and cells (see [`element_text`]).
 pub(crate) fn normalized_text(element: ElementRef<'_>) -> String {
-    let joined: String = element.text().collect();
-    collapse_whitespace(&joined)
+    element_text(element, " ")
+}
+
+/// Elements whose start and end separate text: block-level elements, table parts, line
+/// breaks and list items. Inline elements (`span`, `b`, `a`, ...) do not, so
+/// `<b>Light</b>house` stays one word.
+const BLOCKS: &[&str] = &[
+    "address",
+    "article",
+    "aside",
+    "blockquote",
+    "br",
+    "caption",
+    "dd",
+    "details",
+    "dialog",
+    "div",
+    "dl",
+    "dt",
+    "fieldset",
+    "figcaption",
+    "figure",
+    "footer",
+    "form",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "header",
+    "hgroup",
+    "hr",
+    "li",
+    "main",
+    "nav",
+    "ol",
+    "option",
+    "p",
+    "pre",
+    "section",
+    "summary",
+    "table",
+    "tbody",
+    "td",
+    "tfoot",
+    "th",
+    "thead",
+    "tr",
+    "ul",
+];
+
+/// The element's text content: the text of each stretch between block boundaries inside it
+/// (see [`BLOCKS`]) with whitespace runs collapsed to one space and trimmed, the non-empty
+/// stretches joined by `separator`. With a space, that is `textContent` collapsed, except
+/// that texts of two blocks or cells never run together.
+pub(crate) fn element_text(element: ElementRef<'_>, separator: &str) -> String {
+    let mut out = String::new();
+    let mut stretch = String::new();
+    let flush = |stretch: &mut String, out: &mut String| {
+        let text = collapse_whitespace(stretch);
+        if !text.is_empty() {
+            if !out.is_empty() {
+                out.push_str(separator);
+            }
+            out.push_str(&text);
+        }
+        stretch.clear();
+    };
+    // A walk with an explicit stack (no recursion: pages can nest deeply); a block is pushed
+    // again as "closing" under its children, so its end is a boundary too.
+    let mut stack = vec![(*element, false)];
+    while let Some((node, closing)) = stack.pop() {
+        match node.value() {
+            Node::Text(text) => stretch.push_str(text),
+            Node::Element(e) => {
+                let block = node.id() != element.id() && BLOCKS.contains(&e.name());
+                if block {
+                    flush(&mut stretch, &mut out);
+                }
+                if !closing {
+                    if block {
+                        stack.push((node, true));
+                    }
+                    stack.extend(node.children().rev().map(|child| (child, false)));
+                }
+            }
+            _ => {}
+        }
+    }
+    flush(&mut stretch, &mut out);
+    out
 }
 
 /// `text` with each whitespace run collapsed to one space, and trimmed.
@@ -218,15 +360,26 @@ pub(crate) fn kind_name(kind: Option<ValueKind>) -> &'static str {
     }
 }
 
+/// One value with these transforms, for the tests of other modules.
+#[cfg(test)]
+pub(crate) fn transform(kind: Option<ValueKind>) -> Transform {
+    Transform {
+        regex: None,
+        kind,
+        format: None,
+        unit: None,
+        expr: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn t(kind: ValueKind, format: Option<&str>) -> Transform {
         Transform {
-            regex: None,
-            kind: Some(kind),
             format: format.map(str::to_string),
+            ..transform(Some(kind))
         }
     }
 
@@ -338,11 +491,7 @@ mod tests {
             i.apply(Raw::Json(serde_json::json!(7)), &base()),
             Ok(serde_json::json!(7))
         );
-        let keep = Transform {
-            regex: None,
-            kind: None,
-            format: None,
-        };
+        let keep = transform(None);
         let obj = serde_json::json!({ "a": [1] });
         assert_eq!(keep.apply(Raw::Json(obj.clone()), &base()), Ok(obj));
         assert_eq!(keep.apply(Raw::Json(Value::Null), &base()), Ok(Value::Null));

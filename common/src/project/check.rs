@@ -1,6 +1,6 @@
 //! The checks of one handler (and of `[on_finished]`) that span several values: callbacks
 //! name handlers, each field's source fits where it is used (`each`, `each_xpath`,
-//! `each_json`, page level, `save`), the items `key` names a field, and the script compiles,
+//! `each_json`, `each_jsonld`, page level, `save`), the items `key` names a field, and the script compiles,
 //! its syntax errors mapped to their line and column in the project file.
 
 use std::ops::Range;
@@ -50,7 +50,7 @@ pub(super) fn build_handler(
         {
             return Err(err(
                 rule.callback_span.clone(),
-                "a `save` value needs a source: `css`, `xpath`, `json` or `value`".to_string(),
+                "a `save` value needs a source: `css`, `xpath`, `json`, `value`, `jsonld`, `itemprop` or `meta`".to_string(),
             ));
         }
         follow.push(rule.rule.clone());
@@ -67,7 +67,7 @@ pub(super) fn build_handler(
             let allowed = match &items {
                 Some(rule) => rule.each.allows(source),
                 None if *source == Source::Element => Err(
-                    "expected a source: `css`, `xpath`, `json` or `value` (a field without one reads the element of an `each` block)"
+                    "expected a source: `css`, `xpath`, `json`, `value`, `jsonld`, `itemprop` or `meta` (a field without one reads the element of an `each` block)"
                         .to_string(),
                 ),
                 None => Ok(()),
@@ -103,15 +103,16 @@ fn build_items(
     raw: &RawItems,
     span: Range<usize>,
 ) -> Result<ItemsRule, ProjectError> {
-    let each = match (&raw.each, &raw.each_xpath, &raw.each_json) {
-        (Some(css), None, None) => Each::Css(css.0.clone()),
-        (None, Some(xpath), None) => Each::XPath(xpath.0.clone()),
-        (None, None, Some(json)) => Each::Json(json.0.clone()),
+    let each = match (&raw.each, &raw.each_xpath, &raw.each_json, &raw.each_jsonld) {
+        (Some(css), None, None, None) => Each::Css(css.0.clone()),
+        (None, Some(xpath), None, None) => Each::XPath(xpath.0.clone()),
+        (None, None, Some(json), None) => Each::Json(json.0.clone()),
+        (None, None, None, Some(jsonld)) => Each::JsonLd(jsonld.0.clone()),
         _ => {
             return Err(ProjectError::spanned(
                 text,
                 span,
-                "expected exactly one of `each` (CSS), `each_xpath` and `each_json`",
+                "expected exactly one of `each` (CSS), `each_xpath`, `each_json` and `each_jsonld`",
             ));
         }
     };

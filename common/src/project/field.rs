@@ -6,9 +6,10 @@
 //!   `"$screenshot"`: a value of the page or task ([`PageValue`]);
 //! - any other string: a constant; `"$$x"` is the literal `"$x"` (a single leading `$`
 //!   always names a page value, so a typo like `"$ulr"` is an error instead of a constant);
-//! - a table ([`FieldRule`]): one source (`css`, `xpath`, `json` or `value`; none inside an
-//!   `each` block means the element itself), then `attr` / `html`, `regex`, `as` (+ `format`),
-//!   `all`, `default`, `required`.
+//! - a table ([`FieldRule`]): one source (`css`, `xpath`, `json`, `value`, or the page's
+//!   structured data: `jsonld`, `itemprop` (+ `itemtype`), `meta`; none inside an `each`
+//!   block means the element itself), then `attr` / `html` / `separator`, `regex`, `as`
+//!   (+ `format`) or `unit`, `expr`, `all`, `default`, `required`.
 //!
 //! [`Field`]'s `Deserialize` is written by hand rather than as an untagged enum because an
 //! untagged enum swallows the inner error and its span: "data did not match any variant" at
@@ -19,10 +20,15 @@ use std::fmt;
 use serde::de::value::MapAccessDeserializer;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
 
+use super::compute::Expr;
 use super::exprs::{DatetimeFormat, JsonPathExpr, XPathExpr};
+use super::units::{Unit, UnitName};
 use super::values::{CssSelector, NonEmpty, Pattern};
 
 /// One field of the item a handler emits.
+// Fields are built once per project and read in place, never moved in bulk: the size of
+// the table variant costs nothing worth a box at every construction site.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Field {
     /// A value of the page or task: `"$url"`, `"$status"`, `"$save.<key>"`, ...
@@ -69,6 +75,33 @@ pub enum Source {
     Const(String),
     /// The `each` element itself (a table with no source, inside an `each` block).
     Element,
+    /// Values selected by a JSONPath on the page's JSON-LD: every
+    /// `<script type="application/ld+json">` block, parsed, `@graph`s flattened, as one
+    /// array of nodes (`jsonld = "$[?@['@type']=='Product'].name"`); inside `each_jsonld`,
+    /// relative to the node.
+    JsonLd(String),
+    /// Microdata properties: elements whose `itemprop` has this name (relative to the
+    /// element inside `each`), optionally only those of an item of type `itemtype`.
+    Microdata {
+        /// The property name (`itemprop = "price"`).
+        prop: String,
+        /// The item type the property must belong to (`itemtype = "Product"`, or a full
+        /// `https://schema.org/Product`); `None`: any item.
+        itemtype: Option<String>,
+    },
+    /// The `content` of `<meta>` elements whose `property` or `name` is this (any case):
+    /// `meta = "og:title"`, `meta = "description"`. Always page-wide.
+    Meta(String),
+}
+
+impl Source {
+    /// Whether the source reads HTML elements (so `attr` and `html` apply).
+    pub fn reads_elements(&self) -> bool {
+        matches!(
+            self,
+            Source::Css(_) | Source::Element | Source::Microdata { .. }
+        )
+    }
 }
 
 /// Which HTML of an element a field takes (`html = "inner"` or `"outer"`).
@@ -97,6 +130,13 @@ pub struct FieldRule {
     pub kind: Option<ValueKind>,
     /// Input format of `as = "datetime"` or `as = "date"` (chrono `strftime` directives).
     pub format: Option<String>,
+    /// What an element's text puts between the texts of its blocks and table cells
+    /// (`separator`); `None`: one space.
+    pub separator: Option<String>,
+    /// Read the value as a quantity and give it as a number in this unit (`unit = "g"`).
+    pub unit: Option<Unit>,
+    /// Arithmetic on the number the value is by then (`expr = "value * 1000"`).
+    pub expr: Option<Expr>,
     /// Every match as an array, instead of the first match.
     pub all: bool,
     /// Value used when the field comes out null (or an empty list with `all`).
@@ -115,6 +155,9 @@ impl FieldRule {
             regex: None,
             kind: None,
             format: None,
+            separator: None,
+            unit: None,
+            expr: None,
             all: false,
             default: None,
             required: false,
@@ -208,12 +251,19 @@ struct RawFieldRule {
     xpath: Option<XPathExpr>,
     json: Option<JsonPathExpr>,
     value: Option<String>,
+    jsonld: Option<JsonPathExpr>,
+    itemprop: Option<NonEmpty>,
+    itemtype: Option<NonEmpty>,
+    meta: Option<NonEmpty>,
     attr: Option<NonEmpty>,
     html: Option<HtmlPart>,
     regex: Option<Pattern>,
     #[serde(rename = "as")]
     kind: Option<ValueKind>,
     format: Option<DatetimeFormat>,
+    separator: Option<String>,
+    unit: Option<UnitName>,
+    expr: Option<Expr>,
     #[serde(default)]
     all: bool,
     default: Option<serde_json::Value>,
@@ -229,12 +279,18 @@ impl RawFieldRule {
             self.xpath.is_some(),
             self.json.is_some(),
             self.value.is_some(),
+            self.jsonld.is_some(),
+            self.itemprop.is_some(),
+            self.meta.is_some(),
         ];
         if sources.iter().filter(|s| **s).count() > 1 {
             return Err(
-                "expected one source per field: `css`, `xpath`, `json` or `value`, not several"
+                "expected one source per field: `css`, `xpath`, `json`, `value`, `jsonld`, `itemprop` or `meta`, not several"
                     .to_string(),
             );
+        }
+        if self.itemtype.is_some() && self.itemprop.is_none() {
+            return Err("`itemtype` narrows `itemprop`: use it with `itemprop`".to_string());
         }
         let source = if let Some(css) = self.css {
             Source::Css(css.0)
@@ -247,20 +303,62 @@ impl RawFieldRule {
                 Some(v) => Source::Page(v),
                 None => Source::Const(unescape(&value).to_string()),
             }
+        } else if let Some(path) = self.jsonld {
+            Source::JsonLd(path.0)
+        } else if let Some(prop) = self.itemprop {
+            if prop.0.contains(char::is_whitespace) {
+                return Err(format!(
+                    "expected one property name in `itemprop`, found \"{}\"",
+                    prop.0
+                ));
+            }
+            Source::Microdata {
+                prop: prop.0,
+                itemtype: self.itemtype.map(|t| t.0),
+            }
+        } else if let Some(name) = self.meta {
+            Source::Meta(name.0)
         } else {
             Source::Element
         };
-        let reads_elements = matches!(source, Source::Css(_) | Source::Element);
+        let reads_elements = source.reads_elements();
         if self.html.is_some() && !reads_elements {
-            return Err("`html` reads elements: use it with `css` (or inside `each`)".to_string());
+            return Err(
+                "`html` reads elements: use it with `css` or `itemprop` (or inside `each`)"
+                    .to_string(),
+            );
         }
         if self.html.is_some() && self.attr.is_some() {
             return Err("expected `attr` or `html`, not both".to_string());
         }
-        if self.attr.is_some()
-            && !matches!(source, Source::Css(_) | Source::Element | Source::XPath(_))
+        if self.attr.is_some() && !reads_elements && !matches!(source, Source::XPath(_)) {
+            return Err(
+                "`attr` reads elements: use it with `css`, `xpath` or `itemprop`".to_string(),
+            );
+        }
+        if self.separator.is_some()
+            && (!reads_elements || self.attr.is_some() || self.html.is_some())
         {
-            return Err("`attr` reads elements: use it with `css` or `xpath`".to_string());
+            return Err(
+                "`separator` joins the texts of an element's blocks and cells: use it with `css` or `itemprop` (or inside `each`), without `attr` or `html`"
+                    .to_string(),
+            );
+        }
+        if self.unit.is_some() && self.kind.is_some() {
+            return Err(
+                "expected `as` or `unit`, not both (`unit` gives a number in that unit)"
+                    .to_string(),
+            );
+        }
+        if self.expr.is_some()
+            && self
+                .kind
+                .is_some_and(|k| !matches!(k, ValueKind::Number | ValueKind::Integer))
+        {
+            return Err(
+                "`expr` computes on numbers: use it with `as = \"number\"`, `as = \"integer\"`, `unit`, or no `as`"
+                    .to_string(),
+            );
         }
         if self.format.is_some() && !self.kind.is_some_and(ValueKind::takes_format) {
             return Err(
@@ -275,6 +373,9 @@ impl RawFieldRule {
             regex: self.regex.map(|r| r.0),
             kind: self.kind,
             format: self.format.map(|f| f.0),
+            separator: self.separator,
+            unit: self.unit.map(|u| u.0),
+            expr: self.expr,
             all: self.all,
             default: self.default,
             required: self.required,
@@ -295,7 +396,7 @@ impl<'de> Deserialize<'de> for Field {
 
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str(
-                    r#"a page value ("$url", "$status", "$save.<key>", "$header.<name>"), a constant string, or a table { css | xpath | json | value, attr, html, regex, as, format, all, default, required }"#,
+                    r#"a page value ("$url", "$status", "$save.<key>", "$header.<name>"), a constant string, or a table { css | xpath | json | value | jsonld | itemprop | meta, attr, html, separator, regex, as, format, unit, expr, all, default, required }"#,
                 )
             }
 
@@ -404,6 +505,9 @@ mod tests {
                 regex: Some(r"(\d+)".into()),
                 kind: Some(ValueKind::Url),
                 format: None,
+                separator: None,
+                unit: None,
+                expr: None,
                 all: true,
                 default: Some(serde_json::json!([])),
                 required: true,
@@ -503,6 +607,104 @@ mod tests {
         assert!(err.message().contains("invalid JSONPath"), "{err}");
         let err = read(r#"{ xpath = "//a[" }"#).expect_err("bad xpath");
         assert!(err.message().contains("invalid XPath"), "{err}");
+    }
+
+    #[test]
+    fn structured_data_sources_have_their_keys() {
+        let rule = |text: &str| match read(text).expect(text) {
+            Field::Extract(rule) => rule,
+            other => panic!("not a table: {other:?}"),
+        };
+        assert_eq!(
+            rule(r#"{ jsonld = "$[?@['@type']=='Product'].gtin13" }"#).source,
+            Source::JsonLd("$[?@['@type']=='Product'].gtin13".into())
+        );
+        assert_eq!(
+            rule(r#"{ itemprop = "price", itemtype = "Product", attr = "content" }"#),
+            FieldRule {
+                attr: Some("content".into()),
+                ..FieldRule::new(Source::Microdata {
+                    prop: "price".into(),
+                    itemtype: Some("Product".into()),
+                })
+            }
+        );
+        assert_eq!(
+            rule(r#"{ itemprop = "name" }"#).source,
+            Source::Microdata {
+                prop: "name".into(),
+                itemtype: None
+            }
+        );
+        assert_eq!(
+            rule(r#"{ meta = "og:title" }"#).source,
+            Source::Meta("og:title".into())
+        );
+        assert!(read(r#"{ itemprop = "description", html = "inner" }"#).is_ok());
+    }
+
+    #[test]
+    fn computed_fields_take_unit_expr_and_separator() {
+        let rule = |text: &str| match read(text).expect(text) {
+            Field::Extract(rule) => rule,
+            other => panic!("not a table: {other:?}"),
+        };
+        let r = rule(r#"{ css = "td.w", unit = "g", expr = "round(value)" }"#);
+        assert_eq!(r.unit.map(|u| u.symbol), Some("g"));
+        assert_eq!(r.expr.as_ref().map(Expr::text), Some("round(value)"));
+        let r = rule(r#"{ css = "tr", separator = ": " }"#);
+        assert_eq!(r.separator.as_deref(), Some(": "));
+        assert!(read(r#"{ json = "$.p", as = "integer", expr = "value * 100" }"#).is_ok());
+        assert!(read(r#"{ jsonld = "$..price", expr = "value * 100" }"#).is_ok());
+    }
+
+    #[test]
+    fn structured_and_computed_conflicts_are_refused_at_the_table() {
+        for (bad, why) in [
+            (r#"{ jsonld = "$.a", css = "p" }"#, "one source"),
+            (r#"{ meta = "og:title", itemprop = "name" }"#, "one source"),
+            (
+                r#"{ css = "p", itemtype = "Product" }"#,
+                "`itemtype` narrows `itemprop`",
+            ),
+            (r#"{ itemprop = "a b" }"#, "one property name"),
+            (
+                r#"{ meta = "og:image", attr = "content" }"#,
+                "`attr` reads elements",
+            ),
+            (
+                r#"{ jsonld = "$.a", html = "inner" }"#,
+                "`html` reads elements",
+            ),
+            (
+                r#"{ css = "p", attr = "title", separator = " " }"#,
+                "`separator`",
+            ),
+            (r#"{ json = "$.a", separator = " " }"#, "`separator`"),
+            (
+                r#"{ css = "p", as = "number", unit = "g" }"#,
+                "`as` or `unit`",
+            ),
+            (
+                r#"{ css = "p", as = "date", expr = "value" }"#,
+                "`expr` computes on numbers",
+            ),
+        ] {
+            let err = read(bad).expect_err(bad);
+            assert!(err.message().contains(why), "{bad}: {err}");
+            assert_eq!(err.span().map(|s| s.start), Some(4), "{bad}");
+        }
+        // The span of the value, after "v = { css = \"p\", unit = ".
+        let err = read(r#"{ css = "p", unit = "stone" }"#).expect_err("unit");
+        assert!(err.message().contains("unknown unit"), "{err}");
+        assert_eq!(err.span().map(|s| s.start), Some(24));
+        let err = read(r#"{ css = "p", expr = "value *" }"#).expect_err("expr");
+        assert!(err.message().contains("invalid expression"), "{err}");
+        assert_eq!(err.span().map(|s| s.start), Some(24));
+        let err = read(r#"{ jsonld = "$[" }"#).expect_err("path");
+        assert!(err.message().contains("invalid JSONPath"), "{err}");
+        let err = read(r#"{ meta = "" }"#).expect_err("empty");
+        assert!(err.span().is_some(), "{err}");
     }
 
     #[test]

@@ -43,6 +43,9 @@ pub enum Each {
     XPath(String),
     /// Values selected by JSONPath on the JSON body (`each_json`).
     Json(String),
+    /// Nodes selected by JSONPath on the page's JSON-LD (`each_jsonld`); fields read them
+    /// with `jsonld`.
+    JsonLd(String),
 }
 
 impl Each {
@@ -51,15 +54,32 @@ impl Each {
         let (ok, expected) = match self {
             Each::Css(_) => (
                 !matches!(source, Source::XPath(_) | Source::Json(_)),
-                "inside `each` (CSS), fields read the element with `css` (or no source: the element itself)",
+                "inside `each` (CSS), fields read the element with `css` or `itemprop` (or no source: the element itself)",
             ),
             Each::XPath(_) => (
-                !matches!(source, Source::Css(_) | Source::Json(_)),
+                !matches!(
+                    source,
+                    Source::Css(_) | Source::Json(_) | Source::Microdata { .. }
+                ),
                 "inside `each_xpath`, fields read the node with `xpath` (or no source: the node itself)",
             ),
             Each::Json(_) => (
-                !matches!(source, Source::Css(_) | Source::XPath(_)),
+                !matches!(
+                    source,
+                    Source::Css(_) | Source::XPath(_) | Source::Microdata { .. }
+                ),
                 "inside `each_json`, fields read the value with `json` (or no source: the value itself)",
+            ),
+            Each::JsonLd(_) => (
+                matches!(
+                    source,
+                    Source::JsonLd(_)
+                        | Source::Element
+                        | Source::Meta(_)
+                        | Source::Page(_)
+                        | Source::Const(_)
+                ),
+                "inside `each_jsonld`, fields read the node with `jsonld` (or no source: the node itself)",
             ),
         };
         if ok {

@@ -93,6 +93,7 @@ pub(super) struct RawItems {
     pub each: Option<CssSelector>,
     pub each_xpath: Option<XPathExpr>,
     pub each_json: Option<JsonPathExpr>,
+    pub each_jsonld: Option<JsonPathExpr>,
     pub key: Option<Spanned<String>>,
 }
 
