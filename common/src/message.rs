@@ -15,6 +15,10 @@ fn wire_version() -> u16 {
     WIRE_VERSION
 }
 
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
 /// One URL to fetch and the handler that will process it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Task {
@@ -376,6 +380,10 @@ pub struct Outcome {
     pub follows: u32,
     /// Items emitted.
     pub items: u32,
+    /// Form values the page's follows sent as written (`$...` naming no page value), counted
+    /// so the crawl summary can show them.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub form_values_literal: u32,
     /// `ETag` of a successful response, sent again as `If-None-Match` next time.
     #[serde(default)]
     pub etag: Option<String>,
@@ -530,6 +538,7 @@ mod tests {
             process_ms: 5,
             follows: 6,
             items: 7,
+            form_values_literal: 0,
             etag: None,
             last_modified: Some("yesterday".into()),
             retry_after_ms: Some(1000),

@@ -326,13 +326,13 @@ pub(crate) fn build_follows(
         }
         notes.repeated += tally.repeated as u64;
         if rule.each.is_none() && tally.new > 1 {
-            let page_read: Vec<&str> = rule
+            let page_read: Vec<String> = rule
                 .save
                 .iter()
-                .map(|(name, field)| (name.as_str(), field))
-                .chain(rule.itag.iter().map(|f| ("itag", f)))
+                .map(|(name, field)| (format!("save.{name}"), field))
+                .chain(rule.itag.iter().map(|f| ("itag".to_string(), f)))
                 .chain(rule.form.iter().flatten().filter_map(|(name, v)| match v {
-                    CompiledFormValue::Field(f) => Some((name.as_str(), &**f)),
+                    CompiledFormValue::Field(f) => Some((format!("form.{name}"), &**f)),
                     CompiledFormValue::Literal(_) => None,
                 }))
                 .filter(|(_, field)| reads_page(field))

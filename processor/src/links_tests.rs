@@ -534,7 +534,10 @@ follow = [{ css = "li.tile a", callback = "detail", save = { price = { css = ".p
     assert_eq!(saved(&out.follows, "price"), ["£1.50", "£1.50", "£1.50"]);
     assert_eq!(out.warnings.len(), 1, "{:?}", out.warnings);
     let w = &out.warnings[0];
-    assert!(w.contains("`save.price`") || w.contains("`price`"), "{w}");
+    assert!(
+        w.contains("`save.price`") && !w.contains("save.from"),
+        "{w}"
+    );
     assert!(w.contains("all 3 links") && w.contains("each"), "{w}");
     assert!(out.logs.iter().any(|l| l.starts_with("warning: ")));
 }
