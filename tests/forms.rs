@@ -88,23 +88,27 @@ fn crawl(project: &str) -> (Vec<serde_json::Map<String, Value>>, String) {
     (items, stderr)
 }
 
-/// What the sign-in site knows: tokens it handed out (each good once) and open sessions.
+/// What the sign-in site knows: tokens it handed out (each good once) and open sessions with
+/// the pages each has shown.
 #[derive(Default)]
 struct Accounts {
     issued: HashSet<String>,
-    sessions: HashSet<String>,
+    sessions: HashMap<String, u32>,
     loads: u32,
     posts: u32,
 }
 
-#[test]
-fn a_sign_in_form_with_a_one_time_token_opens_the_session_whose_pages_give_the_items() {
+/// A site whose orders are shown to signed-in users only; a session ends after
+/// `pages_per_session` order pages (then the site redirects to its sign-in form).
+fn signin_site(orders: u32, pages_per_session: u32) -> (Server, Arc<Mutex<Accounts>>) {
     let accounts = Arc::new(Mutex::new(Accounts::default()));
     let state = accounts.clone();
     let server = serve_site(move |method, uri, headers, body| {
         let mut a = state.lock().expect("lock");
-        let signed_in = cookie(headers, "sid").is_some_and(|sid| a.sessions.contains(&sid));
-        match (method.as_str(), uri.path()) {
+        let sid = cookie(headers, "sid").filter(|sid| a.sessions.contains_key(sid));
+        let path = uri.path();
+        let order: Option<u32> = path.strip_prefix("/orders/").and_then(|n| n.parse().ok());
+        match (method.as_str(), path) {
             ("GET", "/login") => {
                 a.loads += 1;
                 let token = format!("tok-{}-{}", a.loads, a.loads * 7919);
@@ -136,7 +140,7 @@ fn a_sign_in_form_with_a_one_time_token_opens_the_session_whose_pages_give_the_i
                     return html(StatusCode::FORBIDDEN, format!("<p>refused: {body}</p>"));
                 }
                 let sid = format!("s{}", a.posts * 104_729);
-                a.sessions.insert(sid.clone());
+                a.sessions.insert(sid.clone(), 0);
                 Response::builder()
                     .status(StatusCode::SEE_OTHER)
                     .header(header::LOCATION, "/account")
@@ -144,28 +148,68 @@ fn a_sign_in_form_with_a_one_time_token_opens_the_session_whose_pages_give_the_i
                     .body(Body::empty())
                     .expect("response")
             }
-            ("GET", "/account") if signed_in => html(
+            ("GET", "/account") if sid.is_some() => html(
                 StatusCode::OK,
-                (1..=3)
+                (1..=orders)
                     .map(|i| {
                         format!(r#"<li class="order"><a href="/orders/{i}">Order {i}</a></li>"#)
                     })
                     .collect(),
             ),
-            ("GET", path) if path.starts_with("/orders/") && signed_in => {
-                let n: u32 = path.trim_start_matches("/orders/").parse().unwrap_or(0);
-                html(
-                    StatusCode::OK,
-                    format!(r#"<h1>Order {n}</h1><p class="total">{}.50</p>"#, n * 10),
-                )
+            ("GET", _) if order.is_some_and(|n| (1..=orders).contains(&n)) => {
+                let n = order.unwrap_or_default();
+                let views = sid.and_then(|sid| a.sessions.get_mut(&sid));
+                match views {
+                    Some(views) if *views < pages_per_session => {
+                        *views += 1;
+                        html(
+                            StatusCode::OK,
+                            format!(r#"<h1>Order {n}</h1><p class="total">{}.50</p>"#, n * 10),
+                        )
+                    }
+                    // Signed out, or the session has expired: to the sign-in form.
+                    _ => Response::builder()
+                        .status(StatusCode::FOUND)
+                        .header(header::LOCATION, "/login")
+                        .body(Body::empty())
+                        .expect("response"),
+                }
             }
             ("GET", "/account") => html(StatusCode::FORBIDDEN, "<p>sign in first</p>".into()),
-            ("GET", path) if path.starts_with("/orders/") => {
-                html(StatusCode::FORBIDDEN, "<p>sign in first</p>".into())
-            }
             _ => not_found(),
         }
     });
+    (server, accounts)
+}
+
+/// The orders' items as the site shows them.
+fn order_items(base: &str, orders: u32) -> BTreeMap<String, Value> {
+    (1..=orders)
+        .map(|n| {
+            let url = format!("{base}/orders/{n}");
+            (
+                url.clone(),
+                json!({ "title": format!("Order {n}"), "total": f64::from(n * 10) + 0.5, "url": url }),
+            )
+        })
+        .collect()
+}
+
+fn by_url(items: Vec<serde_json::Map<String, Value>>) -> BTreeMap<String, Value> {
+    items
+        .into_iter()
+        .map(|i| {
+            (
+                i["url"].as_str().unwrap_or_default().to_string(),
+                Value::Object(i),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_sign_in_form_with_a_one_time_token_opens_the_session_whose_pages_give_the_items() {
+    let (server, accounts) = signin_site(3, 100);
     let base = &server.base;
     let (items, stderr) = crawl(&format!(
         r#"
@@ -188,25 +232,7 @@ item.total = {{ css = "p.total", as = "number" }}
 item.url = "$url"
 "#
     ));
-    let got: BTreeMap<String, Value> = items
-        .into_iter()
-        .map(|i| {
-            (
-                i["url"].as_str().unwrap_or_default().to_string(),
-                Value::Object(i),
-            )
-        })
-        .collect();
-    let want: BTreeMap<String, Value> = (1..=3)
-        .map(|n| {
-            let url = format!("{base}/orders/{n}");
-            (
-                url.clone(),
-                json!({ "title": format!("Order {n}"), "total": f64::from(n * 10) + 0.5, "url": url }),
-            )
-        })
-        .collect();
-    assert_eq!(got, want, "stderr:\n{stderr}");
+    assert_eq!(by_url(items), order_items(base, 3), "stderr:\n{stderr}");
     let a = accounts.lock().expect("lock");
     assert_eq!((a.loads, a.posts), (1, 1), "one sign-in, accepted");
     assert_eq!(a.sessions.len(), 1);
@@ -216,6 +242,45 @@ item.url = "$url"
         stderr.contains("1 form value sent as written"),
         "summary:\n{stderr}"
     );
+}
+
+#[test]
+fn an_expired_session_signs_in_again_with_the_documented_rule() {
+    // Each session shows two order pages; the third is the sign-in form.
+    let (server, accounts) = signin_site(5, 2);
+    let base = &server.base;
+    let (items, stderr) = crawl(&format!(
+        r#"
+name = "relogin"
+start = ["{base}/login"]
+allow_private = true
+host_concurrency = 1
+
+[defaults]
+session = true
+
+[handlers.start]
+follow = [{{ form = {{ css = "form#login", fill = {{ email = "me@example.com", password = "s3cret" }} }}, callback = "account" }}]
+
+[handlers.account]
+follow = [{{ css = "li.order a", callback = "order" }}]
+
+[handlers.order]
+item.title = {{ css = "h1" }}
+item.total = {{ css = "p.total", as = "number", required = true }}
+item.url = "$url"
+follow = [{{ form = {{ css = "form#login", fill = {{ email = "me@example.com", password = "s3cret" }} }},
+            callback = "relogin", save = {{ back = "$url" }}, max_depth = 20 }}]
+
+[handlers.relogin]
+follow = [{{ url = "{{$save.back}}", callback = "order", force = true, priority = 1 }}]
+"#
+    ));
+    assert_eq!(by_url(items), order_items(base, 5), "stderr:\n{stderr}");
+    let a = accounts.lock().expect("lock");
+    assert!(a.posts >= 3, "signed in again: {} sign-ins", a.posts);
+    assert_eq!(a.loads, a.posts, "every sign-in on a fresh form");
+    assert!(stderr.contains(" 0 errors"), "{stderr}");
 }
 
 /// Rows per page and pages of the POST-back site.
