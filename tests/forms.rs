@@ -519,4 +519,24 @@ item.url = "$url"
             .all(|t| t["save"]["price"] == "£1.99"),
         "the trap the warning is about: {report}"
     );
+
+    // Items keyed by a value every tile shares: each replaces the one before, counted.
+    let (items, stderr) = crawl(&format!(
+        r#"
+name = "shared"
+start = ["{base}/list/1"]
+allow_private = true
+
+[handlers.start]
+follow = [{{ css = "nav a", callback = "start" }}]
+items = {{ each = "li.tile", key = "shop" }}
+item.shop = "$project"
+item.name = {{ css = "h3" }}
+"#
+    ));
+    assert_eq!(items.len(), 1, "one key, one item");
+    assert!(
+        stderr.contains("2 pages, 12 items, 0 errors, 1 follow already known, 11 items replaced by later ones in"),
+        "summary:\n{stderr}"
+    );
 }

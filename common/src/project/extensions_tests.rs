@@ -58,6 +58,8 @@ fn every_validation_error_has_a_position_and_an_expectation() {
         (handler("follow = [{ css = \"a\", callback = \"h\", proxies = [\"ftp://p\"] }]"), 3, 50, "invalid proxy"),
         (handler("follow = [{ css = \"a\", callback = \"h\", method = \"GE T\" }]"), 3, 49, "invalid HTTP method"),
         ("name = \"x\"\n[handlers.a]\n[on_finished]\nitem.t = \"$url\"\n".to_string(), 4, 10, "on_finished has no page"),
+        ("name = \"x\"\n[handlers.a]\n[on_finished]\nfollow = [{ url = \"https://h/\", callback = \"a\", form = { u = \"$url\" } }]\n".to_string(), 4, 44, "without `save`, `each` or form values read from a page"),
+        (handler("follow = [{ css = \"a\", callback = \"h\", form = { css = \"form\", fill = { a = { css = \"b\", as = \"nope\" } } } }]"), 3, 10, "unknown variant `nope`"),
         // schedules
         ("name = \"x\"\nevery = \"0 99 * * *\"\n".to_string(), 2, 9, "invalid schedule"),
         // script syntax errors, at their line in the file
