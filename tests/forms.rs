@@ -211,7 +211,7 @@ fn by_url(items: Vec<serde_json::Map<String, Value>>) -> BTreeMap<String, Value>
 fn a_sign_in_form_with_a_one_time_token_opens_the_session_whose_pages_give_the_items() {
     let (server, accounts) = signin_site(3, 100);
     let base = &server.base;
-    let (items, stderr) = crawl(&format!(
+    let project = format!(
         r#"
 name = "signin"
 start = ["{base}/login"]
@@ -231,7 +231,8 @@ item.title = {{ css = "h1", required = true }}
 item.total = {{ css = "p.total", as = "number" }}
 item.url = "$url"
 "#
-    ));
+    );
+    let (items, stderr) = crawl(&project);
     assert_eq!(by_url(items), order_items(base, 3), "stderr:\n{stderr}");
     let a = accounts.lock().expect("lock");
     assert_eq!((a.loads, a.posts), (1, 1), "one sign-in, accepted");
@@ -241,6 +242,19 @@ item.url = "$url"
     assert!(
         stderr.contains("1 form value sent as written"),
         "summary:\n{stderr}"
+    );
+    // `spindle check` points it out before any fetch.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write(dir.path(), "signin.toml", &project);
+    let check = run(
+        &["check", path.to_str().expect("utf-8")],
+        Duration::from_secs(30),
+    );
+    let warned = String::from_utf8_lossy(&check.stderr);
+    assert!(check.status.success(), "{warned}");
+    assert!(
+        warned.contains("warning: handler `start`, follow to `account`: form value `note` = \"$ecret\" names no page value"),
+        "{warned}"
     );
 }
 

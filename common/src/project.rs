@@ -188,6 +188,32 @@ impl Project {
         pages.chain(sitemaps).collect()
     }
 
+    /// What `spindle check` points out in a valid file: each form value sent as written
+    /// because it starts with `$` but names no page value (more often a typo of one than a
+    /// password). Handlers in name order, rules in file order.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut names: Vec<&String> = self.handlers.keys().collect();
+        names.sort();
+        let mut out = Vec::new();
+        for name in names {
+            for rule in &self.handlers[name.as_str()].follow {
+                let fill = match &rule.links {
+                    LinkSource::Form(form) => Some(&form.fill),
+                    _ => None,
+                };
+                for (key, value) in rule.form.iter().chain(fill).flatten() {
+                    if let FormValue::Literal(text) = value {
+                        out.push(format!(
+                            "handler `{name}`, follow to `{}`: form value `{key}` = \"{text}\" names no page value and is sent as written; write \"${text}\" if that is meant",
+                            rule.callback
+                        ));
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// Item field names of all handlers in definition order, deduplicated (the CSV header).
     pub fn item_fields(&self) -> Vec<String> {
         let mut fields: Vec<String> = Vec::new();

@@ -329,3 +329,27 @@ fn follows_in_each_forms_and_their_errors() {
         assert_eq!(err.line, 3, "{follow}: {err:?}");
     }
 }
+
+#[test]
+fn check_warns_of_form_values_sent_as_written() {
+    let p = Project::parse(
+        r#"
+name = "p"
+[handlers.start]
+follow = [{ css = "a", callback = "h", form = { user = "me", pw = "$ecret", lit = "$$x", from = "$url" } },
+          { form = { css = "form", fill = { token = "$tokn" } }, callback = "h" }]
+[handlers.h]
+"#,
+    )
+    .expect("valid");
+    assert_eq!(
+        p.warnings(),
+        [
+            "handler `start`, follow to `h`: form value `pw` = \"$ecret\" names no page value and is sent as written; write \"$$ecret\" if that is meant",
+            "handler `start`, follow to `h`: form value `token` = \"$tokn\" names no page value and is sent as written; write \"$$tokn\" if that is meant",
+        ]
+    );
+    let clean = Project::parse("name = \"p\"\n[handlers.start]\nfollow = [{ css = \"a\", callback = \"start\", form = { q = \"x\" } }]\n")
+        .expect("valid");
+    assert!(clean.warnings().is_empty());
+}
