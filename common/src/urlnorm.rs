@@ -92,16 +92,47 @@ pub fn fingerprint(normalized_url: &str) -> String {
 /// URL-encoded in name order, and the multipart parts, so equal requests have equal ids
 /// whichever way their fields were written.
 pub fn request_fingerprint(url: &str, fetch: &crate::message::FetchOptions) -> String {
+    request_fingerprint_with_headers(url, fetch, &[])
+}
+
+/// [`request_fingerprint`] with the values of the request headers named in `identity_headers`
+/// (any case; those the request does not send are left out) as part of the identity, for
+/// servers that answer one URL differently by header (`Accept-Language`, an API's page
+/// header). A request that sends none of them has the id [`request_fingerprint`] gives it.
+pub fn request_fingerprint_with_headers(
+    url: &str,
+    fetch: &crate::message::FetchOptions,
+    identity_headers: &[String],
+) -> String {
+    let mut headers: Vec<(String, &str)> = identity_headers
+        .iter()
+        .filter_map(|name| {
+            fetch
+                .headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| (name.to_ascii_lowercase(), v.as_str()))
+        })
+        .collect();
+    headers.sort();
+    headers.dedup_by(|a, b| a.0 == b.0);
     let has_form = fetch.form.is_some() || !fetch.multipart.is_empty();
     let method = match &fetch.method {
         Some(m) => m.to_ascii_uppercase(),
         None if has_form => "POST".to_string(),
         None => "GET".to_string(),
     };
-    if method == "GET" && !has_form && fetch.body.is_none() {
+    if method == "GET" && !has_form && fetch.body.is_none() && headers.is_empty() {
         return fingerprint(url);
     }
     let mut identity = format!("{method} {url}\n");
+    for (name, value) in headers {
+        identity.push_str("header:");
+        identity.push_str(&name);
+        identity.push(':');
+        identity.push_str(value);
+        identity.push('\n');
+    }
     if let Some(body) = &fetch.body {
         identity.push_str("body:");
         identity.push_str(body);
@@ -464,6 +495,37 @@ mod tests {
         assert_eq!(
             request_fingerprint(url, &form("rust")),
             fingerprint("POST http://a.example/search\nform:page=1&q=rust\n")
+        );
+    }
+
+    #[test]
+    fn identity_headers_make_requests_differ_only_when_sent() {
+        use crate::message::FetchOptions;
+        let url = "http://a.example/api";
+        let with = |lang: &str| FetchOptions {
+            headers: [("Accept-Language".to_string(), lang.to_string())].into(),
+            ..FetchOptions::default()
+        };
+        let names = ["accept-language".to_string()];
+        let fr = request_fingerprint_with_headers(url, &with("fr"), &names);
+        assert_ne!(
+            fr,
+            request_fingerprint_with_headers(url, &with("de"), &names)
+        );
+        assert_eq!(
+            fr,
+            request_fingerprint_with_headers(url, &with("fr"), &names)
+        );
+        assert_ne!(fr, fingerprint(url));
+        // Not named, or not sent: the URL's id, as before.
+        assert_eq!(request_fingerprint(url, &with("fr")), fingerprint(url));
+        assert_eq!(
+            request_fingerprint_with_headers(url, &FetchOptions::default(), &names),
+            fingerprint(url)
+        );
+        assert_eq!(
+            fr,
+            fingerprint("GET http://a.example/api\nheader:accept-language:fr\n")
         );
     }
 

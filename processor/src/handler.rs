@@ -226,7 +226,7 @@ fn run_script(
         let url = follow.url.clone();
         let filter = script_filter(handler, &follow);
         let new = script_task(task, follow)?;
-        match sink.admit(&base, &url, new.depth, &filter, &new.fetch) {
+        match sink.admit(&base, &url, new.depth, &filter, &new.fetch, &[]) {
             Ok((url, taskid)) => sink.tasks.push(Task { url, taskid, ..new }),
             Err(skip) => logs.push(format!("script follow `{url}` skipped: {}", skip.reason())),
         }

@@ -180,8 +180,8 @@ impl<'r> FollowSink<'r> {
 
     /// Checks, resolves and dedupes one raw link of a follow at `depth`, to be fetched with
     /// `fetch`: `Ok` with the normalized URL and its task id (the URL's, with the method and
-    /// body of a request other than a GET) when it is new and passes `filter`, `Err` with the
-    /// reason otherwise. The one gate of every follow, declarative or scripted.
+    /// body of a request other than a GET, and the values of `identity_headers`) when it is
+    /// new and passes `filter`, `Err` with the reason otherwise. The one gate of every follow, declarative or scripted.
     pub(crate) fn admit(
         &mut self,
         base: &Url,
@@ -189,6 +189,7 @@ impl<'r> FollowSink<'r> {
         depth: u32,
         filter: &FollowFilter,
         fetch: &FetchOptions,
+        identity_headers: &[String],
     ) -> Result<(String, String), Skip> {
         if filter.max_depth.is_some_and(|max| depth > max) {
             return Err(Skip::TooDeep);
@@ -205,7 +206,7 @@ impl<'r> FollowSink<'r> {
         if !filter.allows(&url) {
             return Err(Skip::Filtered);
         }
-        let taskid = urlnorm::request_fingerprint(&url, fetch);
+        let taskid = urlnorm::request_fingerprint_with_headers(&url, fetch, identity_headers);
         if !self.seen.insert(taskid.clone()) {
             return Err(Skip::Repeated);
         }
@@ -301,7 +302,14 @@ pub(crate) fn build_follows(
             if let Some(form) = &extras.form {
                 fetch.form = Some(form.clone());
             }
-            match sink.admit(ctx.base, &candidate.raw, depth, &rule.filter, &fetch) {
+            match sink.admit(
+                ctx.base,
+                &candidate.raw,
+                depth,
+                &rule.filter,
+                &fetch,
+                &rule.identity_headers,
+            ) {
                 Ok((url, taskid)) => {
                     tally.new += 1;
                     notes.literal_form_values += extras.literal_form_values;

@@ -658,3 +658,23 @@ follow = [{ form = { css = "form#f", fill = { __EVENTTARGET = "next" } }, callba
     assert_eq!(one.follows[0].taskid, again.follows[0].taskid);
     assert_ne!(one.follows[0].taskid, fingerprint(URL));
 }
+
+#[test]
+fn identity_headers_make_one_url_several_tasks() {
+    let got = follows(
+        "",
+        r#"{ css = "a", callback = "detail", headers = { "Accept-Language" = "fr" }, identity_headers = ["accept-language"] },
+           { css = "a", callback = "detail", headers = { "Accept-Language" = "de" }, identity_headers = ["Accept-Language"] },
+           { css = "a", callback = "detail", headers = { "Accept-Language" = "es" } }"#,
+        r#"<a href="/x">x</a>"#,
+    );
+    let x = "http://www.site.example/x";
+    assert_eq!(urls(&got), [x, x, x], "fr and de are two tasks, es a third");
+    assert_ne!(got[0].taskid, got[1].taskid);
+    assert_ne!(got[0].taskid, fingerprint(x));
+    assert_eq!(
+        got[2].taskid,
+        fingerprint(x),
+        "without identity headers: the URL's id"
+    );
+}

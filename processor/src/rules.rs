@@ -119,6 +119,8 @@ pub(crate) struct CompiledFollow {
     /// Form fields read from the page, evaluated for each link (`form` with page values or
     /// rules).
     pub(crate) form: Option<Vec<(String, CompiledFormValue)>>,
+    /// Request headers whose values are part of the task id.
+    pub(crate) identity_headers: Vec<String>,
     /// What a link must pass: `same_site`, `allow`, `deny`, `max_depth`, `max_url_length`
     /// (also the filter of the handler's script follows with this callback).
     pub(crate) filter: FollowFilter,
@@ -383,6 +385,7 @@ impl Compiler<'_> {
             save,
             each,
             form,
+            identity_headers: rule.identity_headers.clone(),
             filter: FollowFilter {
                 same_site: rule.same_site,
                 allow: patterns(&rule.allow, "allow")?,

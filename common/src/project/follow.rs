@@ -54,6 +54,9 @@ pub struct FollowRule {
     /// Form fields read from the page (a page value or a field rule among them), evaluated for
     /// each link; a form of constants only is in `fetch.form`.
     pub form: Option<FormFields>,
+    /// Request headers (of the rule's own `headers`, names lower-cased) whose values are part
+    /// of the task's id (see [`crate::urlnorm::request_fingerprint_with_headers`]).
+    pub identity_headers: Vec<String>,
     /// Regexes of which one must match the URL (none: every URL).
     pub allow: Vec<String>,
     /// Regexes of which none may match the URL.
@@ -218,6 +221,8 @@ with_fetch_keys! {
         same_site: Option<bool>,
         max_depth: Option<u32>,
         max_url_length: Option<usize>,
+        #[serde(default)]
+        identity_headers: Vec<super::values::HeaderName>,
         method: Option<Method>,
         body: Option<String>,
         form: Option<toml::Value>,
@@ -404,6 +409,11 @@ impl RawFollow {
                 save: self.save.into_iter().map(|(k, v)| (k.0, v)).collect(),
                 each: self.each.map(|e| e.0),
                 form,
+                identity_headers: self
+                    .identity_headers
+                    .into_iter()
+                    .map(|h| h.0.to_ascii_lowercase())
+                    .collect(),
                 allow: self.allow.into_iter().map(|p| p.0).collect(),
                 deny: self.deny.into_iter().map(|p| p.0).collect(),
                 same_site: self.same_site.unwrap_or(true),
