@@ -24,6 +24,13 @@ pub struct CrawlSummary {
     pub errors: u64,
     /// Failed attempts retried.
     pub retried: u64,
+    /// Follows dropped as already known (the same task twice, or stored and not due).
+    pub follows_known: u64,
+    /// Items emitted and then replaced by a later one with the same key (the store keeps one
+    /// per key): items emitted minus items written during the crawl.
+    pub items_replaced: u64,
+    /// Form values sent as written (`$...` naming no page value).
+    pub form_values_literal: u64,
     /// Wall-clock time of the crawl.
     pub elapsed: Duration,
 }
@@ -31,16 +38,37 @@ pub struct CrawlSummary {
 impl std::fmt::Display for CrawlSummary {
     /// `2101 pages, 2000 items, 40 errors in 3.2s (656 pages/s)`; a crawl shorter than
     /// [`MIN_RATE_TIME`] (or of no page) shows its time only: `1 pages, 3 items, 0 errors in
-    /// 3ms`.
+    /// 3ms`. What was dropped or sent unseen follows the errors when there is any: `5 pages,
+    /// 60 items, 0 errors, 3 follows already known, 40 items replaced by later ones, 1 form
+    /// value sent as written in 1.2s`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} pages, {} items, {} errors in {}",
-            self.pages,
-            self.items,
-            self.errors,
-            elapsed_text(self.elapsed)
+            "{} pages, {} items, {} errors",
+            self.pages, self.items, self.errors,
         )?;
+        for (n, one, many) in [
+            (
+                self.follows_known,
+                "follow already known",
+                "follows already known",
+            ),
+            (
+                self.items_replaced,
+                "item replaced by a later one",
+                "items replaced by later ones",
+            ),
+            (
+                self.form_values_literal,
+                "form value sent as written",
+                "form values sent as written",
+            ),
+        ] {
+            if n > 0 {
+                write!(f, ", {n} {}", if n == 1 { one } else { many })?;
+            }
+        }
+        write!(f, " in {}", elapsed_text(self.elapsed))?;
         if let Some(rate) = rate_text(self.pages, self.elapsed) {
             write!(f, " ({rate})")?;
         }
@@ -120,6 +148,7 @@ async fn crawl_on(
 ) -> anyhow::Result<(CrawlSummary, Arc<dyn Store>)> {
     let store = run.store.clone();
     let started = Instant::now();
+    let started_ms = SystemClock.now_ms();
     let mut progress = show_progress.then(Progress::new);
     let mut tick = tokio::time::interval(Duration::from_millis(50));
     let mut done_ticks = 0;
@@ -151,11 +180,18 @@ async fn crawl_on(
     }
     run.stop().await?;
     outcome?;
+    let written = store
+        .count_results_since(&project.name, started_ms)
+        .await
+        .context("cannot count the items written")?;
     let summary = CrawlSummary {
         pages: stats.success,
         items: stats.items,
         errors: stats.failed,
         retried: stats.retried,
+        follows_known: stats.follows_known,
+        items_replaced: stats.items.saturating_sub(written),
+        form_values_literal: stats.form_values_literal,
         elapsed: started.elapsed(),
     };
     Ok((summary, store))
@@ -247,9 +283,40 @@ mod tests {
             items: pages * 2,
             errors: 0,
             retried: 0,
+            follows_known: 0,
+            items_replaced: 0,
+            form_values_literal: 0,
             elapsed,
         }
         .to_string()
+    }
+
+    #[test]
+    fn what_was_dropped_or_sent_unseen_is_counted_in_the_line() {
+        let s = CrawlSummary {
+            pages: 5,
+            items: 60,
+            errors: 0,
+            retried: 0,
+            follows_known: 3,
+            items_replaced: 40,
+            form_values_literal: 1,
+            elapsed: Duration::from_millis(120),
+        };
+        assert_eq!(
+            s.to_string(),
+            "5 pages, 60 items, 0 errors, 3 follows already known, 40 items replaced by later ones, 1 form value sent as written in 120ms"
+        );
+        let s = CrawlSummary {
+            follows_known: 1,
+            items_replaced: 0,
+            form_values_literal: 0,
+            ..s
+        };
+        assert_eq!(
+            s.to_string(),
+            "5 pages, 60 items, 0 errors, 1 follow already known in 120ms"
+        );
     }
 
     #[test]

@@ -135,6 +135,10 @@ async fn run_task(
                 items: Vec::new(),
                 dropped: 0,
                 logs: Vec::new(),
+                warnings: Vec::new(),
+                follows_repeated: 0,
+                items_replaced: 0,
+                form_values_literal: 0,
                 errors: vec![format!("fetch failed ({:?}): {}", err.kind, err.message)],
                 timings: Timings {
                     fetch_ms: 0,

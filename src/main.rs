@@ -549,6 +549,9 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             init_logging("warn");
             match load_project(&project) {
                 Ok(p) => {
+                    for warning in p.warnings() {
+                        eprintln!("{}: warning: {warning}", project.display());
+                    }
                     println!(
                         "{}: ok (project {}, {} start URLs, {} sitemaps, {} handlers)",
                         project.display(),

@@ -198,7 +198,13 @@ fn data(report: &Value) -> Vec<Value> {
 
 #[test]
 fn examples_pass_check() {
-    for example in ["books.toml", "quotes.toml", "api.toml", "js.toml"] {
+    for example in [
+        "books.toml",
+        "quotes.toml",
+        "api.toml",
+        "js.toml",
+        "signin.toml",
+    ] {
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("examples")
             .join(example);

@@ -15,6 +15,10 @@ fn wire_version() -> u16 {
     WIRE_VERSION
 }
 
+fn is_zero<N: Default + PartialEq>(n: &N) -> bool {
+    *n == N::default()
+}
+
 /// One URL to fetch and the handler that will process it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Task {
@@ -59,10 +63,6 @@ pub struct Task {
     /// the store to number it in arrival order. A claimed task carries its place.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub order: i64,
-}
-
-fn is_zero(n: &i64) -> bool {
-    *n == 0
 }
 
 impl Task {
@@ -387,6 +387,10 @@ pub struct Outcome {
     pub follows: u32,
     /// Items emitted.
     pub items: u32,
+    /// Form values the page's follows sent as written (`$...` naming no page value), counted
+    /// so the crawl summary can show them.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub form_values_literal: u32,
     /// `ETag` of a successful response, sent again as `If-None-Match` next time.
     #[serde(default)]
     pub etag: Option<String>,
@@ -542,6 +546,7 @@ mod tests {
             process_ms: 5,
             follows: 6,
             items: 7,
+            form_values_literal: 0,
             etag: None,
             last_modified: Some("yesterday".into()),
             retry_after_ms: Some(1000),

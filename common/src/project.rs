@@ -26,6 +26,7 @@ mod fetch;
 mod field;
 mod finished;
 mod follow;
+mod form;
 mod handler;
 mod load;
 mod parse;
@@ -47,6 +48,7 @@ pub use fetch::merge_fetch;
 pub use field::{Field, FieldRule, HtmlPart, PageValue, Source, ValueKind};
 pub use finished::{FinishedOutput, ON_FINISHED_URL, OnFinished};
 pub use follow::{DEFAULT_MAX_URL_LENGTH, FollowRule, LinkSource, TemplatePart, UrlTemplate};
+pub use form::{FormFields, FormValue, PageForm};
 pub use handler::{Each, Handler, ItemsRule, Script, ScriptOrigin};
 pub use load::LoadError;
 pub use script::{ScriptLimits, ScriptSyntaxError, check_script, sandboxed_engine};
@@ -188,6 +190,32 @@ impl Project {
             .iter()
             .map(|url| sitemap_task(&self.name, url, START_HANDLER, options.clone()));
         pages.chain(sitemaps).collect()
+    }
+
+    /// What `spindle check` points out in a valid file: each form value sent as written
+    /// because it starts with `$` but names no page value (more often a typo of one than a
+    /// password). Handlers in name order, rules in file order.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut names: Vec<&String> = self.handlers.keys().collect();
+        names.sort();
+        let mut out = Vec::new();
+        for name in names {
+            for rule in &self.handlers[name.as_str()].follow {
+                let fill = match &rule.links {
+                    LinkSource::Form(form) => Some(&form.fill),
+                    _ => None,
+                };
+                for (key, value) in rule.form.iter().chain(fill).flatten() {
+                    if let FormValue::Literal(text) = value {
+                        out.push(format!(
+                            "handler `{name}`, follow to `{}`: form value `{key}` = \"{text}\" names no page value and is sent as written; write \"${text}\" if that is meant",
+                            rule.callback
+                        ));
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// Item field names of all handlers in definition order, deduplicated (the CSV header).

@@ -57,6 +57,13 @@ pub struct ProjectStats {
     pub items: u64,
     /// New or re-queued tasks in this run.
     pub queued_new: u64,
+    /// Follows (and start URLs) dropped in this run as already known: the same task twice,
+    /// or one stored and not due again.
+    #[serde(default)]
+    pub follows_known: u64,
+    /// Form values sent as written in this run (`$...` naming no page value).
+    #[serde(default)]
+    pub form_values_literal: u64,
     /// Tasks sent again after their deadline passed unanswered.
     pub resent: u64,
     /// Active tasks waiting in the store (not claimed), as last counted.

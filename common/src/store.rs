@@ -473,6 +473,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<Item>, StoreError>;
     /// Number of items of a project.
     async fn count_results(&self, project: &str) -> Result<u64, StoreError>;
+    /// Number of items of a project written (inserted or replaced) at or after `since_ms`:
+    /// with the items a crawl emitted, how many were replaced by later ones.
+    async fn count_results_since(&self, project: &str, since_ms: i64) -> Result<u64, StoreError>;
     /// When the newest item of a project was written (Unix ms), if it has any.
     async fn last_result_ms(&self, project: &str) -> Result<Option<i64>, StoreError>;
 }

@@ -1,6 +1,7 @@
 //! URL normalization and fingerprints: when two links are the same page.
 //!
-//! A task's identity is the [`fingerprint`] of its [`normalize`]d URL, so every URL that enters
+//! A task's identity is the [`fingerprint`] of its [`normalize`]d URL (with the method and body
+//! of a request that is not a plain GET: [`request_fingerprint`]), so every URL that enters
 //! the frontier (start URLs, follows) goes through [`normalize`] first. The rules only remove
 //! differences that cannot change what a server returns (case of scheme and host, a default
 //! port, the fragment, dot-segments, the spelling of percent-escapes) plus the tracking
@@ -79,6 +80,81 @@ pub fn fingerprint(normalized_url: &str) -> String {
         "{:032x}",
         xxhash_rust::xxh3::xxh3_128(normalized_url.as_bytes())
     )
+}
+
+/// Task id of a request: the [`fingerprint`] of its normalized URL for a plain GET (the ids
+/// of every task before request identity existed, so stored tasks keep theirs), else the
+/// fingerprint of its method, URL and body, as Scrapy's request fingerprint: two POSTs of
+/// different forms to one URL are two tasks, the same POST twice is one.
+///
+/// The method is `fetch.method` (upper-cased), or POST when the request has a form or
+/// multipart body (as the fetcher sends it). The body is the raw `body`, the form's fields
+/// URL-encoded in name order, and the multipart parts, so equal requests have equal ids
+/// whichever way their fields were written.
+pub fn request_fingerprint(url: &str, fetch: &crate::message::FetchOptions) -> String {
+    request_fingerprint_with_headers(url, fetch, &[])
+}
+
+/// [`request_fingerprint`] with the values of the request headers named in `identity_headers`
+/// (any case; those the request does not send are left out) as part of the identity, for
+/// servers that answer one URL differently by header (`Accept-Language`, an API's page
+/// header). A request that sends none of them has the id [`request_fingerprint`] gives it.
+pub fn request_fingerprint_with_headers(
+    url: &str,
+    fetch: &crate::message::FetchOptions,
+    identity_headers: &[String],
+) -> String {
+    let mut headers: Vec<(String, &str)> = identity_headers
+        .iter()
+        .filter_map(|name| {
+            fetch
+                .headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| (name.to_ascii_lowercase(), v.as_str()))
+        })
+        .collect();
+    headers.sort();
+    headers.dedup_by(|a, b| a.0 == b.0);
+    let has_form = fetch.form.is_some() || !fetch.multipart.is_empty();
+    let method = match &fetch.method {
+        Some(m) => m.to_ascii_uppercase(),
+        None if has_form => "POST".to_string(),
+        None => "GET".to_string(),
+    };
+    if method == "GET" && !has_form && fetch.body.is_none() && headers.is_empty() {
+        return fingerprint(url);
+    }
+    let mut identity = format!("{method} {url}\n");
+    for (name, value) in headers {
+        identity.push_str("header:");
+        identity.push_str(&name);
+        identity.push(':');
+        identity.push_str(value);
+        identity.push('\n');
+    }
+    if let Some(body) = &fetch.body {
+        identity.push_str("body:");
+        identity.push_str(body);
+        identity.push('\n');
+    }
+    if let Some(form) = &fetch.form {
+        identity.push_str("form:");
+        identity.push_str(
+            &url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(form)
+                .finish(),
+        );
+        identity.push('\n');
+    }
+    for part in &fetch.multipart {
+        // JSON keeps the parts' boundaries unambiguous whatever their text holds.
+        let part = serde_json::json!([part.name, part.value, part.filename, part.content_type]);
+        identity.push_str("part:");
+        identity.push_str(&part.to_string());
+        identity.push('\n');
+    }
+    fingerprint(&identity)
 }
 
 /// Whether `url`'s host is the same site as one of `hosts` (equal, or a subdomain, ignoring a
@@ -358,6 +434,99 @@ mod tests {
         ] {
             assert_eq!(resolve(&base, href, &[]), None, "{href}");
         }
+    }
+
+    #[test]
+    fn a_get_keeps_its_url_id_and_other_requests_add_method_and_body() {
+        use crate::message::FetchOptions;
+        use std::collections::BTreeMap;
+        let url = "http://a.example/search";
+        let get = FetchOptions::default();
+        assert_eq!(request_fingerprint(url, &get), fingerprint(url));
+        let explicit_get = FetchOptions {
+            method: Some("get".into()),
+            ..FetchOptions::default()
+        };
+        assert_eq!(request_fingerprint(url, &explicit_get), fingerprint(url));
+        let form = |q: &str| FetchOptions {
+            form: Some(BTreeMap::from([
+                ("q".to_string(), q.to_string()),
+                ("page".to_string(), "1".to_string()),
+            ])),
+            ..FetchOptions::default()
+        };
+        let rust = request_fingerprint(url, &form("rust"));
+        assert_ne!(rust, fingerprint(url), "a POST is not the GET of its URL");
+        assert_eq!(
+            rust,
+            request_fingerprint(url, &form("rust")),
+            "same POST, same id"
+        );
+        assert_ne!(
+            rust,
+            request_fingerprint(url, &form("go")),
+            "other form, other task"
+        );
+        let explicit_post = FetchOptions {
+            method: Some("POST".into()),
+            ..form("rust")
+        };
+        assert_eq!(request_fingerprint(url, &explicit_post), rust);
+        let put = FetchOptions {
+            method: Some("PUT".into()),
+            ..form("rust")
+        };
+        assert_ne!(request_fingerprint(url, &put), rust, "the method counts");
+        let body = |b: &str| FetchOptions {
+            method: Some("POST".into()),
+            body: Some(b.into()),
+            ..FetchOptions::default()
+        };
+        assert_ne!(
+            request_fingerprint(url, &body("{\"a\":1}")),
+            request_fingerprint(url, &body("{\"a\":2}"))
+        );
+        let delete = FetchOptions {
+            method: Some("DELETE".into()),
+            ..FetchOptions::default()
+        };
+        assert_ne!(request_fingerprint(url, &delete), fingerprint(url));
+        // Pinned: task ids are persisted.
+        assert_eq!(
+            request_fingerprint(url, &form("rust")),
+            fingerprint("POST http://a.example/search\nform:page=1&q=rust\n")
+        );
+    }
+
+    #[test]
+    fn identity_headers_make_requests_differ_only_when_sent() {
+        use crate::message::FetchOptions;
+        let url = "http://a.example/api";
+        let with = |lang: &str| FetchOptions {
+            headers: [("Accept-Language".to_string(), lang.to_string())].into(),
+            ..FetchOptions::default()
+        };
+        let names = ["accept-language".to_string()];
+        let fr = request_fingerprint_with_headers(url, &with("fr"), &names);
+        assert_ne!(
+            fr,
+            request_fingerprint_with_headers(url, &with("de"), &names)
+        );
+        assert_eq!(
+            fr,
+            request_fingerprint_with_headers(url, &with("fr"), &names)
+        );
+        assert_ne!(fr, fingerprint(url));
+        // Not named, or not sent: the URL's id, as before.
+        assert_eq!(request_fingerprint(url, &with("fr")), fingerprint(url));
+        assert_eq!(
+            request_fingerprint_with_headers(url, &FetchOptions::default(), &names),
+            fingerprint(url)
+        );
+        assert_eq!(
+            fr,
+            fingerprint("GET http://a.example/api\nheader:accept-language:fr\n")
+        );
     }
 
     #[test]

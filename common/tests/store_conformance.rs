@@ -924,6 +924,10 @@ async fn results_upsert_by_key_and_page_in_key_order(s: &dyn Store) {
         .await
         .expect("upsert");
     assert_eq!(s.count_results("p").await.expect("count"), 2);
+    // Written at or after 2: only `b`, replaced then.
+    assert_eq!(s.count_results_since("p", 2).await.expect("count"), 1);
+    assert_eq!(s.count_results_since("p", 1).await.expect("count"), 2);
+    assert_eq!(s.count_results_since("p", 3).await.expect("count"), 0);
     let page = s.results_page("p", None, 1).await.expect("page");
     assert_eq!(page[0].taskid, "a");
     let page = s.results_page("p", Some("a"), 10).await.expect("page");

@@ -388,6 +388,7 @@ fn outcome(
         process_ms: 0,
         follows: 0,
         items: 0,
+        form_values_literal: 0,
         retry_after_ms: None,
     }
 }

@@ -151,6 +151,7 @@ async fn pages_go_to_processing_and_failures_to_the_scheduler() {
         process_ms: 0,
         follows: 0,
         items: 0,
+        form_values_literal: 0,
         etag: None,
         last_modified: None,
         retry_after_ms: None,

@@ -33,6 +33,15 @@ pub struct DebugReport {
     pub dropped: usize,
     /// What each rule matched, why fields came out null, what the script logged.
     pub logs: Vec<String>,
+    /// What deserves a look although nothing failed: a follow's values read once for the
+    /// page and given to several links.
+    pub warnings: Vec<String>,
+    /// Links dropped as repeats of a task this page already gave.
+    pub follows_repeated: u64,
+    /// Items replaced by a later item of this page with the same key.
+    pub items_replaced: u64,
+    /// Form values sent as written (`$...` naming no page value), counted per follow.
+    pub form_values_literal: u64,
     /// Why the task would fail (empty when it would succeed).
     pub errors: Vec<String>,
     /// Timings in milliseconds.
@@ -104,6 +113,10 @@ pub fn run_step(rules: &Rules, task: &Task, page: &Page) -> DebugReport {
         items: output.items,
         dropped: output.dropped.len(),
         logs: output.logs,
+        warnings: output.warnings,
+        follows_repeated: output.follows_repeated,
+        items_replaced: output.items_replaced,
+        form_values_literal: output.form_values_literal,
         errors,
         timings: Timings {
             fetch_ms: page.fetch_ms,

@@ -43,6 +43,16 @@ pub struct HandlerOutput {
     /// Notes for the debugger: what each rule matched, why a field came out null, what the
     /// script logged.
     pub logs: Vec<String>,
+    /// What the user should look at (also in `logs`): a follow's values read once for the
+    /// page and given to several links.
+    pub warnings: Vec<String>,
+    /// Links dropped as repeats of a task this page already gave (same URL, or the same
+    /// request: method and body).
+    pub follows_repeated: u64,
+    /// Items replaced by a later item of this page with the same key (the store keeps one).
+    pub items_replaced: u64,
+    /// Form values sent as written: text starting with `$` that names no page value.
+    pub form_values_literal: u64,
 }
 
 /// Runs the handler named by `task.callback` on the page (synchronous; `scraper::Html` is
@@ -82,7 +92,7 @@ pub fn run_handler(
     let mut logs = Vec::new();
     // One sink for the rules' follows and the script's: the same filters, one dedupe.
     let mut sink = FollowSink::new(rules, task);
-    let (base, items, dropped) = {
+    let (base, items, dropped, notes) = {
         let xml = match (&html, handler.needs.xpath) {
             (Some(html), true) => Some(XmlPage::new(html)),
             _ => None,
@@ -122,14 +132,18 @@ pub fn run_handler(
             now: &now,
         };
         let (items, dropped) = build_items(handler, &ctx, &mut logs);
-        build_follows(&mut sink, &handler.follows, &links, &ctx, &mut logs);
-        (base, items, dropped)
+        let notes = build_follows(&mut sink, &handler.follows, &links, &ctx, &mut logs);
+        (base, items, dropped, notes)
     };
     let mut output = HandlerOutput {
         follows: Vec::new(),
         items,
         dropped,
         logs: Vec::new(),
+        warnings: notes.warnings,
+        follows_repeated: notes.repeated,
+        items_replaced: 0,
+        form_values_literal: notes.literal_form_values,
     };
 
     if handler.script.is_some() {
@@ -147,8 +161,24 @@ pub fn run_handler(
         .map_err(ProcessorError::Script)?;
     }
     output.follows = sink.tasks;
+    output.items_replaced = replaced_items(&output.items);
+    if output.items_replaced > 0 {
+        logs.push(format!(
+            "{} item(s) replaced by later ones with the same key on this page",
+            output.items_replaced
+        ));
+    }
     output.logs = logs;
     Ok(output)
+}
+
+/// How many items are replaced by a later one of the same key (the store keeps the last).
+fn replaced_items(items: &[Item]) -> u64 {
+    let mut keys = std::collections::HashSet::with_capacity(items.len());
+    items
+        .iter()
+        .filter(|item| !keys.insert(item.taskid.as_str()))
+        .count() as u64
 }
 
 /// Runs the handler's script, merges its items into `output` and its follows into `sink`.
@@ -209,7 +239,7 @@ fn run_script(
         let url = follow.url.clone();
         let filter = script_filter(handler, &follow);
         let new = script_task(task, follow)?;
-        match sink.admit(&base, &url, new.depth, &filter) {
+        match sink.admit(&base, &url, new.depth, &filter, &new.fetch, &[]) {
             Ok((url, taskid)) => sink.tasks.push(Task { url, taskid, ..new }),
             Err(skip) => logs.push(format!("script follow `{url}` skipped: {}", skip.reason())),
         }

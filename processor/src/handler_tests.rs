@@ -393,3 +393,33 @@ fn script_errors_name_the_line_of_the_project_file() {
     let err = script_error("items = 5;");
     assert!(err.contains("no longer an array"), "{err}");
 }
+
+#[test]
+fn items_replaced_by_a_later_one_of_the_same_key_are_counted() {
+    let rules = rules(
+        "name = \"p\"\n[handlers.list]\nitems = { each = \"li\", key = \"sku\" }\nitem.sku = { attr = \"data-sku\" }\nitem.n = { css = \"b\" }\n",
+    );
+    let url = "http://site.example/";
+    let out = run_handler(
+        &rules,
+        &task("list", url),
+        &page(
+            url,
+            r#"<li data-sku="a"><b>1</b></li><li data-sku="b"><b>2</b></li><li data-sku="a"><b>3</b></li>"#,
+        ),
+    )
+    .expect("runs");
+    assert_eq!(
+        out.items.len(),
+        3,
+        "all emitted; the store keeps the last of a key"
+    );
+    assert_eq!(out.items_replaced, 1);
+    assert!(
+        out.logs
+            .iter()
+            .any(|l| l.contains("1 item(s) replaced by later ones")),
+        "{:?}",
+        out.logs
+    );
+}

@@ -22,6 +22,7 @@ mod cache;
 pub mod debug;
 mod error;
 mod extract;
+mod forms;
 mod handler;
 mod links;
 pub mod result_writer;

@@ -444,3 +444,237 @@ fn a_script_follow_of_a_url_a_rule_found_is_a_repeat() {
         out.logs
     );
 }
+
+const TILES: &str = r#"<h1>Shop</h1><ul>
+    <li class="tile" data-sku="a1"><a href="/p/1">One</a><span class="price">£1.50</span></li>
+    <li class="tile" data-sku="b2"><a href="/p/2">Two</a><span class="price">£2.50</span></li>
+    <li class="tile" data-sku="c3"><a href="/p/3">Three</a></li>
+  </ul>"#;
+
+fn saved(tasks: &[spindle_common::Task], key: &str) -> Vec<serde_json::Value> {
+    tasks
+        .iter()
+        .map(|t| t.save.as_ref().expect("save")[key].clone())
+        .collect()
+}
+
+#[test]
+fn with_each_every_link_carries_the_values_of_its_own_element() {
+    let out = run(
+        r#"
+name = "p"
+start = ["http://www.site.example/"]
+[handlers.start]
+follow = [{ each = "li.tile", css = "a", callback = "detail", itag = { attr = "data-sku" },
+            save = { price = { css = ".price", regex = '[0-9.]+', as = "number" }, sku = { attr = "data-sku" }, shop = { css = "h1" }, from = "$url" } }]
+[handlers.detail]
+"#,
+        "start",
+        page(URL, TILES),
+    );
+    assert_eq!(
+        urls(&out.follows),
+        [
+            "http://www.site.example/p/1",
+            "http://www.site.example/p/2",
+            "http://www.site.example/p/3"
+        ]
+    );
+    assert_eq!(
+        saved(&out.follows, "price"),
+        [
+            serde_json::json!(1.5),
+            serde_json::json!(2.5),
+            serde_json::Value::Null
+        ]
+    );
+    assert_eq!(saved(&out.follows, "sku"), ["a1", "b2", "c3"]);
+    // Inside an element `css` reads the element only: the page's h1 is not in a tile.
+    assert_eq!(saved(&out.follows, "shop")[0], serde_json::Value::Null);
+    assert_eq!(saved(&out.follows, "from")[2], URL);
+    let itags: Vec<Option<&str>> = out.follows.iter().map(|t| t.itag.as_deref()).collect();
+    assert_eq!(itags, [Some("a1"), Some("b2"), Some("c3")]);
+    assert!(out.warnings.is_empty(), "{:?}", out.warnings);
+    assert!(
+        out.logs.iter().any(|l| l.contains("`each` matched 3")),
+        "{:?}",
+        out.logs
+    );
+}
+
+#[test]
+fn with_each_and_no_css_the_element_itself_is_the_link() {
+    let got = follows(
+        "",
+        r#"{ each = "a.card", callback = "detail", save = { t = { css = "b" } } }"#,
+        r#"<a class="card" href="/x"><b>X</b></a><a class="card" href="/y"><b>Y</b></a><a href="/z">z</a>"#,
+    );
+    assert_eq!(
+        urls(&got),
+        ["http://www.site.example/x", "http://www.site.example/y"]
+    );
+    assert_eq!(saved(&got, "t"), ["X", "Y"]);
+}
+
+#[test]
+fn a_save_read_once_for_many_links_warns() {
+    let out = run(
+        r#"
+name = "p"
+start = ["http://www.site.example/"]
+[handlers.start]
+follow = [{ css = "li.tile a", callback = "detail", save = { price = { css = ".price" }, from = "$url" } },
+          { css = "h1 a", callback = "detail", save = { t = { css = "h1" } } }]
+[handlers.detail]
+"#,
+        "start",
+        page(URL, TILES),
+    );
+    // The trap: every product gets the first tile's price.
+    assert_eq!(saved(&out.follows, "price"), ["£1.50", "£1.50", "£1.50"]);
+    assert_eq!(out.warnings.len(), 1, "{:?}", out.warnings);
+    let w = &out.warnings[0];
+    assert!(
+        w.contains("`save.price`") && !w.contains("save.from"),
+        "{w}"
+    );
+    assert!(w.contains("all 3 links") && w.contains("each"), "{w}");
+    assert!(out.logs.iter().any(|l| l.starts_with("warning: ")));
+}
+
+#[test]
+fn posts_of_different_forms_to_one_url_are_different_tasks() {
+    let out = run(
+        r#"
+name = "p"
+start = ["http://www.site.example/"]
+[handlers.start]
+follow = [{ each = "li.tile", css = "a", callback = "detail", form = { sku = { attr = "data-sku" }, back = "$url", pw = "$ecret" } },
+          { each = "li.tile", css = "a", callback = "detail", form = { sku = { attr = "data-sku" }, back = "$url", pw = "$ecret" } },
+          { css = "li.tile a", callback = "detail" }]
+[handlers.detail]
+"#,
+        "start",
+        page(
+            URL,
+            r#"<li class="tile" data-sku="a"><a href="/cart">add</a></li><li class="tile" data-sku="b"><a href="/cart">add</a></li>"#,
+        ),
+    );
+    let cart = "http://www.site.example/cart";
+    assert_eq!(
+        urls(&out.follows),
+        [cart, cart, cart],
+        "two POSTs and a GET"
+    );
+    let forms: Vec<_> = out.follows.iter().map(|t| t.fetch.form.clone()).collect();
+    let form = |sku: &str| {
+        Some(
+            [("sku", sku), ("back", URL), ("pw", "$ecret")]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    };
+    assert_eq!(forms, [form("a"), form("b"), None]);
+    assert_ne!(out.follows[0].taskid, out.follows[1].taskid);
+    assert_eq!(
+        out.follows[2].taskid,
+        fingerprint(cart),
+        "a GET keeps its URL id"
+    );
+    assert_eq!(
+        out.follows_repeated, 3,
+        "the second rule's two POSTs repeat the first's, and the GET's second link its first"
+    );
+    assert_eq!(out.form_values_literal, 2, "one `$ecret` per POST sent");
+    assert!(
+        out.logs
+            .iter()
+            .any(|l| l.contains("`pw` = \"$ecret\" sent as written")),
+        "{:?}",
+        out.logs
+    );
+}
+
+#[test]
+fn a_form_of_the_page_is_submitted_with_its_hidden_fields() {
+    let out = run(
+        r#"
+name = "p"
+start = ["http://www.site.example/"]
+[handlers.start]
+follow = [{ form = { css = "form#login", fill = { email = "me@x.example", password = "pw", from = { css = "h1" } } }, callback = "detail", session = true }]
+[handlers.detail]
+"#,
+        "start",
+        page(
+            URL,
+            r#"<h1>Sign in</h1><form id="login" method="post" action="../session">
+                <input type="hidden" name="csrf" value="k1"><input name="email"><input type="password" name="password">
+                <button>Go</button></form><form id="search"><input name="q"></form>"#,
+        ),
+    );
+    assert_eq!(out.follows.len(), 1);
+    let t = &out.follows[0];
+    assert_eq!(t.url, "http://www.site.example/session");
+    assert_eq!(t.fetch.method.as_deref(), Some("POST"));
+    assert_eq!(
+        t.fetch.body.as_deref(),
+        Some("csrf=k1&email=me%40x.example&password=pw&from=Sign+in")
+    );
+    assert!(t.fetch.session);
+    assert_eq!(
+        t.taskid,
+        spindle_common::urlnorm::request_fingerprint(&t.url, &t.fetch)
+    );
+}
+
+#[test]
+fn post_back_paging_forms_make_one_task_per_view_state() {
+    let page_with = |state: &str| {
+        page(
+            URL,
+            &format!(
+                r#"<form id="f" method="post"><input type="hidden" name="__VIEWSTATE" value="{state}">
+                <input type="hidden" name="__EVENTTARGET" value=""></form>"#
+            ),
+        )
+    };
+    let project = r#"
+name = "p"
+start = ["http://www.site.example/"]
+[handlers.start]
+follow = [{ form = { css = "form#f", fill = { __EVENTTARGET = "next" } }, callback = "start" }]
+"#;
+    let one = run(project, "start", page_with("s1"));
+    let two = run(project, "start", page_with("s2"));
+    let again = run(project, "start", page_with("s1"));
+    assert_eq!(one.follows[0].url, URL, "no action: the page itself");
+    assert_eq!(
+        one.follows[0].fetch.body.as_deref(),
+        Some("__VIEWSTATE=s1&__EVENTTARGET=next")
+    );
+    assert_ne!(one.follows[0].taskid, two.follows[0].taskid);
+    assert_eq!(one.follows[0].taskid, again.follows[0].taskid);
+    assert_ne!(one.follows[0].taskid, fingerprint(URL));
+}
+
+#[test]
+fn identity_headers_make_one_url_several_tasks() {
+    let got = follows(
+        "",
+        r#"{ css = "a", callback = "detail", headers = { "Accept-Language" = "fr" }, identity_headers = ["accept-language"] },
+           { css = "a", callback = "detail", headers = { "Accept-Language" = "de" }, identity_headers = ["Accept-Language"] },
+           { css = "a", callback = "detail", headers = { "Accept-Language" = "es" } }"#,
+        r#"<a href="/x">x</a>"#,
+    );
+    let x = "http://www.site.example/x";
+    assert_eq!(urls(&got), [x, x, x], "fr and de are two tasks, es a third");
+    assert_ne!(got[0].taskid, got[1].taskid);
+    assert_ne!(got[0].taskid, fingerprint(x));
+    assert_eq!(
+        got[2].taskid,
+        fingerprint(x),
+        "without identity headers: the URL's id"
+    );
+}

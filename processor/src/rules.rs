@@ -16,8 +16,8 @@ use serde_json_path::JsonPath;
 use spindle_common::FetchOptions;
 use spindle_common::Project;
 use spindle_common::project::{
-    Each, Field, FieldRule, FollowRule, HtmlPart, LinkSource, PageValue, ScriptLimits,
-    ScriptOrigin, Source, TemplatePart,
+    Each, Field, FieldRule, FollowRule, FormFields, FormValue, HtmlPart, LinkSource, PageValue,
+    ScriptLimits, ScriptOrigin, Source, TemplatePart,
 };
 
 use crate::error::ProcessorError;
@@ -127,6 +127,13 @@ pub(crate) struct CompiledFollow {
     pub(crate) force: bool,
     pub(crate) fetch: FetchOptions,
     pub(crate) save: Vec<(String, CompiledField)>,
+    /// Elements each of which makes links with values of its own (`each`).
+    pub(crate) each: Option<Selector>,
+    /// Form fields read from the page, evaluated for each link (`form` with page values or
+    /// rules).
+    pub(crate) form: Option<Vec<(String, CompiledFormValue)>>,
+    /// Request headers whose values are part of the task id.
+    pub(crate) identity_headers: Vec<String>,
     /// What a link must pass: `same_site`, `allow`, `deny`, `max_depth`, `max_url_length`
     /// (also the filter of the handler's script follows with this callback).
     pub(crate) filter: FollowFilter,
@@ -134,10 +141,40 @@ pub(crate) struct CompiledFollow {
 
 /// Where a follow rule's links come from.
 pub(crate) enum CompiledLinks {
-    Css { selector: Selector, attr: String },
-    XPath { xpath: String, attr: String },
+    Css {
+        selector: Selector,
+        attr: String,
+    },
+    XPath {
+        xpath: String,
+        attr: String,
+    },
     Json(JsonPath),
     Url(Vec<CompiledPart>),
+    /// The `each` element itself.
+    Element {
+        attr: String,
+    },
+    /// Forms of the page.
+    Form(CompiledPageForm),
+}
+
+/// A form of the page to submit, compiled.
+pub(crate) struct CompiledPageForm {
+    /// The `<form>` elements.
+    pub(crate) form: Selector,
+    /// Values over the form's own.
+    pub(crate) fill: Vec<(String, CompiledFormValue)>,
+    /// The submit button sent (default: the form's first).
+    pub(crate) submit: Option<Selector>,
+}
+
+/// One form value, compiled.
+pub(crate) enum CompiledFormValue {
+    /// Evaluated on the page (boxed: a field is large, a literal small).
+    Field(Box<CompiledField>),
+    /// `$...` naming no page value: sent as written, counted.
+    Literal(String),
 }
 
 /// A part of a URL template.
@@ -258,6 +295,28 @@ impl Compiler<'_> {
         })
     }
 
+    fn form_values(
+        &self,
+        fields: &FormFields,
+        needs: &mut Needs,
+    ) -> Result<Vec<(String, CompiledFormValue)>, ProcessorError> {
+        let mut out = Vec::with_capacity(fields.len());
+        for (name, value) in fields {
+            out.push((
+                name.clone(),
+                match value {
+                    FormValue::Field(field) => CompiledFormValue::Field(Box::new(self.field(
+                        &format!("form.{name}"),
+                        field,
+                        needs,
+                    )?)),
+                    FormValue::Literal(text) => CompiledFormValue::Literal(text.clone()),
+                },
+            ));
+        }
+        Ok(out)
+    }
+
     fn follow(
         &self,
         rule: &FollowRule,
@@ -310,6 +369,39 @@ impl Compiler<'_> {
                     format!("url `{}`", template.text),
                 )
             }
+            LinkSource::Element { attr } => (
+                CompiledLinks::Element { attr: attr.clone() },
+                format!("the element's `{attr}`"),
+            ),
+            LinkSource::Form(form) => {
+                needs.html = true;
+                (
+                    CompiledLinks::Form(CompiledPageForm {
+                        form: self.selector(&form.css)?,
+                        fill: self.form_values(&form.fill, needs)?,
+                        submit: match &form.submit {
+                            Some(css) => Some(self.selector(css)?),
+                            None => None,
+                        },
+                    }),
+                    format!("form `{}`", form.css),
+                )
+            }
+        };
+        let each = match &rule.each {
+            Some(css) => {
+                needs.html = true;
+                Some(self.selector(css)?)
+            }
+            None => None,
+        };
+        let label = match &rule.each {
+            Some(css) => format!("{label} in each `{css}`"),
+            None => label,
+        };
+        let form = match &rule.form {
+            Some(fields) => Some(self.form_values(fields, needs)?),
+            None => None,
         };
         let mut save = Vec::with_capacity(rule.save.len());
         for (key, field) in &rule.save {
@@ -336,6 +428,9 @@ impl Compiler<'_> {
             force: rule.force,
             fetch: rule.fetch.clone(),
             save,
+            each,
+            form,
+            identity_headers: rule.identity_headers.clone(),
             filter: FollowFilter {
                 same_site: rule.same_site,
                 allow: patterns(&rule.allow, "allow")?,

@@ -298,8 +298,12 @@ impl Worker {
                 drop_summary(&output.dropped)
             );
         }
+        for warning in &output.warnings {
+            tracing::info!(%project, url = %job.task.url, "warning: {warning}");
+        }
         let follows = count(output.follows.len());
         let items = count(output.items.len());
+        let form_values_literal = u32::try_from(output.form_values_literal).unwrap_or(u32::MAX);
         // Follows go first, in one batch with the outcome, so the scheduler reads a task's
         // follows before it sees the task finished. Should the follows' publish need a retry,
         // the outcome may be stored first; nothing is lost, the follows arrive a moment later.
@@ -313,7 +317,10 @@ impl Worker {
             };
             messages.push((Stage::NewTask.subject(project), Message::NewTasks(batch)));
         }
-        let outcome = outcome(job, None, process_ms, follows, items);
+        let outcome = Outcome {
+            form_values_literal,
+            ..outcome(job, None, process_ms, follows, items)
+        };
         if output.items.is_empty() {
             messages.push((Stage::Status.subject(project), Message::Status(outcome)));
         } else {
@@ -385,6 +392,7 @@ fn outcome(
         process_ms,
         follows,
         items,
+        form_values_literal: 0,
     }
 }
 

@@ -71,6 +71,17 @@ export function renderItems(into, report, { raw = false, fields = [], onErrors }
     into.append(el('div', { class: 'callout warn' },
       `${report.dropped} item(s) dropped: a required or key field was empty (the logs say which).`));
   }
+  for (const w of report.warnings || []) {
+    into.append(el('div', { class: 'callout warn' }, el('strong', {}, 'Warning: '), String(w)));
+  }
+  if (report.items_replaced) {
+    into.append(el('div', { class: 'callout warn' },
+      `${report.items_replaced} item(s) replaced by later ones with the same key: the store keeps one per key.`));
+  }
+  if (report.form_values_literal) {
+    into.append(el('div', { class: 'callout warn' },
+      `${report.form_values_literal} form value(s) sent as written: they start with $ but name no page value (the logs say which; write $$ for a literal $).`));
+  }
   if (!items.length) {
     into.append(el('div', { class: 'empty' }, el('strong', {}, 'No items'),
       el('span', {}, 'This handler emitted no item on this page. Add item.NAME fields, or pick a value in the preview with the selector helper.')));
@@ -180,7 +191,7 @@ export function renderLogs(into, report) {
   for (const e of errors) into.append(el('div', { class: 'log error' }, el('span', { class: 'log-kind' }, 'error'), logText(String(e))));
   for (const l of logs) {
     const text = typeof l === 'string' ? l : JSON.stringify(l);
-    into.append(el('div', { class: 'log' + (/dropped|skipped|failed/.test(text) ? ' warn' : '') }, el('span', { class: 'log-kind' }, 'log'), logText(text)));
+    into.append(el('div', { class: 'log' + (/dropped|skipped|failed|^warning:|replaced by later|sent as written/.test(text) ? ' warn' : '') }, el('span', { class: 'log-kind' }, 'log'), logText(text)));
   }
 }
 

@@ -41,18 +41,8 @@ pub(super) fn build_handler(
     let err = |span: Range<usize>, message: String| ProjectError::spanned(text, span, message);
     let mut follow = Vec::with_capacity(raw.follow.len());
     for rule in &raw.follow {
+        // A value without a source outside `each` is refused when the rule is read.
         check_callback(text, names, rule)?;
-        if rule
-            .rule
-            .save
-            .values()
-            .any(|field| field.source() == Some(&Source::Element))
-        {
-            return Err(err(
-                rule.callback_span.clone(),
-                "a `save` value needs a source: `css`, `xpath`, `json`, `value`, `jsonld`, `itemprop` or `meta`".to_string(),
-            ));
-        }
         follow.push(rule.rule.clone());
     }
 
@@ -233,11 +223,12 @@ pub(super) fn build_on_finished(
             }),
             _ => false,
         };
-        if !ok || !rule.rule.save.is_empty() {
+        if !ok || !rule.rule.save.is_empty() || rule.rule.each.is_some() || rule.rule.form.is_some()
+        {
             return Err(ProjectError::spanned(
                 text,
                 rule.callback_span.clone(),
-                "on_finished has no page: its follows are `url` templates whose placeholders are {$project} or {$now}, without `save`",
+                "on_finished has no page: its follows are `url` templates whose placeholders are {$project} or {$now}, without `save`, `each` or form values read from a page",
             ));
         }
         follow.push(rule.rule.clone());

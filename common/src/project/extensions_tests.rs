@@ -65,6 +65,8 @@ fn every_validation_error_has_a_position_and_an_expectation() {
         (handler("follow = [{ css = \"a\", callback = \"h\", proxies = [\"ftp://p\"] }]"), 3, 50, "invalid proxy"),
         (handler("follow = [{ css = \"a\", callback = \"h\", method = \"GE T\" }]"), 3, 49, "invalid HTTP method"),
         ("name = \"x\"\n[handlers.a]\n[on_finished]\nitem.t = \"$url\"\n".to_string(), 4, 10, "on_finished has no page"),
+        ("name = \"x\"\n[handlers.a]\n[on_finished]\nfollow = [{ url = \"https://h/\", callback = \"a\", form = { u = \"$url\" } }]\n".to_string(), 4, 44, "without `save`, `each` or form values read from a page"),
+        (handler("follow = [{ css = \"a\", callback = \"h\", form = { css = \"form\", fill = { a = { css = \"b\", as = \"nope\" } } } }]"), 3, 10, "unknown variant `nope`"),
         // schedules
         ("name = \"x\"\nevery = \"0 99 * * *\"\n".to_string(), 2, 9, "invalid schedule"),
         // script syntax errors, at their line in the file
@@ -258,4 +260,103 @@ fn result_ttl_takes_a_duration_longer_than_zero() {
         assert_eq!((line, col), (2, column), "{text}: {msg}");
         assert!(msg.contains(message), "{text}: {msg}");
     }
+}
+
+#[test]
+fn follows_in_each_forms_and_their_errors() {
+    let ok = |follow: &str| {
+        Project::parse(&format!(
+            "name = \"p\"\n[handlers.start]\nfollow = [{follow}]\n[handlers.h]\n"
+        ))
+    };
+    let p = ok(r#"{ each = "li", css = "a", callback = "h", save = { p = { css = ".price" }, s = { attr = "data-sku" } }, itag = { attr = "data-v" } }"#)
+        .expect("each with element values");
+    let rule = &p.handlers["start"].follow[0];
+    assert_eq!(rule.each.as_deref(), Some("li"));
+    let p = ok(r#"{ each = "a.card", callback = "h" }"#).expect("the element is the link");
+    assert_eq!(
+        p.handlers["start"].follow[0].links,
+        LinkSource::Element {
+            attr: "href".into()
+        }
+    );
+    let p = ok(r#"{ form = { css = "form#login", fill = { email = "e", token = { css = "meta[name=t]", attr = "content" } } }, callback = "h" }"#)
+        .expect("a form of the page");
+    assert!(matches!(
+        p.handlers["start"].follow[0].links,
+        LinkSource::Form(_)
+    ));
+    let p = ok(r#"{ css = "a", callback = "h", form = { q = "x" } }"#).expect("constants");
+    assert!(p.handlers["start"].follow[0].form.is_none());
+    assert!(p.handlers["start"].follow[0].fetch.form.is_some());
+    let p = ok(r#"{ css = "a", callback = "h", form = { back = "$url" } }"#).expect("page value");
+    assert!(p.handlers["start"].follow[0].form.is_some());
+    assert!(p.handlers["start"].follow[0].fetch.form.is_none());
+
+    for (follow, why) in [
+        (
+            r#"{ each = "li", xpath = "//a", callback = "h" }"#,
+            "`each` (CSS) takes links",
+        ),
+        (
+            r#"{ each = "li", css = "a", callback = "h", save = { p = { xpath = "//b" } } }"#,
+            "`save.p`: inside `each` (CSS)",
+        ),
+        (
+            r#"{ css = "a", callback = "h", save = { p = { attr = "x" } } }"#,
+            "`save.p`: expected a source",
+        ),
+        (
+            r#"{ css = "a", callback = "h", itag = { css = "b" } }"#,
+            "a field rule only with `each`",
+        ),
+        (
+            r#"{ css = "a", form = { css = "form" }, callback = "h" }"#,
+            "is the rule's link",
+        ),
+        (
+            r#"{ form = { css = "form" }, method = "GET", callback = "h" }"#,
+            "remove `method`",
+        ),
+        (
+            r#"{ form = { css = "form", user = "x" }, callback = "h" }"#,
+            "put the values to send in `fill`",
+        ),
+        (
+            r#"{ css = "a", form = { q = [1] }, callback = "h" }"#,
+            "`form.q`: expected a string",
+        ),
+        (
+            r#"{ each = "li[", callback = "h" }"#,
+            "invalid CSS selector",
+        ),
+    ] {
+        let err = ok(follow).expect_err(follow);
+        assert!(err.message.contains(why), "{follow}: {}", err.message);
+        assert_eq!(err.line, 3, "{follow}: {err:?}");
+    }
+}
+
+#[test]
+fn check_warns_of_form_values_sent_as_written() {
+    let p = Project::parse(
+        r#"
+name = "p"
+[handlers.start]
+follow = [{ css = "a", callback = "h", form = { user = "me", pw = "$ecret", lit = "$$x", from = "$url" } },
+          { form = { css = "form", fill = { token = "$tokn" } }, callback = "h" }]
+[handlers.h]
+"#,
+    )
+    .expect("valid");
+    assert_eq!(
+        p.warnings(),
+        [
+            "handler `start`, follow to `h`: form value `pw` = \"$ecret\" names no page value and is sent as written; write \"$$ecret\" if that is meant",
+            "handler `start`, follow to `h`: form value `token` = \"$tokn\" names no page value and is sent as written; write \"$$tokn\" if that is meant",
+        ]
+    );
+    let clean = Project::parse("name = \"p\"\n[handlers.start]\nfollow = [{ css = \"a\", callback = \"start\", form = { q = \"x\" } }]\n")
+        .expect("valid");
+    assert!(clean.warnings().is_empty());
 }

@@ -384,7 +384,7 @@ impl RawFieldRule {
 }
 
 /// The constant a string that names no page value stands for: `$$x` is `$x`.
-fn unescape(text: &str) -> &str {
+pub(super) fn unescape(text: &str) -> &str {
     text.strip_prefix('$').unwrap_or(text)
 }
 

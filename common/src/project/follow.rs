@@ -4,6 +4,11 @@
 //! template), filters them (same site, `allow` / `deny` regexes, `max_depth`, URL length),
 //! and makes tasks with the rule's `callback`, `priority`, `age`, `itag`, `force`, fetch
 //! options and `save` data.
+//!
+//! With `each` (CSS), the rule runs once per matching element: its links come from `css`
+//! inside the element (or the element itself), and its `save`, `itag` and form values are
+//! read inside it too, so each link carries its own values (the price of its own tile).
+//! A `form = { css = ... }` makes the link a form of the page ([`PageForm`]).
 
 use std::time::Duration;
 
@@ -13,7 +18,8 @@ use serde_spanned::Spanned;
 
 use super::exprs::{JsonPathExpr, Method, XPathExpr, check_json_path};
 use super::fetch::{RawPart, with_fetch_keys};
-use super::field::{Field, PageValue};
+use super::field::{Field, PageValue, Source};
+use super::form::{FormFields, PageForm, ReadForm, read_form};
 use super::values::{CssSelector, Dur, NonEmpty, Pattern};
 use crate::message::FetchOptions;
 
@@ -39,8 +45,18 @@ pub struct FollowRule {
     pub force: bool,
     /// The follows' own fetch options (the project's defaults are merged under them).
     pub fetch: FetchOptions,
-    /// Data passed to the next handler (`$save.<key>` there), evaluated on this page.
+    /// Data passed to the next handler (`$save.<key>` there), evaluated on this page (inside
+    /// the `each` element of each link, with `each`).
     pub save: IndexMap<String, Field>,
+    /// Elements (CSS) each of which makes the rule's links with values of its own: `css`,
+    /// `save`, `itag` and form values are read inside the element.
+    pub each: Option<String>,
+    /// Form fields read from the page (a page value or a field rule among them), evaluated for
+    /// each link; a form of constants only is in `fetch.form`.
+    pub form: Option<FormFields>,
+    /// Request headers (of the rule's own `headers`, names lower-cased) whose values are part
+    /// of the task's id (see [`crate::urlnorm::request_fingerprint_with_headers`]).
+    pub identity_headers: Vec<String>,
     /// Regexes of which one must match the URL (none: every URL).
     pub allow: Vec<String>,
     /// Regexes of which none may match the URL.
@@ -74,6 +90,13 @@ pub enum LinkSource {
     Json(String),
     /// A URL built from a template (see [`UrlTemplate`]).
     Url(UrlTemplate),
+    /// The `each` element itself, link in attribute `attr` (a rule with `each` and no `css`).
+    Element {
+        /// The attribute holding the link.
+        attr: String,
+    },
+    /// Forms of the page, submitted as a browser does (`form = { css = ... }`).
+    Form(PageForm),
 }
 
 /// A URL template such as `https://api.example/items?page={$.next_page}&cat={$save.cat}`.
@@ -176,6 +199,7 @@ with_fetch_keys! {
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
     struct RawFollow {
+        each: Option<CssSelector>,
         css: Option<CssSelector>,
         xpath: Option<XPathExpr>,
         json: Option<JsonPathExpr>,
@@ -197,9 +221,11 @@ with_fetch_keys! {
         same_site: Option<bool>,
         max_depth: Option<u32>,
         max_url_length: Option<usize>,
+        #[serde(default)]
+        identity_headers: Vec<super::values::HeaderName>,
         method: Option<Method>,
         body: Option<String>,
-        form: Option<std::collections::BTreeMap<String, String>>,
+        form: Option<toml::Value>,
         #[serde(default)]
         multipart: Vec<RawPart>,
     }
@@ -223,25 +249,30 @@ impl<'de> Deserialize<'de> for ReadFollow {
 impl RawFollow {
     /// The checks between keys of one rule.
     fn build(mut self) -> Result<ReadFollow, String> {
+        let form = self.form.take().map(read_form).transpose()?;
+        let page_form = matches!(form, Some(ReadForm::Page(_)));
         let given = [
             self.css.is_some(),
             self.xpath.is_some(),
             self.json.is_some(),
             self.url.is_some(),
+            page_form,
         ];
         let attr = || {
             self.attr
                 .as_ref()
                 .map_or_else(|| DEFAULT_FOLLOW_ATTR.to_string(), |a| a.0.clone())
         };
-        let links = match given.iter().filter(|g| **g).count() {
-            0 => {
+        let links = match (given.iter().filter(|g| **g).count(), &form) {
+            (0, _) if self.each.is_some() => LinkSource::Element { attr: attr() },
+            (0, _) => {
                 return Err(
-                    "a follow rule needs a source of links: `css`, `xpath`, `json` or `url`"
+                    "a follow rule needs a source of links: `css`, `xpath`, `json`, `url` or a form of the page (`form = { css = ... }`)"
                         .to_string(),
                 );
             }
-            1 => {
+            (1, Some(ReadForm::Page(page))) => LinkSource::Form(page.clone()),
+            (1, _) => {
                 if let Some(css) = &self.css {
                     LinkSource::Css {
                         css: css.0.clone(),
@@ -259,6 +290,12 @@ impl RawFollow {
                     LinkSource::Url(UrlTemplate::parse(text)?)
                 }
             }
+            (_, Some(ReadForm::Page(_))) => {
+                return Err(
+                    "a form of the page (`form = { css = ... }`) is the rule's link (its action): remove `css`, `xpath`, `json` and `url`"
+                        .to_string(),
+                );
+            }
             _ => {
                 return Err(
                     "expected one source of links per rule: `css`, `xpath`, `json` or `url`, not several"
@@ -267,13 +304,34 @@ impl RawFollow {
             }
         };
         if self.attr.is_some()
-            && !matches!(links, LinkSource::Css { .. } | LinkSource::XPath { .. })
+            && !matches!(
+                links,
+                LinkSource::Css { .. } | LinkSource::XPath { .. } | LinkSource::Element { .. }
+            )
         {
             return Err("`attr` reads elements: use it with `css` or `xpath`".to_string());
         }
+        if self.each.is_some()
+            && !matches!(
+                links,
+                LinkSource::Css { .. } | LinkSource::Element { .. } | LinkSource::Form(_)
+            )
+        {
+            return Err(
+                "`each` (CSS) takes links with `css` inside each element, the element itself (no source) or a form of the page; not `xpath`, `json` or `url`"
+                    .to_string(),
+            );
+        }
+        if page_form && (self.method.is_some() || self.body.is_some() || !self.multipart.is_empty())
+        {
+            return Err(
+                "a form of the page is sent with its own method and fields: remove `method`, `body` and `multipart` (set values with `fill`)"
+                    .to_string(),
+            );
+        }
         let bodies = [
             self.body.is_some(),
-            self.form.is_some(),
+            form.is_some(),
             !self.multipart.is_empty(),
         ];
         if bodies.iter().filter(|b| **b).count() > 1 {
@@ -281,18 +339,62 @@ impl RawFollow {
         }
         if let Some(itag) = &self.itag
             && matches!(itag, Field::Extract(_))
+            && self.each.is_none()
         {
             return Err(
-                "`itag` is a constant or a page value such as \"$header.etag\"".to_string(),
+                "`itag` is a constant or a page value such as \"$header.etag\" (a field rule only with `each`)".to_string(),
             );
         }
         if self.max_url_length == Some(0) {
             return Err("expected a `max_url_length` of at least 1".to_string());
         }
+        // Where the rule's values are read: inside `each`, as in `items.each`; else on the page,
+        // where a value without a source has no element to read.
+        let scoped = self
+            .each
+            .as_ref()
+            .map(|css| super::handler::Each::Css(css.0.clone()));
+        let mut values: Vec<(String, &Field)> = self
+            .save
+            .iter()
+            .map(|(k, f)| (format!("save.{}", k.0), f))
+            .collect();
+        values.extend(self.itag.iter().map(|f| ("itag".to_string(), f)));
+        let form_fields = match &form {
+            Some(ReadForm::Fields(fields)) => Some(fields),
+            Some(ReadForm::Page(page)) => Some(&page.fill),
+            _ => None,
+        };
+        for (name, value) in form_fields.into_iter().flatten() {
+            if let super::form::FormValue::Field(f) = value {
+                values.push((format!("form.{name}"), f));
+            }
+        }
+        for (name, field) in values {
+            let Some(source) = field.source() else {
+                continue;
+            };
+            match &scoped {
+                Some(each) => each.allows(source).map_err(|e| format!("`{name}`: {e}"))?,
+                None if *source == Source::Element => {
+                    return Err(format!(
+                        "`{name}`: expected a source: `css`, `xpath`, `json`, `value`, `jsonld`, `itemprop` or `meta` (a value without one reads the element of the rule's `each`)"
+                    ));
+                }
+                None => {}
+            }
+        }
         let mut fetch = self.take_fetch().into_options();
         fetch.method = self.method.map(|m| m.0);
         fetch.body = self.body;
-        fetch.form = self.form;
+        let form = match form {
+            Some(ReadForm::Constant(constants)) => {
+                fetch.form = Some(constants);
+                None
+            }
+            Some(ReadForm::Fields(fields)) => Some(fields),
+            Some(ReadForm::Page(_)) | None => None,
+        };
         fetch.multipart = self.multipart.into_iter().map(Into::into).collect();
         let callback_span = self.callback.span();
         Ok(ReadFollow {
@@ -305,6 +407,13 @@ impl RawFollow {
                 force: self.force,
                 fetch,
                 save: self.save.into_iter().map(|(k, v)| (k.0, v)).collect(),
+                each: self.each.map(|e| e.0),
+                form,
+                identity_headers: self
+                    .identity_headers
+                    .into_iter()
+                    .map(|h| h.0.to_ascii_lowercase())
+                    .collect(),
                 allow: self.allow.into_iter().map(|p| p.0).collect(),
                 deny: self.deny.into_iter().map(|p| p.0).collect(),
                 same_site: self.same_site.unwrap_or(true),

@@ -490,6 +490,17 @@ impl Store for PgStore {
         count_from_row(&row, "n")
     }
 
+    async fn count_results_since(&self, project: &str, since_ms: i64) -> Result<u64, StoreError> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n FROM results WHERE project = $1 AND updated_ms >= $2",
+        )
+        .bind(project)
+        .bind(since_ms)
+        .fetch_one(&self.pool)
+        .await?;
+        count_from_row(&row, "n")
+    }
+
     async fn last_result_ms(&self, project: &str) -> Result<Option<i64>, StoreError> {
         Ok(
             sqlx::query_scalar("SELECT MAX(updated_ms) FROM results WHERE project = $1")

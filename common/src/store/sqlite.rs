@@ -551,6 +551,17 @@ impl Store for SqliteStore {
         Ok(n as u64)
     }
 
+    async fn count_results_since(&self, project: &str, since_ms: i64) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM results WHERE project = ? AND updated_ms >= ?",
+        )
+        .bind(project)
+        .bind(since_ms)
+        .fetch_one(&self.read)
+        .await?;
+        Ok(n as u64)
+    }
+
     async fn last_result_ms(&self, project: &str) -> Result<Option<i64>, StoreError> {
         Ok(
             sqlx::query_scalar("SELECT MAX(updated_ms) FROM results WHERE project = ?")

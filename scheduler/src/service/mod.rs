@@ -347,6 +347,7 @@ impl Scheduler {
             Some(r) if !r.refill => self.config.window.saturating_sub(r.frontier.len()),
             _ => 0,
         };
+        let submitted = tasks.len() as u64;
         let admitted = admit(
             self.store.as_ref(),
             project,
@@ -365,6 +366,12 @@ impl Scheduler {
         loaded.tally.moved_n(None, TaskStatus::Active, new);
         let n = admitted.queued;
         let taken = admitted.claimed.len() as u64;
+        // Neither queued nor waiting for their running twin: dropped as already known (twice
+        // in the batch, or stored and not due), which the crawl summary shows.
+        let known = submitted.saturating_sub(n + admitted.deferred.len() as u64);
+        if known > 0 {
+            self.board.update(project, |s| s.follows_known += known);
+        }
         if let Some(r) = loaded.running.as_mut() {
             for task in admitted.deferred {
                 r.deferred.insert(task.taskid.clone(), task);
@@ -447,6 +454,7 @@ impl Scheduler {
         let mut updates = Vec::with_capacity(outcomes.len());
         let (mut ok, mut failed, mut retried, mut items, mut fetch_ms, mut process_ms) =
             (0, 0, 0, 0, 0, 0);
+        let mut form_values_literal = 0;
         for o in &outcomes {
             let mut age_ms = default_age;
             if let (Some(r), Some(limits)) = (running.as_mut(), limits) {
@@ -468,6 +476,7 @@ impl Scheduler {
                 }
             }
             items += o.items as u64;
+            form_values_literal += u64::from(o.form_values_literal);
             fetch_ms += o.fetch_ms as u64;
             process_ms += o.process_ms as u64;
             if let Some(r) = running.as_mut() {
@@ -596,6 +605,7 @@ impl Scheduler {
             s.failed += failed;
             s.retried += retried;
             s.items += items;
+            s.form_values_literal += form_values_literal;
             s.fetch_ms += fetch_ms;
             s.process_ms += process_ms;
             s.total_success = tally.success();

@@ -130,6 +130,7 @@ impl Harness {
             process_ms: 1,
             follows: 0,
             items: 0,
+            form_values_literal: 0,
             etag: None,
             last_modified: None,
             retry_after_ms: None,
@@ -199,12 +200,47 @@ async fn start_urls_go_out_once_and_the_crawl_finishes() {
         "the start URL is known and a duplicate is dropped"
     );
     assert_eq!(sent2[0].url, "http://a.test/x");
+    assert_eq!(
+        h.stats().follows_known,
+        2,
+        "the second `x` and the start URL are counted as already known"
+    );
     assert!(!h.stats().finished);
     h.answer(&sent2[0], None).await;
     assert!(h.step().await.is_empty());
     h.step().await;
     assert!(h.stats().finished);
     assert_eq!(h.store.task_counts("p").await.expect("counts").success, 2);
+}
+
+#[tokio::test]
+async fn form_values_sent_as_written_are_summed_from_the_outcomes() {
+    let mut h = Harness::new(&project(""), SchedulerConfig::default()).await;
+    let sent = h.step().await;
+    let outcome = Outcome {
+        v: WIRE_VERSION,
+        project: "p".into(),
+        taskid: sent[0].taskid.clone(),
+        url: sent[0].url.clone(),
+        retries: 0,
+        error: None,
+        status_code: Some(200),
+        fetch_ms: 1,
+        process_ms: 1,
+        follows: 0,
+        items: 0,
+        form_values_literal: 3,
+        etag: None,
+        last_modified: None,
+        retry_after_ms: None,
+    };
+    h.bus
+        .publish(&Stage::Status.subject("p"), Message::Status(outcome))
+        .await
+        .expect("publish outcome");
+    h.step().await;
+    assert_eq!(h.stats().form_values_literal, 3);
+    assert_eq!(h.stats().follows_known, 0);
 }
 
 #[tokio::test]
@@ -504,6 +540,7 @@ async fn a_host_answering_429_is_backed_off_while_other_hosts_keep_going() {
         process_ms: 1,
         follows: 0,
         items: 0,
+        form_values_literal: 0,
         etag: None,
         last_modified: None,
         retry_after_ms,

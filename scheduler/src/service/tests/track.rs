@@ -17,6 +17,7 @@ async fn report(h: &Harness, task: &Task, edit: impl FnOnce(&mut Outcome)) {
         process_ms: 4,
         follows: 12,
         items: 1,
+        form_values_literal: 0,
         etag: None,
         last_modified: None,
         retry_after_ms: None,
