@@ -402,6 +402,9 @@ struct EndpointArgs {
     /// File rewritten after every heartbeat, for `spindle healthcheck --file`.
     #[arg(long, env = "SPINDLE_HEARTBEAT_FILE")]
     heartbeat_file: Option<PathBuf>,
+    /// Serve Prometheus metrics on http://ADDR/metrics (e.g. 0.0.0.0:9100).
+    #[arg(long, env = "SPINDLE_METRICS", value_name = "ADDR")]
+    metrics: Option<String>,
 }
 
 impl EndpointArgs {
@@ -419,6 +422,7 @@ impl EndpointArgs {
             database: self.database.or(file.database),
             ack_wait: self.ack_wait,
             heartbeat_file: self.heartbeat_file,
+            metrics: self.metrics,
         })
     }
 }
