@@ -697,11 +697,10 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             let listener = tokio::net::TcpListener::bind(&bind).await?;
             println!("http://{}", listener.local_addr()?);
             let site = Arc::new(Site::new(SiteSpec::bench(products)));
-            let stop = CancellationToken::new();
-            spindle::site::serve(site, Arc::new(Hits::default()), listener, async move {
-                stop.cancelled().await
-            })
-            .await?;
+            // It may be a container's only process: SIGTERM stops it (PID 1 has no default
+            // handler).
+            spindle::site::serve(site, Arc::new(Hits::default()), listener, shutdown_signal())
+                .await?;
             Ok(ExitCode::SUCCESS)
         }
     }
