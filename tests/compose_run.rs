@@ -401,7 +401,7 @@ fn live(roles: &BTreeMap<String, Vec<(String, u64)>>, role: &str) -> usize {
 #[test]
 fn the_real_compose_file_scales_survives_kills_and_keeps_its_data() {
     if let Some(reason) = missing_prerequisite() {
-        let _ = support::require_service::<(), _>("Docker", Err(reason));
+        let _ = support::require_service::<(), _>("a Docker engine this test can use", Err(reason));
         return;
     }
     let compose = compose_command().expect("checked above");
