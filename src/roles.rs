@@ -2,8 +2,11 @@
 //!
 //! Each role builds its clients (bus, store, HTTP) and hands them to its service crate's
 //! `run`, plus a heartbeat every [`events::HEARTBEAT_EVERY_MS`] with its in-flight count and
-//! throughput (counted by a [`MeteredBus`] around the shared bus). SIGTERM or Ctrl-C cancels
-//! one token: services stop pulling, finish what they hold, and the process exits 0.
+//! throughput (counted by a [`MeteredBus`] around the shared bus). What the role publishes is
+//! counted in its Prometheus metrics by an [`ObservedBus`] around that, served on
+//! `--metrics ADDR` and, for the web UI, on its own `/metrics` ([`crate::metrics`]). SIGTERM
+//! or Ctrl-C cancels one token: services stop pulling, finish what they hold, and the process
+//! exits 0.
 
 use std::path::PathBuf;
 use std::sync::Arc;
