@@ -5,7 +5,7 @@
 #
 #   base      Debian bookworm made from Debian's packages with mmdebstrap (the apt variant, what
 #             debian:bookworm-slim holds) and loaded with `docker import`; cached under a tag
-#             keyed by its suite, variant, package list and apt sources.
+#             keyed by its suite, variant, package list, apt sources and this script.
 #   SPINDLE_TEST_IMAGE           the Dockerfile's `runtime` stage on that base, with BINARY (built
 #                                on the host) instead of the Dockerfile's compile stage; tagged TAG.
 #   SPINDLE_TEST_NATS_IMAGE      Debian's nats-server on the base  } tests/compose/services.Dockerfile,
@@ -13,7 +13,8 @@
 #
 # Usage: scripts/compose-images.sh BINARY TAG     (as root; needs docker and mmdebstrap)
 set -euo pipefail
-cd "$(dirname "$0")/.."
+self=$(realpath "$0")
+cd "$(dirname "$self")/.."
 [ $# -eq 2 ] || { echo "usage: $0 BINARY TAG" >&2; exit 2; }
 binary=$1 tag=$2
 
@@ -41,15 +42,36 @@ aptopts=()
 while read -r opt; do aptopts+=("--aptopt=$opt"); done < <(
   apt-config dump 2>/dev/null | grep -E '^Acquire::Check-(Valid-Until|Date) "false";$' || true)
 
+# As in Debian's official images, apt leaves no downloaded packages nor caches in the layers
+# the images add.
+clean='/var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin'
+DOCKER_CLEAN="DPkg::Post-Invoke { \"rm -f $clean || true\"; };
+APT::Update::Post-Invoke { \"rm -f $clean || true\"; };
+Dir::Cache::pkgcache \"\";
+Dir::Cache::srcpkgcache \"\";"
+
 hash() { sha256sum | cut -c1-16; }
-key=$({ echo "$SUITE $VARIANT $PACKAGES ${aptopts[*]}"; [ -z "$sources" ] || cat "$sources"; } | hash)
+# The base's key: its package list and apt sources, and this script (how it is made).
+key=$({ echo "$SUITE $VARIANT $PACKAGES ${aptopts[*]}"; cat "$self"
+  [ -z "$sources" ] || cat "$sources"; } | hash)
 base=spindle-test/bookworm:$key
 if ! "$docker" image inspect "$base" >/dev/null 2>&1; then
   command -v mmdebstrap >/dev/null || { echo "mmdebstrap is missing (apt-get install mmdebstrap)" >&2; exit 1; }
   echo "building $base with mmdebstrap (once per package list)" >&2
   start=$SECONDS
-  mmdebstrap --quiet --variant="$VARIANT" ${PACKAGES:+--include="$PACKAGES"} "${aptopts[@]}" \
-    "$SUITE" - ${sources:+"$sources"} | "$docker" import -c 'CMD ["bash"]' - "$base" >/dev/null
+  # A whole tarball first: a failed run must not leave a partial base under the cached tag.
+  work=$(mktemp -d)
+  echo "$DOCKER_CLEAN" > "$work/docker-clean"
+  if ! mmdebstrap --quiet --variant="$VARIANT" ${PACKAGES:+--include="$PACKAGES"} \
+      "${aptopts[@]}" --customize-hook="copy-in $work/docker-clean /etc/apt/apt.conf.d" \
+      --customize-hook='rm -f "$1"/var/cache/apt/*.bin' \
+      "$SUITE" "$work/rootfs.tar" ${sources:+"$sources"}; then
+    rm -rf "$work"
+    echo "mmdebstrap failed" >&2
+    exit 1
+  fi
+  "$docker" import -c 'CMD ["bash"]' "$work/rootfs.tar" "$base" >/dev/null
+  rm -rf "$work"
   echo "built $base in $((SECONDS - start)) s" >&2
 fi
 

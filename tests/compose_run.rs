@@ -467,11 +467,11 @@ fn the_real_compose_file_scales_survives_kills_and_keeps_its_data() {
     let site = Site::new(SiteSpec::bench(PRODUCTS));
     let pages = site.spec().pages();
     assert!(pages >= 5_000);
-    // Stopped until step 2 starts it; at a rate the crawl lasts long enough at (50 s) for
+    // Stopped until step 2 starts it; at a rate the crawl lasts long enough at (70 s) for
     // the kills and the restart to land mid-crawl.
     let toml = site
         .project_toml(PROJECT, SITE)
-        .replace("rate = 100000", "status = \"STOP\"\nrate = 100")
+        .replace("rate = 100000", "status = \"STOP\"\nrate = 75")
         .replace("burst = 100000", "burst = 20");
     support::write(&examples, "site.toml", &toml);
     for path in [dir.path(), &examples] {
@@ -561,6 +561,13 @@ fn the_real_compose_file_scales_survives_kills_and_keeps_its_data() {
     assert_eq!(live(&roles, "processor"), 2, "{status}");
     assert_eq!(live(&roles, "scheduler"), 1, "{status}");
 
+    // The victims of step 2, chosen now: docker-compose takes seconds per call on a busy
+    // machine, and the kills must land mid-crawl.
+    let fetchers = deployment.containers("fetcher");
+    let processors = deployment.containers("processor");
+    assert_eq!((fetchers.len(), processors.len()), (3, 2));
+    let (killed_fetcher, killed_processor) = (&fetchers[0], &processors[0]);
+
     // 2. The project loads from the mounted folder and crawls; mid-crawl a fetcher and a
     // processor die with SIGKILL and the scheduler is restarted.
     let loading = Instant::now();
@@ -583,7 +590,7 @@ fn the_real_compose_file_scales_survives_kills_and_keeps_its_data() {
     loop {
         if let Some((state, _, success, failed)) = deployment.project_row() {
             assert_eq!(state, "RUNNING");
-            if success + failed >= pages / 4 {
+            if success + failed >= pages / 5 {
                 break;
             }
         }
@@ -593,29 +600,23 @@ fn the_real_compose_file_scales_survives_kills_and_keeps_its_data() {
         );
         std::thread::sleep(Duration::from_millis(500));
     }
-    let fetchers = deployment.containers("fetcher");
-    let processors = deployment.containers("processor");
-    assert_eq!((fetchers.len(), processors.len()), (3, 2));
-    let (killed_fetcher, killed_processor) = (&fetchers[0], &processors[0]);
-    for victim in [killed_fetcher, killed_processor] {
-        ok(
-            run_for(
-                docker(&["kill", "--signal", "KILL", victim]),
-                Duration::from_secs(30),
-            ),
-            "docker kill",
-        );
-    }
-    let (_, _, success, failed) = deployment.project_row().expect("the project");
+    ok(
+        run_for(
+            docker(&["kill", "--signal", "KILL", killed_fetcher, killed_processor]),
+            Duration::from_secs(30),
+        ),
+        "docker kill",
+    );
+    let row = deployment.project_row().expect("the project");
     assert!(
-        success + failed < pages / 2,
-        "the crawl was still running when the containers were killed"
+        row.2 + row.3 < pages,
+        "the crawl was still running when the containers were killed: {row:?}"
     );
     deployment.ok(&["restart", "scheduler"], Duration::from_secs(120));
-    let (_, _, success, failed) = deployment.project_row().expect("the project");
+    let row = deployment.project_row().expect("the project");
     assert!(
-        success + failed < pages,
-        "the crawl was still running when the scheduler was restarted"
+        row.2 + row.3 < pages,
+        "the crawl was still running when the scheduler was restarted: {row:?}"
     );
 
     // 3. The crawl ends with every item exactly once.
@@ -644,7 +645,7 @@ fn the_real_compose_file_scales_survives_kills_and_keeps_its_data() {
     assert_eq!(queued, 0);
     assert_eq!(success + failed, pages, "one task per page of the site");
     eprintln!(
-        "crawl of {pages} pages (rate limit 100/s, two containers killed, scheduler restarted) in {rate_window:.1?}"
+        "crawl of {pages} pages (rate limit 75/s, two containers killed, scheduler restarted) in {rate_window:.1?}"
     );
 
     // Every fetcher alive did work, and its metrics count what it fetched.
@@ -658,7 +659,20 @@ fn the_real_compose_file_scales_survives_kills_and_keeps_its_data() {
             .map(|(_, done)| *done)
             .unwrap_or_else(|| panic!("fetcher {fetcher} is not in\n{status}"));
         assert!(done > 0, "fetcher {fetcher} did work:\n{status}");
-        let text = deployment.scrape(fetcher);
+        // Read while it holds nothing (a task is counted when its page is sent, and done
+        // when acked right after); tasks of the killed fetcher may still come back to it.
+        let scraping = Instant::now();
+        let text = loop {
+            let text = deployment.scrape(fetcher);
+            if metric(&text, "spindle_in_flight_messages", &[]) == 0.0 {
+                break text;
+            }
+            assert!(
+                scraping.elapsed() < Duration::from_secs(60),
+                "{fetcher} stays busy:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        };
         let fetched = metric(
             &text,
             "spindle_pages_fetched_total",
@@ -722,42 +736,65 @@ fn the_real_compose_file_scales_survives_kills_and_keeps_its_data() {
         Some(("RUNNING".to_string(), 0, success, failed)),
         "every task kept"
     );
-    // A forced run fetches the start page once more, on the one fetcher there is.
+    // A forced run fetches the start page once more, on the one fetcher there is, and its
+    // metrics count exactly that page. Tasks the killed fetcher held come back after the
+    // ack wait (2 minutes) and go to this fetcher if the crawl ended sooner: first wait
+    // until its queue is empty and its count settled.
     let fetcher = deployment.containers("fetcher");
     assert_eq!(fetcher.len(), 1);
-    let before = deployment.scrape(&fetcher[0]);
-    assert_eq!(
-        metric(&before, "spindle_pages_fetched_total", &[]),
-        0.0,
-        "{before}"
-    );
+    let fetched = |text: &str, outcome: Option<&str>| {
+        let mut labels = vec![("project", PROJECT)];
+        labels.extend(outcome.map(|o| ("outcome", o)));
+        metric(text, "spindle_pages_fetched_total", &labels)
+    };
+    let idle = |text: &str| {
+        [
+            "spindle_queue_pending_messages",
+            "spindle_queue_unacked_messages",
+            "spindle_in_flight_messages",
+        ]
+        .iter()
+        .all(|name| metric(text, name, &[]) == 0.0)
+    };
+    let settling = Instant::now();
+    let before = loop {
+        let text = deployment.scrape(&fetcher[0]);
+        if idle(&text) {
+            std::thread::sleep(Duration::from_secs(2));
+            let again = deployment.scrape(&fetcher[0]);
+            if idle(&again) && fetched(&again, None) == fetched(&text, None) {
+                break again;
+            }
+        }
+        assert!(
+            settling.elapsed() < Duration::from_secs(240),
+            "the fetch queue did not settle:\n{text}"
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    };
     deployment.spindle(&["project", "run", PROJECT]);
     let run_start = Instant::now();
-    let after = loop {
+    loop {
         let text = deployment.scrape(&fetcher[0]);
-        if metric(&text, "spindle_pages_fetched_total", &[]) > 0.0 {
-            break text;
+        if fetched(&text, None) > fetched(&before, None) {
+            break;
         }
         assert!(
             run_start.elapsed() < Duration::from_secs(60),
             "the forced run fetched nothing:\n{text}"
         );
         std::thread::sleep(Duration::from_secs(1));
-    };
-    std::thread::sleep(Duration::from_secs(3));
-    let after_settled = deployment.scrape(&fetcher[0]);
-    for text in [&after, &after_settled] {
-        assert_eq!(
-            metric(
-                text,
-                "spindle_pages_fetched_total",
-                &[("project", PROJECT), ("outcome", "ok")]
-            ),
-            1.0,
-            "the fetcher counts the one page it fetched:\n{text}"
-        );
-        assert_eq!(metric(text, "spindle_pages_fetched_total", &[]), 1.0);
     }
+    std::thread::sleep(Duration::from_secs(3));
+    let after = deployment.scrape(&fetcher[0]);
+    assert_eq!(
+        (
+            fetched(&after, Some("ok")) - fetched(&before, Some("ok")),
+            fetched(&after, None) - fetched(&before, None)
+        ),
+        (1.0, 1.0),
+        "the fetcher counts the one page it fetched:\n{before}\n{after}"
+    );
 
     // 5. The web UI, from another container on the network.
     let ui = "http://web-ui:5000";
@@ -798,17 +835,19 @@ fn the_real_compose_file_scales_survives_kills_and_keeps_its_data() {
     assert_eq!(code, 401, "the web UI's metrics need the login");
     let (code, text) = deployment.http("GET", &metrics_url, &[], None, true);
     assert_eq!(code, 200, "{text}");
-    assert_eq!(
+    let tasks = |status| {
         metric(
             &text,
             "spindle_tasks",
-            &[
-                ("role", "web-ui"),
-                ("project", PROJECT),
-                ("status", "success")
-            ]
-        ),
-        success as f64,
-        "the web UI's metrics show the stored tasks:\n{text}"
+            &[("role", "web-ui"), ("project", PROJECT), ("status", status)],
+        )
+    };
+    assert_eq!(tasks("failed"), failed as f64, "{text}");
+    // The scheduler adds its own outcomes to the all-time count between two counts of the
+    // store (every 10 minutes), so the forced run of step 4 may count once more.
+    let shown = tasks("success");
+    assert!(
+        shown == success as f64 || shown == (success + 1) as f64,
+        "the web UI's metrics show the stored tasks ({success} done):\n{text}"
     );
 }
