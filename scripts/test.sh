@@ -3,7 +3,8 @@
 #
 # It installs and starts what the tests need when it is missing, so it passes on a fresh
 # Debian machine (run as root, or with sudo available): NATS with JetStream on
-# 127.0.0.1:4222, PostgreSQL on 127.0.0.1:5432 (trust auth, database `test`) and Chromium.
+# 127.0.0.1:4222, PostgreSQL on 127.0.0.1:5432 (trust auth, database `test`), Chromium, and
+# a Docker engine with compose and mmdebstrap (the compose test needs root).
 # Without them the service tests skip with a printed reason; under CI=true they fail.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -49,6 +50,18 @@ if ! listening 5432; then
 fi
 
 [ -x /usr/bin/chromium ] || install chromium
+
+# The compose test (tests/compose_run.rs) runs docker-compose.yml on a Docker engine, with
+# images it builds from Debian's packages (mmdebstrap), since no image registry is reachable.
+command -v dockerd >/dev/null 2>&1 || install docker.io
+docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null 2>&1 || \
+  install docker-compose
+command -v mmdebstrap >/dev/null 2>&1 || install mmdebstrap
+if ! $SUDO docker info >/dev/null 2>&1; then
+  $SUDO start-stop-daemon --start --oknodo --background --exec "$(command -v dockerd)" -- \
+    --log-level=warn -p /var/run/docker.pid
+  for _ in $(seq 100); do $SUDO docker info >/dev/null 2>&1 && break; sleep 0.3; done
+fi
 
 # A clean clone gains nothing from incremental caches, and they double the target size.
 if [ "${CI:-}" = "true" ]; then export CARGO_INCREMENTAL=0; fi

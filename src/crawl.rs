@@ -243,6 +243,7 @@ pub async fn crawl_to(
                         database: None,
                         ack_wait: None,
                         heartbeat_file: None,
+                        metrics: None,
                     };
                     Arc::new(connect_bus(&endpoints, "spindle-crawl").await?)
                 }

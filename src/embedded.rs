@@ -14,6 +14,8 @@ use spindle_fetcher::{Fetcher, FetcherConfig};
 use spindle_processor::ProcessorConfig;
 use spindle_scheduler::SchedulerConfig;
 use tokio::task::JoinSet;
+
+use crate::metrics::{Counted, ObservedBus};
 use tokio_util::sync::CancellationToken;
 
 /// Name of the database file inside a data folder.
@@ -40,6 +42,8 @@ pub struct Embedded {
     pub store: Arc<dyn Store>,
     /// Live figures.
     pub board: Arc<StatsBoard>,
+    /// Prometheus metrics of every role of this process (role label `all`).
+    pub metrics: Arc<crate::metrics::Metrics>,
     shutdown: CancellationToken,
     roles: JoinSet<anyhow::Result<()>>,
 }
@@ -147,7 +151,8 @@ pub async fn run_all(
         .debugger(Arc::new(crate::debug::EditorDebugger))
         .login(ui.login)
         .session_secret(ui.session_secret)
-        .project_files(projects);
+        .project_files(projects)
+        .metrics(run.metrics.renderer());
     let ui = tokio::spawn(web.serve(listener, stop.clone()));
     let result = tokio::select! {
         _ = stop_signal => {
@@ -187,10 +192,21 @@ impl Embedded {
         let fetcher =
             Arc::new(Fetcher::new(&config.fetcher).context("cannot build the HTTP client")?);
         let mut roles = JoinSet::new();
+        let metrics = Arc::new(crate::metrics::Metrics::new(
+            "all",
+            crate::metrics::Sources {
+                meter: None,
+                queues: Some((bus.clone(), crate::metrics::ALL_QUEUES.to_vec())),
+                board: Some(board.clone()),
+            },
+        ));
         // Each role sees the bus through a meter of its own and sends heartbeats, like the
-        // distributed roles, so the web UI lists the in-process roles too.
-        let role_bus = |role: &'static str| -> Arc<dyn Bus> {
-            let metered = MeteredBus::new(bus.clone());
+        // distributed roles, so the web UI lists the in-process roles too; what it publishes
+        // is counted in the metrics.
+        let role_bus = |role: &'static str, counted: Counted| -> Arc<dyn Bus> {
+            let observed: Arc<dyn Bus> =
+                Arc::new(ObservedBus::new(bus.clone(), metrics.clone(), counted));
+            let metered = MeteredBus::new(observed);
             tokio::spawn(crate::heartbeat::send_every_period(
                 bus.clone(),
                 metered.meter(),
@@ -202,7 +218,7 @@ impl Embedded {
         };
         roles.spawn({
             let (bus, store, clock, board, stop) = (
-                role_bus("scheduler"),
+                role_bus("scheduler", Counted::Scheduler),
                 store.clone(),
                 clock.clone(),
                 board.clone(),
@@ -215,7 +231,7 @@ impl Embedded {
             })
         });
         roles.spawn({
-            let (bus, stop) = (role_bus("fetcher"), shutdown.clone());
+            let (bus, stop) = (role_bus("fetcher", Counted::Fetcher), shutdown.clone());
             metered(CpuStage::Fetch, async move {
                 spindle_fetcher::run(fetcher, config.fetcher, bus, stop)
                     .await
@@ -223,7 +239,11 @@ impl Embedded {
             })
         });
         roles.spawn({
-            let (bus, store, stop) = (role_bus("processor"), store.clone(), shutdown.clone());
+            let (bus, store, stop) = (
+                role_bus("processor", Counted::Processor),
+                store.clone(),
+                shutdown.clone(),
+            );
             metered(CpuStage::Process, async move {
                 spindle_processor::run(config.processor, bus, store, stop)
                     .await
@@ -232,7 +252,7 @@ impl Embedded {
         });
         roles.spawn({
             let (bus, store, clock, stop) = (
-                role_bus("result-writer"),
+                role_bus("result-writer", Counted::ResultWriter),
                 store.clone(),
                 clock.clone(),
                 shutdown.clone(),
@@ -248,6 +268,7 @@ impl Embedded {
             memory: None,
             store,
             board,
+            metrics,
             shutdown,
             roles,
         })

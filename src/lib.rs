@@ -10,6 +10,7 @@ pub mod embedded;
 pub mod export;
 pub mod healthcheck;
 pub mod heartbeat;
+pub mod metrics;
 pub mod progress;
 pub mod project_cmd;
 pub mod projects_dir;

@@ -434,6 +434,9 @@ struct EndpointArgs {
     /// File rewritten after every heartbeat, for `spindle healthcheck --file`.
     #[arg(long, env = "SPINDLE_HEARTBEAT_FILE")]
     heartbeat_file: Option<PathBuf>,
+    /// Serve Prometheus metrics on http://ADDR/metrics (e.g. 0.0.0.0:9100).
+    #[arg(long, env = "SPINDLE_METRICS", value_name = "ADDR")]
+    metrics: Option<String>,
 }
 
 impl EndpointArgs {
@@ -451,6 +454,7 @@ impl EndpointArgs {
             database: self.database.or(file.database),
             ack_wait: self.ack_wait,
             heartbeat_file: self.heartbeat_file,
+            metrics: self.metrics,
         })
     }
 }
@@ -806,23 +810,10 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             let listener = tokio::net::TcpListener::bind(&bind).await?;
             println!("http://{}", listener.local_addr()?);
             let site = Arc::new(Site::new(SiteSpec::bench_sized(products, pages)));
-            let hits = Arc::new(Hits::default());
-            // What the bench reads after a crawl; outside the router's counting layer.
-            let seen = hits.clone();
-            let app = site.router(hits).route(
-                "/__stats",
-                axum::routing::get(move || {
-                    let hits = seen.clone();
-                    async move {
-                        axum::Json(serde_json::json!({
-                            "requests": hits.total(),
-                            "max_in_flight": hits.in_flight.max(),
-                            "mean_in_flight": hits.in_flight.mean_between(0.1, 0.9),
-                        }))
-                    }
-                }),
-            );
-            axum::serve(listener, app).await?;
+            // It may be a container's only process: SIGTERM stops it (PID 1 has no default
+            // handler).
+            spindle::site::serve(site, Arc::new(Hits::default()), listener, shutdown_signal())
+                .await?;
             Ok(ExitCode::SUCCESS)
         }
     }

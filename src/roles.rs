@@ -2,8 +2,11 @@
 //!
 //! Each role builds its clients (bus, store, HTTP) and hands them to its service crate's
 //! `run`, plus a heartbeat every [`events::HEARTBEAT_EVERY_MS`] with its in-flight count and
-//! throughput (counted by a [`MeteredBus`] around the shared bus). SIGTERM or Ctrl-C cancels
-//! one token: services stop pulling, finish what they hold, and the process exits 0.
+//! throughput (counted by a [`MeteredBus`] around the shared bus). What the role publishes is
+//! counted in its Prometheus metrics by an [`ObservedBus`] around that, served on
+//! `--metrics ADDR` and, for the web UI, on its own `/metrics` ([`crate::metrics`]). SIGTERM
+//! or Ctrl-C cancels one token: services stop pulling, finish what they hold, and the process
+//! exits 0.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -19,6 +22,8 @@ use spindle_processor::ProcessorConfig;
 use spindle_scheduler::SchedulerConfig;
 use tokio_util::sync::CancellationToken;
 
+use crate::metrics::{self, Counted, Metrics, ObservedBus};
+
 /// Where the shared services are.
 #[derive(Debug, Clone)]
 pub struct Endpoints {
@@ -32,6 +37,8 @@ pub struct Endpoints {
     pub ack_wait: Option<Duration>,
     /// File rewritten after every heartbeat sent, for `spindle healthcheck --file`.
     pub heartbeat_file: Option<PathBuf>,
+    /// Address of the Prometheus `/metrics` port (`--metrics`), if any.
+    pub metrics: Option<String>,
 }
 
 /// The config file of the distributed roles (`--config`); flags and environment beat it.
@@ -98,6 +105,28 @@ impl Role {
             Role::WebUi { .. } => "web-ui",
         }
     }
+
+    /// What this role's publishes count in the metrics.
+    fn counted(&self) -> Counted {
+        match self {
+            Role::Scheduler { .. } => Counted::Scheduler,
+            Role::Fetcher { .. } => Counted::Fetcher,
+            Role::Processor { .. } => Counted::Processor,
+            Role::ResultWriter => Counted::ResultWriter,
+            Role::WebUi { .. } => Counted::Nothing,
+        }
+    }
+
+    /// The queues this role's metrics report: its own, or every one for the web UI.
+    fn queues(&self) -> Vec<&'static str> {
+        match self {
+            Role::Scheduler { .. } => vec![durable::SCHEDULER],
+            Role::Fetcher { .. } => vec![durable::FETCHER],
+            Role::Processor { .. } => vec![durable::PROCESSOR],
+            Role::ResultWriter => vec![durable::RESULT_WRITER],
+            Role::WebUi { .. } => metrics::ALL_QUEUES.to_vec(),
+        }
+    }
 }
 
 /// Connects to NATS (waiting for it up to a minute: roles may start before it).
@@ -128,11 +157,39 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let id = events::instance_id(role.name());
+    // Bound first, so a port in use stops the role at once.
+    let metrics_listener = match &endpoints.metrics {
+        Some(addr) => Some(metrics::bind(addr).await?),
+        None => None,
+    };
     let nats = connect_bus(&endpoints, &id).await?;
     let metered = MeteredBus::new(Arc::new(nats.clone())).with_ack_wait(endpoints.ack_wait);
-    let bus: Arc<dyn Bus> = Arc::new(metered.clone());
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let meter = metered.meter();
+    // The scheduler's figures, or the web UI's copy of them from the events.
+    let board = Arc::new(StatsBoard::new());
+    let has_board = matches!(role, Role::Scheduler { .. } | Role::WebUi { .. });
+    let metrics = Arc::new(Metrics::new(
+        role.name(),
+        metrics::Sources {
+            meter: Some(meter.clone()),
+            queues: Some((Arc::new(nats.clone()), role.queues())),
+            board: has_board.then(|| board.clone()),
+        },
+    ));
+    if let Some(listener) = metrics_listener {
+        let (metrics, stop) = (metrics.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            if let Err(e) = metrics::serve(metrics, listener, stop).await {
+                tracing::error!(error = %e, "the metrics port stopped");
+            }
+        });
+    }
+    let bus: Arc<dyn Bus> = Arc::new(ObservedBus::new(
+        Arc::new(metered.clone()),
+        metrics.clone(),
+        role.counted(),
+    ));
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let beat = tokio::spawn(crate::heartbeat::send_every_period(
         bus.clone(),
         meter.clone(),
@@ -144,7 +201,6 @@ pub async fn run(
     let result = match role {
         Role::Scheduler { projects } => {
             let store = connect_store(&endpoints).await?;
-            let board = Arc::new(StatsBoard::new());
             if let Some(dir) = projects {
                 crate::projects_dir::load_and_watch(
                     dir,
@@ -198,9 +254,9 @@ pub async fn run(
         }
         Role::WebUi { ui } => {
             let listener = crate::embedded::bind_ui(&ui).await?;
-            let board = Arc::new(StatsBoard::new());
             let mut web = spindle_web_ui::WebUi::new(board, spindle_web_ui::Mode::Distributed)
                 .bus(bus.clone())
+                .metrics(metrics.renderer())
                 .debugger(Arc::new(crate::debug::EditorDebugger))
                 .login(ui.login)
                 .session_secret(ui.session_secret);

@@ -1,5 +1,7 @@
-//! docker-compose.yml checked against the CLI (there is no Docker engine here): services,
-//! images, commands, environment, health checks and scaling settings.
+//! docker-compose.yml checked against the CLI without a Docker engine: services, images,
+//! commands, environment, health checks and scaling settings; and the compose test's
+//! override file checked to change only where images come from. (`tests/compose_run.rs`
+//! runs the file on a Docker engine.)
 
 mod support;
 
@@ -208,4 +210,50 @@ fn workers_scale_and_infrastructure_is_health_checked() {
         .expect("a password hash from the environment");
     assert!(hash.starts_with("${SPINDLE_WEB_PASSWORD_HASH:?"), "{hash}");
     assert!(strings(&get("scheduler")["command"]).contains(&"--projects".to_string()));
+}
+
+#[test]
+fn the_compose_test_overrides_only_image_sources() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/compose/docker-compose.test.yml"
+    ))
+    .expect("the override file");
+    let docs = YamlLoader::load_from_str(&text).expect("valid YAML");
+    let real: Vec<String> = services().into_iter().map(|(name, _)| name).collect();
+    let overridden = docs[0]["services"].as_hash().expect("a services map");
+    for (name, def) in overridden {
+        let name = name.as_str().expect("a service name");
+        let keys: Vec<&str> = def
+            .as_hash()
+            .expect("a service map")
+            .keys()
+            .filter_map(Yaml::as_str)
+            .collect();
+        if real.iter().any(|r| r == name) {
+            assert_eq!(keys, ["image"], "{name}: the override sets its image only");
+        } else {
+            assert_eq!(name, "site", "the one added service is the generated site");
+            let command = strings(&def["command"]);
+            assert_eq!(command[0], "serve-site", "{command:?}");
+        }
+    }
+    for name in &real {
+        assert!(
+            overridden.contains_key(&Yaml::String(name.clone())),
+            "{name} gets a locally built image"
+        );
+    }
+    let top: Vec<&str> = docs[0]
+        .as_hash()
+        .expect("a map")
+        .keys()
+        .filter_map(Yaml::as_str)
+        .collect();
+    assert_eq!(top, ["services", "networks"]);
+    assert_eq!(
+        docs[0]["networks"]["default"]["internal"].as_bool(),
+        Some(true),
+        "no route off the machine"
+    );
 }

@@ -67,6 +67,30 @@ fn a_killed_crawl_resumes_and_loses_nothing() {
         }
         std::thread::sleep(Duration::from_millis(200));
     }
+    // The UI's /metrics (Prometheus) has the figures of every in-process role.
+    let (code, metrics) = support::http(&bind, "GET", "/metrics", None).expect("/metrics");
+    assert_eq!(code, 200, "{metrics}");
+    let sample = |name: &str, labels: &[&str]| -> f64 {
+        metrics
+            .lines()
+            .filter(|l| l.split(['{', ' ']).next() == Some(name))
+            .filter(|l| labels.iter().all(|label| l.contains(label)))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    let shop = "project=\"shop\"";
+    assert_eq!(
+        sample("spindle_tasks", &[shop, "status=\"success\""])
+            + sample("spindle_tasks", &[shop, "status=\"failed\""]),
+        pages as f64,
+        "one task per page:\n{metrics}"
+    );
+    let fetched = sample("spindle_pages_fetched_total", &[shop, "role=\"all\""]);
+    assert!(
+        fetched > 0.0 && fetched <= (served.hits.total() - fetched_before) as f64,
+        "the second process counts the pages it fetched ({fetched}):\n{metrics}"
+    );
+    assert!(sample("spindle_items_written_total", &[shop]) > 0.0);
     // A clean stop (SIGTERM) exits 0.
     let sent = std::process::Command::new("kill")
         .args(["-TERM", &second.id().to_string()])

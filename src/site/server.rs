@@ -49,8 +49,9 @@ impl Site {
     }
 }
 
-/// Serves `site` on `listener`, counting requests in `hits`, until `shutdown` resolves;
-/// then stops accepting connections and returns once in-flight requests are answered.
+/// Serves `site` on `listener`, counting requests in `hits` (read back at `/__stats`), until
+/// `shutdown` resolves; then stops accepting connections and returns once in-flight requests
+/// are answered.
 ///
 /// # Errors
 ///
@@ -61,7 +62,19 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, site.router(hits))
+    // What the bench reads after a crawl; outside the router's counting layer.
+    let seen = hits.clone();
+    let stats = axum::routing::get(move || {
+        let hits = seen.clone();
+        async move {
+            axum::Json(serde_json::json!({
+                "requests": hits.total(),
+                "max_in_flight": hits.in_flight.max(),
+                "mean_in_flight": hits.in_flight.mean_between(0.1, 0.9),
+            }))
+        }
+    });
+    axum::serve(listener, site.router(hits).route("/__stats", stats))
         .with_graceful_shutdown(shutdown)
         .await
 }

@@ -399,7 +399,8 @@ pub(crate) async fn require_login(
         return next.run(request).await;
     }
     let Some(identity) = identity else {
-        if !path.starts_with("/api/") {
+        // Scrapers, like API clients, get a 401 they can answer with HTTP Basic.
+        if !path.starts_with("/api/") && path != "/metrics" {
             let target = request
                 .uri()
                 .path_and_query()

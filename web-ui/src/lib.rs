@@ -44,6 +44,13 @@ use tokio_util::sync::CancellationToken;
 /// Largest request body the API reads.
 pub const MAX_BODY: usize = 1 << 20;
 
+/// The content type of `GET /metrics`: Prometheus's OpenMetrics text format.
+pub const METRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Renders the text `GET /metrics` answers with (see [`WebUi::metrics`]).
+pub type MetricsRenderer =
+    Arc<dyn Fn() -> futures::future::BoxFuture<'static, String> + Send + Sync>;
+
 /// Live instances of every role, by id, from their heartbeats.
 #[derive(Debug, Default)]
 pub struct Instances {
@@ -92,6 +99,7 @@ pub struct WebUi {
     login: Option<Login>,
     secret: Option<Vec<u8>>,
     project_files: Option<PathBuf>,
+    metrics: Option<MetricsRenderer>,
     mode: Mode,
 }
 
@@ -109,6 +117,7 @@ impl WebUi {
             login: None,
             secret: None,
             project_files: None,
+            metrics: None,
             mode,
         }
     }
@@ -151,6 +160,13 @@ impl WebUi {
         self
     }
 
+    /// Serves `GET /metrics` (Prometheus) with the text `render` makes; it needs the login
+    /// like every page (a viewer may read it). Without it `/metrics` is not found.
+    pub fn metrics(mut self, render: MetricsRenderer) -> Self {
+        self.metrics = Some(render);
+        self
+    }
+
     /// The router, with its background tasks (the snapshot pulse, and following the bus's
     /// events when a bus was given) running until `shutdown`.
     pub fn router(self, shutdown: CancellationToken) -> Router {
@@ -186,11 +202,13 @@ impl WebUi {
             debugger: self.debugger,
             gate: auth::Gate::new(self.login, self.secret.as_deref()),
             project_files: self.project_files,
+            metrics: self.metrics,
             snapshot,
         }));
         Router::new()
             .route("/healthz", get(|| async { "ok" }))
             .route("/api/instances", get(instances))
+            .route("/metrics", get(metrics))
             .merge(assets::router())
             .merge(auth::router())
             .merge(live::router())
@@ -235,6 +253,7 @@ pub(crate) struct Inner {
     debugger: Option<Arc<dyn Debugger>>,
     gate: auth::Gate,
     project_files: Option<PathBuf>,
+    metrics: Option<MetricsRenderer>,
     snapshot: watch::Receiver<Arc<str>>,
 }
 
@@ -301,6 +320,21 @@ pub async fn follow_events(
             }
         }
     }
+}
+
+async fn metrics(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let render = state.metrics.as_ref().ok_or(ApiError::NoRoute)?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(METRICS_CONTENT_TYPE),
+        )],
+        render().await,
+    )
+        .into_response())
 }
 
 async fn instances(

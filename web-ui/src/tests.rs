@@ -353,3 +353,54 @@ async fn oversized_and_malformed_bodies_are_json_errors() {
         assert!(json["error"].is_string(), "{body}: {json}");
     }
 }
+
+#[tokio::test]
+async fn metrics_are_served_with_the_login_like_every_page() {
+    let render: crate::MetricsRenderer =
+        Arc::new(|| Box::pin(async { "spindle_up 1\n# EOF\n".to_string() }));
+    let ui = |login: Option<Login>| {
+        WebUi::new(Default::default(), Mode::Embedded)
+            .login(login)
+            .metrics(render.clone())
+    };
+    let scrape = |authorization: Option<String>| {
+        let mut request = Request::get("/metrics");
+        if let Some(value) = authorization {
+            request = request.header(header::AUTHORIZATION, value);
+        }
+        request.body(Body::empty()).expect("request")
+    };
+    // Without a login, a scraper gets a 401 it can answer with HTTP Basic (not a redirect
+    // to the sign-in page).
+    let response = ui(Some(login()))
+        .router(CancellationToken::new())
+        .oneshot(scrape(None))
+        .await
+        .expect("response");
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert!(response.headers().contains_key(header::WWW_AUTHENTICATE));
+    // A viewer may read them.
+    let response = ui(Some(login()))
+        .router(CancellationToken::new())
+        .oneshot(scrape(Some(basic("vic", "look"))))
+        .await
+        .expect("response");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()[header::CONTENT_TYPE],
+        crate::METRICS_CONTENT_TYPE
+    );
+    let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .expect("body");
+    assert_eq!(&body[..], b"spindle_up 1\n# EOF\n");
+    // Without a login configured (a loopback UI) anyone on the machine may.
+    let (status, text) = get_text(ui(None), "/metrics").await;
+    assert_eq!(
+        (status, text.as_str()),
+        (StatusCode::OK, "spindle_up 1\n# EOF\n")
+    );
+    // A UI given no metrics has no such page.
+    let (status, _) = get_text(WebUi::new(Default::default(), Mode::Embedded), "/metrics").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
