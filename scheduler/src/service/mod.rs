@@ -396,6 +396,7 @@ impl Scheduler {
         let now = self.clock.now_ms();
         let mut follows: HashMap<String, Vec<Task>> = HashMap::new();
         let mut outcomes: HashMap<String, Vec<Outcome>> = HashMap::new();
+        let mut slots_freed = false;
         for d in &batch {
             match d.message.as_ref() {
                 Message::NewTasks(n) => follows
@@ -406,11 +407,19 @@ impl Scheduler {
                     .entry(o.project.clone())
                     .or_default()
                     .push(o.clone()),
-                Message::Fetched(f) => self.fetched(&f.project, &f.taskid, now),
+                Message::Fetched(f) => {
+                    self.fetched(&f.project, &f.taskid, now);
+                    slots_freed = true;
+                }
                 other => {
                     tracing::warn!(subject = %d.subject, kind = ?std::mem::discriminant(other), "unexpected message on the scheduler's consumer")
                 }
             }
+        }
+        // Freed slots serve their hosts' next requests now, not after the batch's writes: with
+        // few slots per host, the store's commit would otherwise hold every one of them.
+        if slots_freed {
+            self.dispatch().await?;
         }
         for (project, tasks) in follows {
             self.submit(&project, tasks, now).await?;
