@@ -402,8 +402,9 @@ follow = [{{ form = {{ css = "form#aspnetForm:has(a.next)", fill = {{ __EVENTTAR
 
 #[test]
 fn list_tiles_give_each_detail_page_its_own_values() {
-    // Two list pages of six tiles; the price and badge are on the tiles only. Page 2 links
-    // back to page 1, a follow already known.
+    // Two list pages of six tiles; the price and badge are on the tiles only, the name on the
+    // detail page, the rating on the product's reviews page: each item is assembled along
+    // list → detail → reviews. Page 2 links back to page 1, a follow already known.
     let server = serve_site(|method, uri, _headers, _body| {
         if method != Method::GET {
             return not_found();
@@ -436,10 +437,24 @@ fn list_tiles_give_each_detail_page_its_own_values() {
                 StatusCode::OK,
                 format!(r#"<h1>Shop</h1><ul>{tiles}</ul><nav>{nav}</nav>"#),
             )
+        } else if let Some(i) = path
+            .strip_prefix("/p/")
+            .and_then(|p| p.strip_suffix("/reviews"))
+        {
+            let i: u32 = i.parse().unwrap_or(0);
+            html(
+                StatusCode::OK,
+                format!(
+                    r#"<h1>Reviews</h1><p class="rating">{}.5 of 5</p><ul><li>Fine.</li></ul>"#,
+                    i % 5
+                ),
+            )
         } else if let Some(i) = path.strip_prefix("/p/") {
             html(
                 StatusCode::OK,
-                format!(r#"<h1>Product {i}</h1><p class="desc">About product {i}.</p>"#),
+                format!(
+                    r#"<h1>Product {i}</h1><p class="desc">About product {i}.</p><a class="reviews" href="/p/{i}/reviews">Reviews</a>"#
+                ),
             )
         } else {
             not_found()
@@ -458,10 +473,15 @@ follow = [{follow},
           {{ css = "nav a", callback = "start" }}]
 
 [handlers.detail]
-item.name = {{ css = "h1" }}
+follow = [{{ css = "a.reviews", callback = "reviews", save = {{ name = {{ css = "h1" }}, price = "$save.price", badge = "$save.badge", product = "$url" }} }}]
+
+[handlers.reviews]
+item.name = "$save.name"
 item.price = "$save.price"
 item.badge = "$save.badge"
-item.url = "$url"
+item.rating = {{ css = ".rating", regex = '^[0-9.]+', as = "number" }}
+item.url = "$save.product"
+item.reviews = "$url"
 "#
         )
     };
@@ -480,16 +500,27 @@ item.url = "$url"
     let want: BTreeMap<String, Value> = (1..=12u32)
         .map(|i| {
             let url = format!("{base}/p/{i}");
-            let badge = if i.is_multiple_of(3) { json!("Sale") } else { Value::Null };
+            let badge = if i.is_multiple_of(3) {
+                json!("Sale")
+            } else {
+                Value::Null
+            };
             (
                 url.clone(),
-                json!({ "name": format!("Product {i}"), "price": f64::from(i) + 0.99, "badge": badge, "url": url }),
+                json!({
+                    "name": format!("Product {i}"),
+                    "price": f64::from(i) + 0.99,
+                    "badge": badge,
+                    "rating": f64::from(i % 5) + 0.5,
+                    "url": url,
+                    "reviews": format!("{url}/reviews"),
+                }),
             )
         })
         .collect();
     assert_eq!(got, want, "stderr:\n{stderr}");
     assert!(
-        stderr.contains("14 pages, 12 items, 0 errors, 1 follow already known in"),
+        stderr.contains("26 pages, 12 items, 0 errors, 1 follow already known in"),
         "page 2's link back to page 1 is counted:\n{stderr}"
     );
 
