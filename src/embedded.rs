@@ -1,5 +1,6 @@
 //! The embedded mode: every role in one process, on the in-process bus and a SQLite store.
 
+use crate::roles::until_lasting_error;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -225,7 +226,19 @@ impl Embedded {
                 shutdown.clone(),
             );
             metered(CpuStage::Schedule, async move {
-                spindle_scheduler::run(config.scheduler, bus, store, clock, board, stop)
+                let scheduler = || {
+                    let (bus, store, clock) = (bus.clone(), store.clone(), clock.clone());
+                    spindle_scheduler::run(
+                        config.scheduler.clone(),
+                        bus,
+                        store,
+                        clock,
+                        board.clone(),
+                        stop.clone(),
+                    )
+                };
+                let transient = spindle_scheduler::SchedulerError::is_transient;
+                until_lasting_error("scheduler", &stop, scheduler, transient)
                     .await
                     .context("scheduler stopped")
             })
@@ -258,7 +271,12 @@ impl Embedded {
                 shutdown.clone(),
             );
             metered(CpuStage::Store, async move {
-                spindle_processor::result_writer::run(bus, store, clock, stop)
+                let writer = || {
+                    let (bus, store, clock) = (bus.clone(), store.clone(), clock.clone());
+                    spindle_processor::result_writer::run(bus, store, clock, stop.clone())
+                };
+                let transient = spindle_processor::result_writer::ResultWriterError::is_transient;
+                until_lasting_error("result writer", &stop, writer, transient)
                     .await
                     .context("result writer stopped")
             })

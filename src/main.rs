@@ -129,6 +129,13 @@ enum Command {
         /// With --hosts: product pages per host.
         #[arg(long, default_value_t = 20, requires = "hosts")]
         per_host: u32,
+        /// Soak: crawl a site of at least this many pages (the size replaces --products),
+        /// printing RSS, open file descriptors and pages/s every --every.
+        #[arg(long, conflicts_with_all = ["nats", "hosts"])]
+        soak: Option<u64>,
+        /// With --soak: time between two printed samples.
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration, requires = "soak")]
+        every: std::time::Duration,
     },
     /// Distributed: run the scheduler.
     Scheduler {
@@ -674,6 +681,32 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 delay,
             };
             let report = spindle::bench::hosts::run(spec, concurrency, dir.path()).await?;
+            println!("{report}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench {
+            soak: Some(soak_pages),
+            every,
+            concurrency,
+            host_concurrency,
+            pages,
+            ..
+        } => {
+            init_logging("warn");
+            let data = tempfile::tempdir().context("cannot create a temporary folder")?;
+            let concurrency = concurrency.unwrap_or(spindle_fetcher::config::DEFAULT_CONCURRENCY);
+            let mut site = spindle::bench::BenchSite {
+                products: 0,
+                pages,
+                host_concurrency,
+            };
+            site.products = spindle::bench::soak::products_for(soak_pages, &site);
+            println!("soak: {}, {} pages", site.describe(), site.spec().pages());
+            let report =
+                spindle::bench::soak::run(&site, concurrency, data.path(), every, |sample| {
+                    println!("{sample}")
+                })
+                .await?;
             println!("{report}");
             Ok(ExitCode::SUCCESS)
         }

@@ -215,13 +215,20 @@ pub async fn run(
                 board.clone(),
                 shutdown.clone(),
             ));
-            spindle_scheduler::run(
-                SchedulerConfig::default(),
-                bus.clone(),
-                store,
-                clock,
-                board,
-                shutdown.clone(),
+            until_lasting_error(
+                "scheduler",
+                &shutdown,
+                || {
+                    spindle_scheduler::run(
+                        SchedulerConfig::default(),
+                        bus.clone(),
+                        store.clone(),
+                        clock.clone(),
+                        board.clone(),
+                        shutdown.clone(),
+                    )
+                },
+                spindle_scheduler::SchedulerError::is_transient,
             )
             .await
             .context("scheduler stopped")
@@ -248,9 +255,21 @@ pub async fn run(
         }
         Role::ResultWriter => {
             let store = connect_store(&endpoints).await?;
-            spindle_processor::result_writer::run(bus.clone(), store, clock, shutdown.clone())
-                .await
-                .context("result writer stopped")
+            until_lasting_error(
+                "result writer",
+                &shutdown,
+                || {
+                    spindle_processor::result_writer::run(
+                        bus.clone(),
+                        store.clone(),
+                        clock.clone(),
+                        shutdown.clone(),
+                    )
+                },
+                spindle_processor::result_writer::ResultWriterError::is_transient,
+            )
+            .await
+            .context("result writer stopped")
         }
         Role::WebUi { ui } => {
             let listener = crate::embedded::bind_ui(&ui).await?;
@@ -279,6 +298,37 @@ pub async fn run(
     // Acks and publishes still in the client's buffer go out before the process ends.
     nats.flush().await.ok();
     result
+}
+
+/// Runs a role's service, and runs it again after an error that `transient` says may pass (the
+/// database restarting, say) instead of ending the process: the service starts from what the
+/// store holds, as after a restart of the process, and what it had not acknowledged is
+/// delivered again. Any other error, or a shutdown, ends it.
+pub(crate) async fn until_lasting_error<F, Fut, E>(
+    name: &str,
+    shutdown: &CancellationToken,
+    mut service: F,
+    transient: fn(&E) -> bool,
+) -> Result<(), E>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    /// Pause before running the service again.
+    const PAUSE: Duration = Duration::from_secs(1);
+    loop {
+        match service().await {
+            Err(e) if transient(&e) && !shutdown.is_cancelled() => {
+                tracing::warn!(role = name, error = %e, "the database is unreachable; starting again in 1 s");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return Ok(()),
+                    _ = tokio::time::sleep(PAUSE) => {}
+                }
+            }
+            result => return result,
+        }
+    }
 }
 
 /// Sends the scheduler's project figures every second until `shutdown`.

@@ -86,6 +86,26 @@ pub enum StoreError {
     UnsupportedUrl(String),
 }
 
+impl StoreError {
+    /// The database is unreachable for now (a lost connection, a server shutting down or
+    /// starting, a pool that timed out), so the same work may succeed once it is back; every
+    /// other error (a full disk, a corrupt value, a constraint) stays as it is on a retry.
+    pub fn is_transient(&self) -> bool {
+        let Self::Database(e) = self else {
+            return false;
+        };
+        match e {
+            sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_) => true,
+            // PostgreSQL's connection exceptions (class 08) and operator interventions that
+            // end sessions: admin_shutdown, crash_shutdown, cannot_connect_now.
+            sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+                code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03")
+            }),
+            _ => false,
+        }
+    }
+}
+
 /// Life cycle of a task, as stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

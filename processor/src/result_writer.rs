@@ -30,6 +30,14 @@ pub enum ResultWriterError {
     Store(#[from] StoreError),
 }
 
+impl ResultWriterError {
+    /// The store is unreachable for now: the writer may start again once it is back (what it
+    /// had not acknowledged is delivered again, and items are written by key).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Store(e) if e.is_transient())
+    }
+}
+
 /// Runs the result writer until `shutdown` is cancelled; what is already queued is written first.
 pub async fn run(
     bus: Arc<dyn Bus>,

@@ -31,6 +31,14 @@ pub enum SchedulerError {
     Store(#[from] spindle_common::StoreError),
 }
 
+impl SchedulerError {
+    /// The store is unreachable for now: the scheduler may start again once it is back,
+    /// from what the store holds, as after a restart of the process.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Store(e) if e.is_transient())
+    }
+}
+
 /// Tuning of the scheduler; every default is here.
 #[derive(Debug, Clone)]
 pub struct SchedulerConfig {

@@ -12,6 +12,7 @@
 
 pub mod hosts;
 pub mod process;
+pub mod soak;
 pub mod whole;
 
 use std::collections::HashMap;
