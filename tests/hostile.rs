@@ -233,17 +233,37 @@ follow = [{{ css = "a", callback = "start" }}]
         ),
     );
     let out = dir.path().join("items.jsonl");
+    let data = dir.path().join("data");
     let output = run(
         &[
             "crawl",
             project.to_str().expect("utf-8"),
             "-o",
             out.to_str().expect("utf-8"),
+            "--data",
+            data.to_str().expect("utf-8"),
         ],
         Duration::from_secs(300),
     );
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "crawl failed:\n{stderr}");
+    // A dropped page says why: the first filter page's parameters rotated are the same page.
+    let task = run(
+        &[
+            "task",
+            "hostile",
+            &format!("{}/filter?size=m&color=red", served.base),
+            "--data",
+            data.to_str().expect("utf-8"),
+        ],
+        Duration::from_secs(60),
+    );
+    let record = String::from_utf8_lossy(&task.stdout);
+    assert!(task.status.success(), "{record}");
+    assert!(
+        record.contains("near-duplicate of task ") && record.contains("follows were not expanded"),
+        "{record}"
+    );
     let figures: Vec<(&str, u64)> = ["session", "path_session", "filter", "calendar"]
         .iter()
         .map(|t| (*t, counts.of(t)))
