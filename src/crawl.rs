@@ -31,6 +31,8 @@ pub struct CrawlSummary {
     pub items_replaced: u64,
     /// Form values sent as written (`$...` naming no page value).
     pub form_values_literal: u64,
+    /// Pages that were near-duplicates of an earlier page: their follows were not expanded.
+    pub near_duplicates: u64,
     /// Wall-clock time of the crawl.
     pub elapsed: Duration,
 }
@@ -62,6 +64,11 @@ impl std::fmt::Display for CrawlSummary {
                 self.form_values_literal,
                 "form value sent as written",
                 "form values sent as written",
+            ),
+            (
+                self.near_duplicates,
+                "near-duplicate page (follows not expanded)",
+                "near-duplicate pages (follows not expanded)",
             ),
         ] {
             if n > 0 {
@@ -192,6 +199,7 @@ async fn crawl_on(
         follows_known: stats.follows_known,
         items_replaced: stats.items.saturating_sub(written),
         form_values_literal: stats.form_values_literal,
+        near_duplicates: stats.near_duplicates,
         elapsed: started.elapsed(),
     };
     Ok((summary, store))
@@ -287,6 +295,7 @@ mod tests {
             follows_known: 0,
             items_replaced: 0,
             form_values_literal: 0,
+            near_duplicates: 0,
             elapsed,
         }
         .to_string()
@@ -302,16 +311,18 @@ mod tests {
             follows_known: 3,
             items_replaced: 40,
             form_values_literal: 1,
+            near_duplicates: 2,
             elapsed: Duration::from_millis(120),
         };
         assert_eq!(
             s.to_string(),
-            "5 pages, 60 items, 0 errors, 3 follows already known, 40 items replaced by later ones, 1 form value sent as written in 120ms"
+            "5 pages, 60 items, 0 errors, 3 follows already known, 40 items replaced by later ones, 1 form value sent as written, 2 near-duplicate pages (follows not expanded) in 120ms"
         );
         let s = CrawlSummary {
             follows_known: 1,
             items_replaced: 0,
             form_values_literal: 0,
+            near_duplicates: 0,
             ..s
         };
         assert_eq!(

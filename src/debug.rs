@@ -53,7 +53,7 @@ impl spindle_web_ui::Debugger for EditorDebugger {
 }
 
 /// A task sent by a client, made the project's: its handler must exist, its URL must be
-/// http(s), and the project's `allow_private` replaces whatever the task says, so a task
+/// http(s), and the project's `allow_private` (and its ranges) replaces whatever the task says, so a task
 /// cannot lift the fetcher's guard.
 fn own_task(project: &Project, mut task: Task) -> anyhow::Result<Task> {
     has_handler(project, &task.callback)?;
@@ -62,6 +62,7 @@ fn own_task(project: &Project, mut task: Task) -> anyhow::Result<Task> {
     task.project = project.name.clone();
     task.force = true;
     task.fetch.allow_private = project.allow_private;
+    task.fetch.allow_private_ranges = project.allow_private_ranges.clone();
     Ok(task)
 }
 

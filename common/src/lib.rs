@@ -11,6 +11,7 @@ pub mod cpu;
 pub mod events;
 pub mod export;
 pub mod message;
+pub mod netrange;
 pub mod project;
 pub mod stats;
 pub mod store;

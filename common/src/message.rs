@@ -111,9 +111,13 @@ pub struct FetchOptions {
     /// Redirects followed before giving up.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_redirects: Option<u32>,
-    /// Whether loopback and private addresses may be fetched.
+    /// Whether every loopback and private address may be fetched.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub allow_private: bool,
+    /// Hosts and CIDR ranges whose non-public addresses may be fetched when `allow_private`
+    /// is false (see [`crate::netrange`]; read with [`FetchOptions::private_access`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_private_ranges: Vec<String>,
     /// Plain HTTP or rendered in a browser.
     #[serde(default, skip_serializing_if = "FetchMode::is_http")]
     pub mode: FetchMode,
@@ -205,6 +209,12 @@ impl FetchMode {
 }
 
 impl FetchOptions {
+    /// Which non-public addresses this fetch may reach: all with `allow_private`, else those
+    /// of `allow_private_ranges`.
+    pub fn private_access(&self) -> crate::netrange::PrivateAccess {
+        crate::netrange::PrivateAccess::from_options(self.allow_private, &self.allow_private_ranges)
+    }
+
     /// Whether every option is unset: such options are left out of a serialized task.
     fn is_default(&self) -> bool {
         *self == FetchOptions::default()
@@ -391,6 +401,10 @@ pub struct Outcome {
     /// so the crawl summary can show them.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub form_values_literal: u32,
+    /// Set when the page was a near-duplicate of the page of this task (same project): its
+    /// follows were not expanded. The task itself succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duplicate_of: Option<String>,
     /// `ETag` of a successful response, sent again as `If-None-Match` next time.
     #[serde(default)]
     pub etag: Option<String>,
@@ -547,6 +561,7 @@ mod tests {
             follows: 6,
             items: 7,
             form_values_literal: 0,
+            duplicate_of: None,
             etag: None,
             last_modified: Some("yesterday".into()),
             retry_after_ms: Some(1000),

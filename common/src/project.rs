@@ -76,8 +76,12 @@ pub struct Project {
     pub host_concurrency: u32,
     /// Minimum gap between two requests to one host.
     pub host_delay: Duration,
-    /// Whether loopback and private addresses may be fetched.
+    /// Whether every loopback and private address may be fetched (`allow_private = true`).
     pub allow_private: bool,
+    /// The hosts and CIDR ranges whose non-public addresses may be fetched (`allow_private =
+    /// ["127.0.0.1/32"]`), as [`crate::netrange::PrivateRange`] displays them; empty when
+    /// `allow_private` is a boolean. See [`crate::netrange`].
+    pub allow_private_ranges: Vec<String>,
     /// Period after which the start URLs are submitted again (`every` as an interval).
     pub every: Option<Duration>,
     /// Cron expression (UTC) of the times the start URLs are submitted again (`every` as a
@@ -267,16 +271,18 @@ impl Project {
             max_body: Some(d.max_body),
             max_redirects: Some(d.max_redirects),
             allow_private: self.allow_private,
+            allow_private_ranges: self.allow_private_ranges.clone(),
             ..d.fetch.clone()
         }
     }
 
     /// A task's own fetch options with the project's defaults merged under them (what the
-    /// scheduler sends); see [`merge_fetch`] for the rules. `allow_private` is the
-    /// project's, whatever the task says.
+    /// scheduler sends); see [`merge_fetch`] for the rules. `allow_private` (and its ranges)
+    /// is the project's, whatever the task says.
     pub fn fetch_for(&self, own: &FetchOptions) -> FetchOptions {
         let mut merged = merge_fetch(&self.fetch_defaults(), own);
         merged.allow_private = self.allow_private;
+        merged.allow_private_ranges = self.allow_private_ranges.clone();
         merged
     }
 

@@ -64,6 +64,10 @@ pub struct ProjectStats {
     /// Form values sent as written in this run (`$...` naming no page value).
     #[serde(default)]
     pub form_values_literal: u64,
+    /// Pages of this run that were near-duplicates of an earlier page (their follows were
+    /// not expanded).
+    #[serde(default)]
+    pub near_duplicates: u64,
     /// Tasks sent again after their deadline passed unanswered.
     pub resent: u64,
     /// Active tasks waiting in the store (not claimed), as last counted.

@@ -5,8 +5,10 @@
 //! the frontier (start URLs, follows) goes through [`normalize`] first. The rules only remove
 //! differences that cannot change what a server returns (case of scheme and host, a default
 //! port, the fragment, dot-segments, the spelling of percent-escapes) plus the tracking
-//! parameters that marketing tools append to links, which would otherwise make one page look
-//! like thousands.
+//! parameters that marketing tools append to links and the session parameters that servers
+//! put in links (`sid`, `jsessionid`, `;jsessionid=` path parameters, ...), which would
+//! otherwise make one page look like thousands (a session-id trap hands a fresh `sid=` to
+//! every link of every page).
 //!
 //! Invariants:
 //! - [`normalize`] is idempotent: normalizing a normalized URL gives it back unchanged.
@@ -23,11 +25,29 @@ const TRACKING_PARAMS: &[&str] = &[
 /// Query parameters removed by name prefix (ASCII case-insensitive).
 const TRACKING_PREFIXES: &[&str] = &["utm_"];
 
+/// Session parameters removed by exact (ASCII case-insensitive) name: a server that keeps its
+/// session in the URL gives each visitor (and a crawler without cookies, each request) fresh
+/// values, so every page reached again looks new.
+const SESSION_PARAMS: &[&str] = &["sid", "sessionid", "jsessionid", "phpsessid"];
+
+/// Session parameters removed by name prefix (ASCII case-insensitive): IIS's classic ASP
+/// names its cookie-less session `ASPSESSIONID` followed by random letters.
+const SESSION_PREFIXES: &[&str] = &["aspsessionid"];
+
+/// Path parameters removed from every path segment (ASCII case-insensitive): Java servlet
+/// containers write the session into the path as `/cart;jsessionid=0A1B?x=1`.
+const SESSION_PATH_PARAMS: &[&str] = &["jsessionid"];
+
 /// Normalizes an absolute URL: scheme+host lower-cased, default port dropped, fragment dropped,
 /// dot-segments resolved, percent-encoding normalized (hex upper-cased; escapes of unreserved
 /// chars A-Za-z0-9-._~ decoded), tracking parameters removed (utm_* prefix, gclid, fbclid,
-/// msclkid, dclid, yclid, mc_cid, mc_eid, igshid, _hsenc, _hsmi) unless named in `keep_params`;
-/// remaining query order kept; an empty query `?` removed.
+/// msclkid, dclid, yclid, mc_cid, mc_eid, igshid, _hsenc, _hsmi) and session parameters
+/// removed (query parameters `sid`, `sessionid`, `jsessionid`, `phpsessid`, `aspsessionid*`;
+/// path parameters `;jsessionid=...`) unless named in `keep_params`; remaining query order
+/// kept; an empty query `?` removed.
+///
+/// A URL with none of these parameters normalizes as it did before session parameters were
+/// removed, so its task id is unchanged.
 ///
 /// Parameter names are compared after escape normalization and ignoring ASCII case, so
 /// `UTM_Source` and `utm%5Fsource` are tracking parameters too.
@@ -49,7 +69,7 @@ pub fn normalize(url: &Url, keep_params: &[String]) -> Url {
 
     // Setting the path runs the URL path parser again, which resolves any dot-segment that
     // decoding `%2E` may have produced.
-    let path = normalize_escapes(out.path());
+    let path = strip_session_path_params(&normalize_escapes(out.path()), keep_params);
     if path != out.path() {
         out.set_path(&path);
     }
@@ -198,7 +218,9 @@ fn normalize_query(query: &str, keep_params: &[String]) -> String {
         }
         let pair = normalize_escapes(pair);
         let name = pair.split('=').next().unwrap_or_default();
-        if is_tracking(name) && !keep_params.iter().any(|k| k.eq_ignore_ascii_case(name)) {
+        if (is_tracking(name) || is_session(name))
+            && !keep_params.iter().any(|k| k.eq_ignore_ascii_case(name))
+        {
             continue;
         }
         if !out.is_empty() {
@@ -217,6 +239,44 @@ fn is_tracking(name: &str) -> bool {
                 && name.is_char_boundary(p.len())
                 && name[..p.len()].eq_ignore_ascii_case(p)
         })
+}
+
+/// Whether a (normalized) query parameter name is a known session parameter.
+fn is_session(name: &str) -> bool {
+    SESSION_PARAMS.iter().any(|p| p.eq_ignore_ascii_case(name))
+        || SESSION_PREFIXES.iter().any(|p| {
+            name.len() >= p.len()
+                && name.is_char_boundary(p.len())
+                && name[..p.len()].eq_ignore_ascii_case(p)
+        })
+}
+
+/// Removes session path parameters (`;jsessionid=...` up to the next `;` or `/`) from every
+/// segment of `path`, unless their name is in `keep_params`. Other path parameters stay.
+fn strip_session_path_params(path: &str, keep_params: &[String]) -> String {
+    if !path.contains(';') {
+        return path.to_string();
+    }
+    let segments: Vec<String> = path
+        .split('/')
+        .map(|segment| {
+            let mut parts = segment.split(';');
+            let mut out = parts.next().unwrap_or_default().to_string();
+            for param in parts {
+                let name = param.split('=').next().unwrap_or_default();
+                let session = SESSION_PATH_PARAMS
+                    .iter()
+                    .any(|p| p.eq_ignore_ascii_case(name));
+                if session && !keep_params.iter().any(|k| k.eq_ignore_ascii_case(name)) {
+                    continue;
+                }
+                out.push(';');
+                out.push_str(param);
+            }
+            out
+        })
+        .collect();
+    segments.join("/")
 }
 
 /// Normalizes percent-escapes: decodes those of unreserved characters (RFC 3986 section 2.3),
@@ -364,6 +424,71 @@ mod tests {
     }
 
     #[test]
+    fn session_parameters_are_removed() {
+        assert_eq!(
+            norm(
+                "http://example.com/p?sid=a1&id=7&SessionID=b2&JSESSIONID=c3&phpsessid=d4\
+                 &ASPSESSIONIDQQGGQGPG=e5&page=2"
+            ),
+            "http://example.com/p?id=7&page=2"
+        );
+        assert_eq!(
+            norm("http://example.com/cart;jsessionid=0A1B2C/item;JSessionId=9?x=1"),
+            "http://example.com/cart/item?x=1"
+        );
+        assert_eq!(
+            norm("http://example.com/a;v=1;jsessionid=Z;w=2"),
+            "http://example.com/a;v=1;w=2"
+        );
+        // Lookalikes stay: only whole names (or the ASP prefix) are session parameters.
+        assert_eq!(
+            norm("http://example.com/?side=1&sids=2&x=sid&session=3;jsessionid"),
+            "http://example.com/?side=1&sids=2&x=sid&session=3;jsessionid"
+        );
+        assert_eq!(
+            norm("http://example.com/a;jsessionidx=1"),
+            "http://example.com/a;jsessionidx=1"
+        );
+        // The same page reached with two sessions is one task.
+        assert_eq!(
+            fingerprint(&norm("http://example.com/p?sid=1&id=2")),
+            fingerprint(&norm("http://example.com/p?id=2&sid=99"))
+        );
+    }
+
+    #[test]
+    fn kept_session_parameters_survive() {
+        let keep = ["SID".to_string(), "jsessionid".to_string()];
+        let url =
+            Url::parse("http://example.com/a;jsessionid=Z?sid=1&phpsessid=2").expect("parses");
+        assert_eq!(
+            normalize(&url, &keep).as_str(),
+            "http://example.com/a;jsessionid=Z?sid=1"
+        );
+    }
+
+    #[test]
+    fn ids_of_urls_without_session_parameters_are_unchanged() {
+        // Pinned before session parameters were removed: stored task ids must not move.
+        for (url, id) in [
+            ("http://example.com/", fingerprint("http://example.com/")),
+            (
+                "http://example.com/a;v=1/b?x=1&side=2",
+                fingerprint("http://example.com/a;v=1/b?x=1&side=2"),
+            ),
+        ] {
+            assert_eq!(fingerprint(&norm(url)), id, "{url}");
+        }
+        assert_eq!(
+            fingerprint(&norm("http://example.com/")),
+            format!(
+                "{:032x}",
+                xxhash_rust::xxh3::xxh3_128(b"http://example.com/")
+            )
+        );
+    }
+
+    #[test]
     fn kept_parameters_survive() {
         let url = Url::parse("http://example.com/?utm_source=x&gclid=y&a=1").expect("parses");
         let kept = normalize(&url, &["utm_source".to_string()]);
@@ -394,6 +519,7 @@ mod tests {
             "http://example.com/a%2fb/%7e?q=%e2%82%ac&r=a+b",
             "https://example.com/%2e%2E/x?",
             "http://example.com/日本?q=ü",
+            "http://example.com/a;jsessionid=1;x=2/b;JSESSIONID=3?sid=4&aspsessionidab=5&y=6",
         ] {
             let once = normalize(&Url::parse(s).expect("parses"), &[]);
             let twice = normalize(&once, &[]);

@@ -25,6 +25,7 @@ use std::sync::Arc;
 use reqwest::header::{self, HeaderMap, HeaderValue};
 use spindle_common::Task;
 use spindle_common::message::{ErrorKind, FetchMode, FetchOptions, Page, TaskError};
+use spindle_common::netrange::PrivateAccess;
 use url::Url;
 
 use crate::browser::BrowserPool;
@@ -176,7 +177,8 @@ impl Fetcher {
                 format!("invalid URL `{}`: {err}", task.url),
             )
         })?;
-        guard::check_url(&url, options.allow_private)?;
+        let access = options.private_access();
+        guard::check_url(&url, &access)?;
         let request = request::build(options)?;
         let key = ClientKey::for_task(
             options,
@@ -190,7 +192,7 @@ impl Fetcher {
 
         if options.robots != Some(false) {
             let agent = user_agent(&request.headers, &self.config.user_agent);
-            let check = self.check_robots(&client, &url, &agent, options.allow_private);
+            let check = self.check_robots(&client, &url, &agent, &access);
             let delay = tokio::time::timeout(timeout, check)
                 .await
                 .map_err(|_| timed_out(timeout))??;
@@ -220,7 +222,7 @@ impl Fetcher {
             request,
             url,
             jar,
-            allow_private: options.allow_private,
+            access: options.private_access(),
             follow_redirects: options.follow_redirects.unwrap_or(true),
             max_redirects: options.max_redirects.unwrap_or(DEFAULT_MAX_REDIRECTS),
             max_body: options.max_body.unwrap_or(DEFAULT_MAX_BODY),
@@ -235,7 +237,7 @@ impl Fetcher {
         client: &Client,
         url: &Url,
         user_agent: &str,
-        allow_private: bool,
+        access: &PrivateAccess,
     ) -> Result<Option<Duration>, TaskError> {
         let (ttl, error_ttl) = (self.config.robots_ttl, self.config.robots_error_ttl);
         let agent = robots::agent_token(user_agent);
@@ -248,7 +250,7 @@ impl Fetcher {
                 client,
                 robots::robots_url(url),
                 headers,
-                allow_private,
+                access,
                 robots::MAX_ROBOTS_BYTES,
                 robots::MAX_ROBOTS_REDIRECTS,
             )
@@ -279,7 +281,7 @@ impl Fetcher {
     ) -> Result<render::Rendered, TaskError> {
         let options = &task.fetch;
         // Chromium resolves names itself: check them here, as the HTTP resolver would.
-        guard::check_resolved(&url, options.allow_private).await?;
+        guard::check_resolved(&url, &options.private_access()).await?;
         let jar = self.sessions.for_fetch(&task.project, options.session);
         let cookies: Vec<(String, String)> = session::header_for(&jar, &url, &request.cookies)
             .and_then(|value| value.to_str().ok().map(session::parse_pairs))

@@ -18,6 +18,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use spindle_common::message::{ErrorKind, TaskError};
+use spindle_common::netrange::PrivateAccess;
 use url::{Host, Url};
 
 /// Whether `ip` is not a public unicast address: unspecified, "this network", loopback,
@@ -78,9 +79,9 @@ fn embedded_v4(high: u16, low: u16) -> Ipv4Addr {
     Ipv4Addr::new(a, b, c, d)
 }
 
-/// Checks a URL before it is requested: http or https, with a host, and, unless
-/// `allow_private`, no non-public IP literal as host. Failures are `Refused`, not retryable.
-pub fn check_url(url: &Url, allow_private: bool) -> Result<(), TaskError> {
+/// Checks a URL before it is requested: http or https, with a host, and no non-public IP
+/// literal as host unless `access` allows it. Failures are `Refused`, not retryable.
+pub fn check_url(url: &Url, access: &PrivateAccess) -> Result<(), TaskError> {
     if !matches!(url.scheme(), "http" | "https") {
         return Err(refused(format!(
             "unsupported scheme `{}` in {url}",
@@ -93,12 +94,23 @@ pub fn check_url(url: &Url, allow_private: bool) -> Result<(), TaskError> {
         Some(Host::Ipv4(ip)) => IpAddr::V4(ip),
         Some(Host::Ipv6(ip)) => IpAddr::V6(ip),
     };
-    if !allow_private && is_private(ip) {
+    if is_private(ip) && !access.allows(url.host_str(), ip) {
         return Err(refused(format!(
-            "{ip} is not a public address (the project does not allow private addresses)"
+            "{ip} is not a public address ({})",
+            not_allowed(access)
         )));
     }
     Ok(())
+}
+
+/// Why a non-public address is refused, for messages.
+fn not_allowed(access: &PrivateAccess) -> &'static str {
+    match access {
+        PrivateAccess::Only(_) => "outside the project's allow_private hosts and ranges",
+        PrivateAccess::Nothing | PrivateAccess::All => {
+            "the project does not allow private addresses"
+        }
+    }
 }
 
 fn refused(message: String) -> TaskError {
@@ -128,7 +140,7 @@ pub enum ResolveError {
     },
     /// Every address of the name is non-public and the project does not allow that.
     #[error(
-        "`{host}` resolves to {addr}, not a public address (the project does not allow private addresses)"
+        "`{host}` resolves to {addr}, not a public address (the project does not allow it: `allow_private`)"
     )]
     Private {
         /// The name looked up.
@@ -153,23 +165,23 @@ impl ResolveError {
 }
 
 /// The DNS resolver of both HTTP clients: the system resolver (on tokio's blocking pool),
-/// keeping only public addresses unless `allow_private`.
-#[derive(Debug, Clone, Copy)]
+/// keeping public addresses and the non-public ones `access` allows.
+#[derive(Debug, Clone)]
 pub struct Resolver {
-    allow_private: bool,
+    access: PrivateAccess,
 }
 
 impl Resolver {
-    /// A resolver that keeps non-public addresses only if `allow_private`.
-    pub fn new(allow_private: bool) -> Self {
-        Self { allow_private }
+    /// A resolver that keeps the non-public addresses `access` allows.
+    pub fn new(access: PrivateAccess) -> Self {
+        Self { access }
     }
 }
 
 impl Resolve for Resolver {
     fn resolve(&self, name: Name) -> Resolving {
         let host = name.as_str().to_owned();
-        let allow_private = self.allow_private;
+        let access = self.access.clone();
         Box::pin(async move {
             let looked_up = tokio::net::lookup_host((host.as_str(), 0))
                 .await
@@ -178,7 +190,7 @@ impl Resolve for Resolver {
                 Ok(addrs) => addrs,
                 Err(source) => return Err(ResolveError::Lookup { host, source }.into()),
             };
-            let addrs = filter_addrs(&host, addrs, allow_private)?;
+            let addrs = filter_addrs(&host, addrs, &access)?;
             Ok(Box::new(addrs.into_iter()) as Addrs)
         })
     }
@@ -188,9 +200,9 @@ impl Resolve for Resolver {
 /// the check for clients that resolve names themselves, such as the browser. A name can
 /// still re-resolve differently by the time the browser looks it up (DNS rebinding); the
 /// HTTP clients, which connect to what [`Resolver`] returned, do not have that gap.
-pub async fn check_resolved(url: &Url, allow_private: bool) -> Result<(), TaskError> {
-    check_url(url, allow_private)?;
-    if allow_private {
+pub async fn check_resolved(url: &Url, access: &PrivateAccess) -> Result<(), TaskError> {
+    check_url(url, access)?;
+    if access.is_all() {
         return Ok(());
     }
     let Some(Host::Domain(host)) = url.host() else {
@@ -206,7 +218,7 @@ pub async fn check_resolved(url: &Url, allow_private: bool) -> Result<(), TaskEr
             }
             .to_task_error()
         })?;
-    filter_addrs(host, looked_up, false)
+    filter_addrs(host, looked_up, access)
         .map(|_| ())
         .map_err(|err| err.to_task_error())
 }
@@ -216,19 +228,19 @@ pub async fn check_resolved(url: &Url, allow_private: bool) -> Result<(), TaskEr
 fn filter_addrs(
     host: &str,
     addrs: Vec<SocketAddr>,
-    allow_private: bool,
+    access: &PrivateAccess,
 ) -> Result<Vec<SocketAddr>, ResolveError> {
     let Some(first) = addrs.first().copied() else {
         return Err(ResolveError::NoAddress {
             host: host.to_owned(),
         });
     };
-    if allow_private {
+    if access.is_all() {
         return Ok(addrs);
     }
     let public: Vec<SocketAddr> = addrs
         .into_iter()
-        .filter(|addr| !is_private(addr.ip()))
+        .filter(|addr| !is_private(addr.ip()) || access.allows(Some(host), addr.ip()))
         .collect();
     if public.is_empty() {
         return Err(ResolveError::Private {
@@ -307,6 +319,13 @@ mod tests {
 
     #[test]
     fn check_url_refuses_other_schemes_and_private_literals() {
+        let access = |allow: bool| {
+            if allow {
+                PrivateAccess::All
+            } else {
+                PrivateAccess::Nothing
+            }
+        };
         for (u, allow) in [
             ("ftp://example.com/", true),
             ("file:///etc/passwd", true),
@@ -316,7 +335,7 @@ mod tests {
             ("http://0x7f.1/", false),
             ("https://169.254.169.254/latest/meta-data", false),
         ] {
-            let err = check_url(&url(u), allow).expect_err(u);
+            let err = check_url(&url(u), &access(allow)).expect_err(u);
             assert_eq!(err.kind, ErrorKind::Refused, "{u}");
             assert!(!err.retryable);
         }
@@ -326,8 +345,40 @@ mod tests {
             ("http://127.0.0.1:3000/", true),
             ("http://localhost/", false), // names are the resolver's job
         ] {
-            assert!(check_url(&url(u), allow).is_ok(), "{u}");
+            assert!(check_url(&url(u), &access(allow)).is_ok(), "{u}");
         }
+    }
+
+    #[test]
+    fn ranges_open_only_their_addresses() {
+        let only = PrivateAccess::from_options(false, &["127.0.0.1/32".into()]);
+        assert!(check_url(&url("http://127.0.0.1:3000/"), &only).is_ok());
+        for u in [
+            "http://127.0.0.2/",
+            "http://169.254.169.254/latest/meta-data",
+            "http://[::1]/",
+        ] {
+            let err = check_url(&url(u), &only).expect_err(u);
+            assert_eq!(err.kind, ErrorKind::Refused, "{u}");
+            assert!(
+                err.message.contains("allow_private hosts and ranges"),
+                "{}",
+                err.message
+            );
+        }
+        let mixed = vec![sock("127.0.0.1"), sock("10.0.0.1"), sock("8.8.8.8")];
+        assert_eq!(
+            filter_addrs("h", mixed, &only).expect("allowed ones kept"),
+            vec![sock("127.0.0.1"), sock("8.8.8.8")]
+        );
+        let err = filter_addrs("h", vec![sock("169.254.169.254")], &only).expect_err("metadata");
+        assert_eq!(err.to_task_error().kind, ErrorKind::Refused);
+        let named = PrivateAccess::from_options(false, &["localhost".into()]);
+        assert_eq!(
+            filter_addrs("LOCALHOST", vec![sock("127.0.0.1")], &named).expect("by name"),
+            vec![sock("127.0.0.1")]
+        );
+        assert!(filter_addrs("other", vec![sock("127.0.0.1")], &named).is_err());
     }
 
     fn sock(s: &str) -> SocketAddr {
@@ -338,39 +389,43 @@ mod tests {
     fn resolver_filter_keeps_only_public_addresses() {
         let mixed = vec![sock("127.0.0.1"), sock("8.8.8.8")];
         assert_eq!(
-            filter_addrs("h", mixed.clone(), false).expect("public one kept"),
+            filter_addrs("h", mixed.clone(), &PrivateAccess::Nothing).expect("public one kept"),
             vec![sock("8.8.8.8")]
         );
         assert_eq!(
-            filter_addrs("h", mixed.clone(), true).expect("all kept"),
+            filter_addrs("h", mixed.clone(), &PrivateAccess::All).expect("all kept"),
             mixed
         );
-        let err = filter_addrs("h", vec![sock("10.0.0.1")], false).expect_err("all private");
+        let err = filter_addrs("h", vec![sock("10.0.0.1")], &PrivateAccess::Nothing)
+            .expect_err("all private");
         assert_eq!(err.to_task_error().kind, ErrorKind::Refused);
-        let err = filter_addrs("h", Vec::new(), true).expect_err("empty");
+        let err = filter_addrs("h", Vec::new(), &PrivateAccess::All).expect_err("empty");
         assert_eq!(err.to_task_error().kind, ErrorKind::Dns);
         assert!(err.to_task_error().retryable);
     }
 
     #[tokio::test]
     async fn resolved_names_are_checked_for_other_clients() {
-        let err = check_resolved(&url("http://localhost:9/"), false)
+        let err = check_resolved(&url("http://localhost:9/"), &PrivateAccess::Nothing)
             .await
             .expect_err("localhost is loopback");
         assert_eq!(err.kind, ErrorKind::Refused);
-        check_resolved(&url("http://localhost:9/"), true)
+        check_resolved(&url("http://localhost:9/"), &PrivateAccess::All)
             .await
             .expect("allowed");
-        let err = check_resolved(&url("http://no-such-host.invalid/"), false)
-            .await
-            .expect_err("no such name");
+        let err = check_resolved(
+            &url("http://no-such-host.invalid/"),
+            &PrivateAccess::Nothing,
+        )
+        .await
+        .expect_err("no such name");
         assert_eq!(err.kind, ErrorKind::Dns);
     }
 
     #[tokio::test]
     async fn resolver_refuses_localhost_unless_allowed() {
         let name: Name = "localhost".parse().expect("valid name");
-        let err = match Resolver::new(false).resolve(name).await {
+        let err = match Resolver::new(PrivateAccess::Nothing).resolve(name).await {
             Ok(_) => panic!("localhost must be refused"),
             Err(err) => err,
         };
@@ -380,7 +435,7 @@ mod tests {
         assert!(matches!(err, ResolveError::Private { .. }), "{err}");
 
         let name: Name = "localhost".parse().expect("valid name");
-        let addrs: Vec<SocketAddr> = Resolver::new(true)
+        let addrs: Vec<SocketAddr> = Resolver::new(PrivateAccess::All)
             .resolve(name)
             .await
             .expect("localhost resolves")

@@ -21,6 +21,7 @@ use reqwest::header::{self, HeaderMap};
 use reqwest::{Client, Method, Response};
 use spindle_common::cpu::{CpuStage, measure};
 use spindle_common::message::{ErrorKind, Page, TaskError};
+use spindle_common::netrange::PrivateAccess;
 use url::{Origin, Url};
 
 use crate::charset;
@@ -49,8 +50,8 @@ pub struct Exchange<'a> {
     pub url: Url,
     /// The fetch's cookie jar.
     pub jar: &'a reqwest::cookie::Jar,
-    /// Whether private addresses may be reached.
-    pub allow_private: bool,
+    /// Which private addresses may be reached.
+    pub access: PrivateAccess,
     /// Whether redirects are followed; when not, a redirect response is the page.
     pub follow_redirects: bool,
     /// Redirects followed before the fetch fails.
@@ -64,7 +65,7 @@ pub struct Exchange<'a> {
 }
 
 /// Checks a hop's URL before it is requested: length, scheme, private-address literals.
-pub fn check_hop(url: &Url, allow_private: bool, max_url_len: usize) -> Result<(), TaskError> {
+pub fn check_hop(url: &Url, access: &PrivateAccess, max_url_len: usize) -> Result<(), TaskError> {
     if url.as_str().len() > max_url_len {
         return Err(task_error(
             ErrorKind::Refused,
@@ -72,7 +73,7 @@ pub fn check_hop(url: &Url, allow_private: bool, max_url_len: usize) -> Result<(
             format!("URL longer than {max_url_len} bytes"),
         ));
     }
-    guard::check_url(url, allow_private)
+    guard::check_url(url, access)
 }
 
 /// A final response with its body as it came (decompressed per `Content-Encoding`, capped,
@@ -140,7 +141,7 @@ async fn final_response(client: &Client, ex: &Exchange<'_>) -> Result<Response, 
     };
     let mut redirects = 0;
     loop {
-        check_hop(&hop.url, ex.allow_private, ex.max_url_len)?;
+        check_hop(&hop.url, &ex.access, ex.max_url_len)?;
         let mut response = send(client, &hop, ex.jar, &ex.request.cookies, &task_origin).await?;
         let location = (ex.follow_redirects && redirect::is_redirect(response.status()))
             .then(|| response.headers().get(header::LOCATION).cloned())
@@ -199,7 +200,7 @@ pub async fn get_small(
     client: &Client,
     url: Url,
     headers: HeaderMap,
-    allow_private: bool,
+    access: &PrivateAccess,
     limit: usize,
     max_redirects: u32,
 ) -> Result<(u16, Vec<u8>), TaskError> {
@@ -211,7 +212,7 @@ pub async fn get_small(
     };
     let mut redirects = 0;
     loop {
-        guard::check_url(&hop.url, allow_private)?;
+        guard::check_url(&hop.url, access)?;
         let mut response = client
             .get(hop.url.clone())
             .headers(hop.headers.clone())
@@ -384,11 +385,11 @@ mod tests {
     #[test]
     fn long_urls_and_other_schemes_are_refused_per_hop() {
         let long = Url::parse(&format!("http://a.test/{}", "x".repeat(100))).expect("URL");
-        let err = check_hop(&long, false, 64).expect_err("too long");
+        let err = check_hop(&long, &PrivateAccess::Nothing, 64).expect_err("too long");
         assert_eq!(err.kind, ErrorKind::Refused);
         assert_eq!(err.message, "URL longer than 64 bytes");
-        assert!(check_hop(&long, false, 1024).is_ok());
+        assert!(check_hop(&long, &PrivateAccess::Nothing, 1024).is_ok());
         let ftp = Url::parse("ftp://a.test/").expect("URL");
-        assert!(check_hop(&ftp, true, 1024).is_err());
+        assert!(check_hop(&ftp, &PrivateAccess::All, 1024).is_err());
     }
 }

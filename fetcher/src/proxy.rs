@@ -22,6 +22,7 @@ use std::time::Duration;
 use moka::sync::Cache;
 use reqwest::{Client, Proxy};
 use spindle_common::message::{ErrorKind, FetchOptions, TaskError};
+use spindle_common::netrange::PrivateAccess;
 use url::Url;
 
 use crate::config::FetcherConfig;
@@ -34,8 +35,8 @@ const MAX_CLIENTS: u64 = 64;
 /// What a client is built for.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ClientKey {
-    /// May reach loopback and private addresses.
-    pub allow_private: bool,
+    /// Which loopback and private addresses it may reach.
+    pub access: PrivateAccess,
     /// Validates TLS certificates.
     pub verify_tls: bool,
     /// The proxy URL, if any.
@@ -53,7 +54,7 @@ impl ClientKey {
     ) -> Result<ClientKey, TaskError> {
         let proxy = pick_proxy(&options.proxies, retries)?;
         Ok(ClientKey {
-            allow_private: options.allow_private,
+            access: options.private_access(),
             verify_tls: options.verify_tls.unwrap_or(true),
             proxy,
             connect_timeout: options
@@ -125,8 +126,8 @@ impl Clients {
         // reqwest is built without a default TLS provider (ring builds much faster than
         // aws-lc-rs); install ring process-wide. An error only means one is installed already.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let key = |allow_private| ClientKey {
-            allow_private,
+        let key = |access| ClientKey {
+            access,
             verify_tls: true,
             proxy: None,
             connect_timeout: config.connect_timeout,
@@ -134,8 +135,10 @@ impl Clients {
         Ok(Clients {
             user_agent: config.user_agent.clone(),
             default_connect_timeout: config.connect_timeout,
-            guarded: build(&config.user_agent, &key(false)).map_err(FetcherError::Client)?,
-            permissive: build(&config.user_agent, &key(true)).map_err(FetcherError::Client)?,
+            guarded: build(&config.user_agent, &key(PrivateAccess::Nothing))
+                .map_err(FetcherError::Client)?,
+            permissive: build(&config.user_agent, &key(PrivateAccess::All))
+                .map_err(FetcherError::Client)?,
             others: Cache::new(MAX_CLIENTS),
         })
     }
@@ -151,11 +154,12 @@ impl Clients {
             && key.proxy.is_none()
             && key.connect_timeout == self.default_connect_timeout
         {
-            return Ok(if key.allow_private {
-                self.permissive.clone()
-            } else {
-                self.guarded.clone()
-            });
+            match key.access {
+                PrivateAccess::All => return Ok(self.permissive.clone()),
+                PrivateAccess::Nothing => return Ok(self.guarded.clone()),
+                // A list of ranges gets a client (and resolver) of its own, cached below.
+                PrivateAccess::Only(_) => {}
+            }
         }
         self.others
             .try_get_with(key.clone(), || build(&self.user_agent, key))
@@ -176,7 +180,7 @@ fn build(user_agent: &str, key: &ClientKey) -> Result<Client, reqwest::Error> {
         .connect_timeout(key.connect_timeout)
         // Redirects are followed by `fetch`, so each hop passes the guard.
         .redirect(reqwest::redirect::Policy::none())
-        .dns_resolver(Arc::new(Resolver::new(key.allow_private)))
+        .dns_resolver(Arc::new(Resolver::new(key.access.clone())))
         .danger_accept_invalid_certs(!key.verify_tls);
     builder = match &key.proxy {
         Some(proxy) => builder.proxy(Proxy::all(proxy.as_str())?),

@@ -389,6 +389,7 @@ fn outcome(
         follows: 0,
         items: 0,
         form_values_literal: 0,
+        duplicate_of: None,
         retry_after_ms: None,
     }
 }

@@ -152,6 +152,7 @@ async fn pages_go_to_processing_and_failures_to_the_scheduler() {
         follows: 0,
         items: 0,
         form_values_literal: 0,
+        duplicate_of: None,
         etag: None,
         last_modified: None,
         retry_after_ms: None,

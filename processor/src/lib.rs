@@ -25,6 +25,7 @@ mod extract;
 mod forms;
 mod handler;
 mod links;
+pub mod neardup;
 pub mod result_writer;
 mod rules;
 mod script;

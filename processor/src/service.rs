@@ -10,6 +10,9 @@
 //!    inside `Results` together with the items when there are items (the result writer
 //!    forwards it once they are stored, so a task is never "done" with its items unsaved),
 //!    else as a `Status`.
+//!    A page whose text is a near-duplicate of one this processor saw in the project
+//!    ([`crate::neardup`]) keeps its items but its follows are not published: the outcome
+//!    says which task it duplicates.
 //! 5. Ack, only after every publish succeeded.
 //!
 //! # Failures
@@ -30,7 +33,8 @@
 //! On cancellation the loop stops pulling, waits for the jobs it holds to finish (publish and
 //! ack), and returns.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use spindle_common::cpu::{CpuStage, measure, metered};
@@ -47,6 +51,7 @@ use crate::cache::{Lookup, RulesCache};
 use crate::error::ProcessorError;
 use crate::extract::drop_summary;
 use crate::handler::{HandlerOutput, run_handler};
+use crate::neardup::{self, Seen};
 
 /// How long a message handed back after a bus or store failure waits before redelivery.
 const RETRY_DELAY: Duration = Duration::from_secs(1);
@@ -97,6 +102,7 @@ pub async fn run(
         bus,
         cache: RulesCache::new(store, config.rules_recheck),
         cpu: Arc::new(Semaphore::new(concurrency)),
+        seen: Mutex::new(HashMap::new()),
     });
     tracing::info!(concurrency, "processor started");
 
@@ -155,6 +161,8 @@ struct Worker {
     cache: RulesCache,
     /// Handler slots: at most `concurrency` handlers run on the blocking pool at once.
     cpu: Arc<Semaphore>,
+    /// Fingerprints of recent pages, per project (each table bounded, see [`neardup`]).
+    seen: Mutex<HashMap<String, Seen>>,
 }
 
 /// How one job ended, before it is published.
@@ -163,6 +171,8 @@ enum Done {
     Ran {
         output: HandlerOutput,
         process_ms: u32,
+        /// The page's [`neardup::fingerprint`], for a 2xx page with enough text.
+        fingerprint: Option<u64>,
     },
     /// The task failed for good.
     Failed { message: String, process_ms: u32 },
@@ -180,7 +190,15 @@ impl Worker {
         };
         let done = self.process(job, &delivery).await;
         let published = match done {
-            Done::Ran { output, process_ms } => self.publish_output(job, output, process_ms).await,
+            Done::Ran {
+                output,
+                process_ms,
+                fingerprint,
+            } => {
+                let duplicate_of = fingerprint.and_then(|fp| self.duplicate_of(job, fp));
+                self.publish_output(job, output, process_ms, duplicate_of)
+                    .await
+            }
             Done::Failed {
                 message,
                 process_ms,
@@ -240,10 +258,14 @@ impl Worker {
                 return None;
             };
             let started = Instant::now();
-            let result = measure(CpuStage::Process, || {
-                run_handler(&rules, &job.task, &job.page)
+            let (result, fingerprint) = measure(CpuStage::Process, || {
+                let fingerprint = (200..300)
+                    .contains(&job.page.status)
+                    .then(|| neardup::fingerprint(&job.page.text))
+                    .flatten();
+                (run_handler(&rules, &job.task, &job.page), fingerprint)
             });
-            Some((result, millis(started.elapsed())))
+            Some((result, fingerprint, millis(started.elapsed())))
         };
         let ran = if inline {
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(run))
@@ -254,8 +276,12 @@ impl Worker {
                 .map_err(|err| err.to_string())
         };
         match ran {
-            Ok(Some((Ok(output), process_ms))) => Done::Ran { output, process_ms },
-            Ok(Some((Err(err), process_ms))) => Done::Failed {
+            Ok(Some((Ok(output), fingerprint, process_ms))) => Done::Ran {
+                output,
+                process_ms,
+                fingerprint,
+            },
+            Ok(Some((Err(err), _, process_ms))) => Done::Failed {
                 message: err.to_string(),
                 process_ms,
             },
@@ -274,14 +300,40 @@ impl Worker {
         }
     }
 
+    /// The task whose page `fp` (the fingerprint of `job`'s page) duplicates, if any; else
+    /// `fp` is remembered for the project.
+    fn duplicate_of(&self, job: &ProcessJob, fp: u64) -> Option<String> {
+        // A poisoned lock only means another job panicked while holding it; the table is
+        // still consistent (every change to it is a single call).
+        let mut seen = self
+            .seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        seen.entry(job.task.project.clone())
+            .or_default()
+            .check(&job.task.taskid, fp)
+    }
+
     /// Publishes a handler's follows, then its items with the outcome (or the outcome alone).
+    /// A near-duplicate page (`duplicate_of`) publishes no follows.
     async fn publish_output(
         &self,
         job: &ProcessJob,
-        output: HandlerOutput,
+        mut output: HandlerOutput,
         process_ms: u32,
+        duplicate_of: Option<String>,
     ) -> Result<(), String> {
         let project = &job.task.project;
+        if let Some(original) = &duplicate_of {
+            tracing::info!(
+                %project,
+                url = %job.task.url,
+                duplicate_of = %original,
+                follows_dropped = output.follows.len(),
+                "near-duplicate page: its follows are not expanded"
+            );
+            output.follows.clear();
+        }
         for line in &output.logs {
             tracing::trace!(%project, url = %job.task.url, "{line}");
         }
@@ -319,6 +371,7 @@ impl Worker {
         }
         let outcome = Outcome {
             form_values_literal,
+            duplicate_of,
             ..outcome(job, None, process_ms, follows, items)
         };
         if output.items.is_empty() {
@@ -393,6 +446,7 @@ fn outcome(
         follows,
         items,
         form_values_literal: 0,
+        duplicate_of: None,
     }
 }
 

@@ -252,6 +252,66 @@ async fn follows_then_items_with_their_outcome_then_ack() {
     h.stop().await;
 }
 
+/// A page of the session trap: the same text on every visit, with a fresh session id echoed
+/// into it and into its links.
+fn session_page(sid: &str) -> String {
+    let text: String = (0..60)
+        .map(|i| format!("Paragraph {i} of the welcome text tells the visitor about shop {i}. "))
+        .collect();
+    format!(
+        "<p>Your session {sid}</p><p>{text}</p>\
+         <a href='/welcome/{sid}a'>a</a><a href='/welcome/{sid}b'>b</a>"
+    )
+}
+
+#[tokio::test]
+async fn a_near_duplicate_page_gives_no_follows_and_says_of_which_task() {
+    let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new());
+    let mut h = Harness::start(bus).await;
+    let first = task("start", "http://books.example/welcome/1");
+    h.process(first.clone(), &session_page("5f1b2c3d4e5f6a7b8c9d0e"))
+        .await;
+    let (_, message) = h.next_output().await;
+    let Message::NewTasks(batch) = message else {
+        panic!("expected follows, got {message:?}");
+    };
+    assert_eq!(batch.tasks.len(), 2);
+    let (_, message) = h.next_output().await;
+    let Message::Status(outcome) = message else {
+        panic!("expected an outcome, got {message:?}");
+    };
+    assert_eq!((outcome.follows, outcome.duplicate_of), (2, None));
+
+    // The same page under another URL and session: no follows, and the outcome names the
+    // task it duplicates.
+    let second = task("start", "http://books.example/welcome/2");
+    h.process(second.clone(), &session_page("9a8b7c6d5e4f3a2b1c0d9e"))
+        .await;
+    let (subject, message) = h.next_output().await;
+    assert_eq!(subject, "spindle.status.books", "no follows are published");
+    let Message::Status(outcome) = message else {
+        panic!("expected an outcome, got {message:?}");
+    };
+    assert_eq!(outcome.taskid, second.taskid);
+    assert_eq!(outcome.error, None);
+    assert_eq!(outcome.follows, 0);
+    assert_eq!(outcome.duplicate_of.as_deref(), Some(first.taskid.as_str()));
+
+    // The first task again (a re-crawl) is not a duplicate of itself.
+    h.process(first.clone(), &session_page("00aa11bb22cc33dd44ee55"))
+        .await;
+    let (subject, _) = h.next_output().await;
+    assert_eq!(subject, "spindle.newtask.books");
+    let (_, message) = h.next_output().await;
+    let Message::Status(outcome) = message else {
+        panic!("expected an outcome, got {message:?}");
+    };
+    assert_eq!(outcome.duplicate_of, None);
+
+    h.settled().await;
+    h.stop().await;
+}
+
 #[tokio::test]
 async fn a_failing_handler_fails_the_task_not_the_processor() {
     let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new());

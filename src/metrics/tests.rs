@@ -47,6 +47,7 @@ fn outcome(project: &str, error: Option<ErrorKind>) -> Outcome {
         follows: 3,
         items: 2,
         form_values_literal: 0,
+        duplicate_of: None,
         etag: None,
         last_modified: None,
         retry_after_ms: None,

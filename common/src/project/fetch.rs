@@ -194,6 +194,10 @@ pub fn merge_fetch(defaults: &FetchOptions, own: &FetchOptions) -> FetchOptions 
     out.max_body = out.max_body.or(defaults.max_body);
     out.max_redirects = out.max_redirects.or(defaults.max_redirects);
     out.allow_private = out.allow_private || defaults.allow_private;
+    if out.allow_private_ranges.is_empty() {
+        out.allow_private_ranges
+            .clone_from(&defaults.allow_private_ranges);
+    }
     if out.mode == FetchMode::Http {
         out.mode = defaults.mode;
     }

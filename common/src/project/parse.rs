@@ -20,7 +20,7 @@ use super::fetch::with_fetch_keys;
 use super::field::Field;
 use super::follow::ReadFollow;
 use super::values::{
-    Count, CssSelector, Dur, NonEmpty, Number, PositiveDur, ProjectName, RunStatus,
+    AllowPrivate, Count, CssSelector, Dur, NonEmpty, Number, PositiveDur, ProjectName, RunStatus,
 };
 use super::{Defaults, Project, ProjectError, START_HANDLER};
 use crate::urlnorm;
@@ -48,7 +48,7 @@ struct RawProject {
     host_concurrency: Option<Spanned<Count>>,
     host_delay: Option<Dur>,
     #[serde(default)]
-    allow_private: bool,
+    allow_private: AllowPrivate,
     every: Option<Every>,
     result_ttl: Option<PositiveDur>,
     status: Option<RunStatus>,
@@ -228,6 +228,17 @@ fn build(
         None => (None, None),
     };
 
+    let allow_private_ranges = match &raw.allow_private {
+        AllowPrivate::Only(entries) => entries
+            .iter()
+            .map(|entry| {
+                crate::netrange::parse_entry(entry.get_ref())
+                    .map(|range| range.to_string())
+                    .map_err(|message| err(entry.span(), message))
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        AllowPrivate::All | AllowPrivate::Nothing => Vec::new(),
+    };
     Ok(Project {
         name: raw.name.0,
         start,
@@ -236,7 +247,8 @@ fn build(
         burst,
         host_concurrency,
         host_delay: raw.host_delay.map(|d| d.0).unwrap_or_default(),
-        allow_private: raw.allow_private,
+        allow_private: raw.allow_private == AllowPrivate::All,
+        allow_private_ranges,
         every,
         cron,
         result_ttl: raw.result_ttl.map(|d| d.0),

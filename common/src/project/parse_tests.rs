@@ -152,6 +152,38 @@ fn wrong_types_are_refused_at_the_value() {
 }
 
 #[test]
+fn allow_private_takes_a_boolean_or_a_list_of_hosts_and_ranges() {
+    let p = Project::parse("name = \"x\"\nallow_private = true\n").expect("valid");
+    assert!(p.allow_private && p.allow_private_ranges.is_empty());
+    assert!(p.fetch_defaults().private_access().is_all());
+    let p = Project::parse(
+        "name = \"x\"\nallow_private = [\"127.0.0.1/32\", \"10.9.8.7/8\", \"Intranet.Local\"]\n",
+    )
+    .expect("valid");
+    assert!(!p.allow_private);
+    assert_eq!(
+        p.allow_private_ranges,
+        ["127.0.0.1/32", "10.0.0.0/8", "intranet.local"]
+    );
+    let access = p
+        .fetch_for(&crate::FetchOptions::default())
+        .private_access();
+    assert!(access.allows(None, "127.0.0.1".parse().expect("ip")));
+    assert!(!access.allows(None, "169.254.169.254".parse().expect("ip")));
+
+    let (line, column, message) =
+        refused("name = \"x\"\nallow_private = [\"127.0.0.1/32\", \"10.0.0.0/40\"]\n");
+    assert_eq!((line, column), (2, 34));
+    assert!(
+        message.contains("\"10.0.0.0/40\": expected a prefix length from 0 to 32"),
+        "{message}"
+    );
+    let (line, column, message) = refused("name = \"x\"\nallow_private = [1]\n");
+    assert_eq!((line, column), (2, 18));
+    assert!(message.contains("expected a string"), "{message}");
+}
+
+#[test]
 fn bad_durations_are_refused_at_the_value() {
     let (line, column, message) = refused("name = \"x\"\nevery = \"daily\"\n");
     assert_eq!((line, column), (2, 9));

@@ -366,6 +366,56 @@ impl<'de> Deserialize<'de> for HeaderValue {
     }
 }
 
+/// `allow_private`: `true` (every non-public address), `false`, or a list of hosts and CIDR
+/// ranges (`["127.0.0.1/32", "intranet.local"]`), each entry checked where it is written.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(super) enum AllowPrivate {
+    /// `false` or absent.
+    #[default]
+    Nothing,
+    /// `true`.
+    All,
+    /// The entries of a list as written, each with its span: the build step checks them
+    /// with [`crate::netrange::parse_entry`] (an error raised while the list is read would
+    /// carry the list's span, not the entry's).
+    Only(Vec<serde_spanned::Spanned<String>>),
+}
+
+impl<'de> Deserialize<'de> for AllowPrivate {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = AllowPrivate;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(
+                    r#"a boolean (true: every private address) or a list of hosts and CIDR ranges such as ["127.0.0.1/32"]"#,
+                )
+            }
+
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<AllowPrivate, E> {
+                Ok(if v {
+                    AllowPrivate::All
+                } else {
+                    AllowPrivate::Nothing
+                })
+            }
+
+            fn visit_seq<A: de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<AllowPrivate, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(entry) = seq.next_element()? {
+                    entries.push(entry);
+                }
+                Ok(AllowPrivate::Only(entries))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

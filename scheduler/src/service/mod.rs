@@ -463,7 +463,7 @@ impl Scheduler {
         let mut updates = Vec::with_capacity(outcomes.len());
         let (mut ok, mut failed, mut retried, mut items, mut fetch_ms, mut process_ms) =
             (0, 0, 0, 0, 0, 0);
-        let mut form_values_literal = 0;
+        let (mut form_values_literal, mut near_duplicates) = (0, 0);
         for o in &outcomes {
             let mut age_ms = default_age;
             if let (Some(r), Some(limits)) = (running.as_mut(), limits) {
@@ -486,6 +486,7 @@ impl Scheduler {
             }
             items += o.items as u64;
             form_values_literal += u64::from(o.form_values_literal);
+            near_duplicates += u64::from(o.duplicate_of.is_some());
             fetch_ms += o.fetch_ms as u64;
             process_ms += o.process_ms as u64;
             if let Some(r) = running.as_mut() {
@@ -525,7 +526,13 @@ impl Scheduler {
                         exetime: now,
                         retries: o.retries,
                         at_ms: now,
-                        last_error: None,
+                        // A success has no error; a near-duplicate page says why it gave no
+                        // follows, for `spindle task` and the task's page.
+                        last_error: o.duplicate_of.as_ref().map(|original| {
+                            format!(
+                                "near-duplicate of task {original}: its follows were not expanded"
+                            )
+                        }),
                         etag: o.etag.clone(),
                         last_modified: o.last_modified.clone(),
                         track,
@@ -615,6 +622,7 @@ impl Scheduler {
             s.retried += retried;
             s.items += items;
             s.form_values_literal += form_values_literal;
+            s.near_duplicates += near_duplicates;
             s.fetch_ms += fetch_ms;
             s.process_ms += process_ms;
             s.total_success = tally.success();

@@ -18,6 +18,7 @@ async fn report(h: &Harness, task: &Task, edit: impl FnOnce(&mut Outcome)) {
         follows: 12,
         items: 1,
         form_values_literal: 0,
+        duplicate_of: None,
         etag: None,
         last_modified: None,
         retry_after_ms: None,
