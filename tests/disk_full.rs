@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use spindle::site::SiteSpec;
-use support::{by_url, jsonl, run, serve, write};
+use support::{by_url, exported, run, serve, write};
 
 /// A tmpfs mounted on a folder, unmounted when dropped.
 struct Tmpfs {
@@ -123,12 +123,7 @@ fn a_full_disk_stops_the_crawl_cleanly_and_a_second_run_completes_it() {
         "the crawl resumes once there is space:\n{}",
         String::from_utf8_lossy(&second.stderr)
     );
-    let exported = run(
-        &["export", "shop", "--data", &data_s],
-        Duration::from_secs(60),
-    );
-    assert!(exported.status.success());
-    let items = by_url(jsonl(&String::from_utf8_lossy(&exported.stdout)));
+    let items = exported("shop", &["--data", &data_s]);
     assert_eq!(
         items,
         by_url(served.site.expected_items(&served.base)),

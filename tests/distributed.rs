@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use spindle::site::SiteSpec;
 use spindle_common::Store;
-use support::{TestDb, by_url, jsonl, run, serve, spindle, write};
+use support::{TestDb, by_url, exported, run, serve, spindle, write};
 
 const NATS: &str = "nats://127.0.0.1:4222";
 struct Role {
@@ -228,16 +228,7 @@ async fn seven_processes_crawl_through_crashes_with_every_item_once() {
         let status = terminate(r);
         assert!(status.success(), "{} exits 0 on SIGTERM: {status}", r.name);
     }
-    let output = run(
-        &["export", "dist", "--database", &db.url],
-        Duration::from_secs(60),
-    );
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let items = by_url(jsonl(&String::from_utf8_lossy(&output.stdout)));
+    let items = exported("dist", &["--database", &db.url]);
     assert_eq!(
         items,
         by_url(served.site.expected_items(&served.base)),

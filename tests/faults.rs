@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use spindle::site::SiteSpec;
 use spindle_common::Store;
-use support::{ServedSite, TestDb, by_url, jsonl, run, serve, spindle, write};
+use support::{ServedSite, TestDb, by_url, exported, serve, spindle, write};
 
 const NATS: &str = "nats://127.0.0.1:4222";
 
@@ -221,16 +221,7 @@ async fn kill_mid_crawl(tag: &str, victim: &str, kill_point: KillPoint) {
     }
     cluster.stop();
 
-    let output = run(
-        &["export", tag, "--database", &db.url],
-        Duration::from_secs(60),
-    );
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let items = by_url(jsonl(&String::from_utf8_lossy(&output.stdout)));
+    let items = exported(tag, &["--database", &db.url]);
     assert_eq!(
         items,
         by_url(served.site.expected_items(&served.base)),

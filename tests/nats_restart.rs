@@ -69,14 +69,9 @@ async fn a_crawl_completes_across_a_nats_restart() {
         .expect("spawn crawl");
 
     let pages = served.site.spec().pages();
-    let start = Instant::now();
-    while served.hits.total() < pages / 3 {
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "the crawl did not get going"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    served
+        .wait_for_requests(pages / 3, Duration::from_secs(120))
+        .await;
     // A hard stop of the server, then the same server back on the same port and store.
     nats.kill().expect("kill nats");
     nats.wait().expect("reaped");

@@ -10,7 +10,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use spindle::site::SiteSpec;
 use support::{by_url, free_port, jsonl, serve, spindle, wait_output, write};
@@ -190,14 +190,9 @@ async fn a_crawl_completes_across_a_postgres_restart() {
         .expect("spawn crawl");
 
     let pages = served.site.spec().pages();
-    let start = Instant::now();
-    while served.hits.total() < pages / 3 {
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "the crawl did not get going"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    served
+        .wait_for_requests(pages / 3, Duration::from_secs(120))
+        .await;
     // A hard stop of the server (no checkpoint, connections cut), two seconds down, then the
     // same cluster back on the same port.
     pg.pg_ctl(&["stop", "-m", "immediate"]).expect("stop");

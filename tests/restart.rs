@@ -6,7 +6,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use spindle::site::SiteSpec;
-use support::{by_url, free_port, jsonl, run, serve, start_all, web_ui_projects, write};
+use support::{by_url, exported, free_port, serve, start_all, web_ui_projects, write};
 
 #[test]
 fn a_killed_crawl_resumes_and_loses_nothing() {
@@ -100,16 +100,7 @@ fn a_killed_crawl_resumes_and_loses_nothing() {
     let status = second.wait().expect("wait");
     assert!(status.success(), "clean stop exits 0: {status}");
 
-    let output = run(
-        &["export", "shop", "--data", data_s],
-        Duration::from_secs(60),
-    );
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let items = by_url(jsonl(&String::from_utf8_lossy(&output.stdout)));
+    let items = exported("shop", &["--data", data_s]);
     let expected = by_url(served.site.expected_items(&served.base));
     assert_eq!(
         items, expected,

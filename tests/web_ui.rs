@@ -294,6 +294,35 @@ fn editor_checks_and_debugs(ui: &Ui, site: &str) {
     assert!(follows.as_u64() >= Some(20), "{follows} follows");
     ui.screenshot("editor-debugger");
 
+    // A `save` read once for the page and given to every product link: the step warns.
+    let trap = text.replacen(
+        r#"callback = "detail", priority = 1 },"#,
+        r#"callback = "detail", priority = 1, save = { price = { css = "p.price" } } },"#,
+        1,
+    );
+    assert_ne!(trap, text, "the list handler's product rule was found");
+    ui.set_value("#editor", &trap);
+    ui.click("#debug-run");
+    let warning = ui.wait_until(
+        "[...document.querySelectorAll('#follows-notes .callout.warn')].map(e => e.textContent).find(t => t.startsWith('Warning'))",
+        Duration::from_secs(30),
+        "the step warns about the page-wide save",
+    );
+    assert!(
+        warning
+            .as_str()
+            .is_some_and(|w| w.contains("`save.price`") && w.contains("add `each`")),
+        "{warning}"
+    );
+    ui.screenshot("editor-debugger-warning");
+    ui.set_value("#editor", text);
+    ui.click("#debug-run");
+    ui.wait_until(
+        "document.querySelectorAll('#follows li').length >= 20",
+        Duration::from_secs(30),
+        "the step runs the project's own text again",
+    );
+
     // The selector helper, given a click on one product link of the preview.
     ui.click(r#".tab[data-tab="preview"]"#);
     ui.wait("iframe#preview");

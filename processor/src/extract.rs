@@ -13,6 +13,7 @@ use std::fmt;
 use scraper::{ElementRef, Html};
 use serde::Serialize;
 use serde_json::{Map, Value};
+use serde_json_path::JsonPath;
 use spindle_common::project::{HtmlPart, PageValue};
 use spindle_common::{Item, Page, Task, urlnorm};
 use sxd_xpath::nodeset::Node as XNode;
@@ -156,6 +157,16 @@ fn element_raw(element: ElementRef<'_>, field: &CompiledField) -> Result<Raw, Mi
 }
 
 /// The raw values a field's source yields in `scope` (one at most unless `all`).
+/// The first `limit` values `path` selects in `root`.
+fn json_raws(path: &JsonPath, root: &Value, limit: usize) -> Vec<Result<Raw, Miss>> {
+    path.query(root)
+        .all()
+        .into_iter()
+        .take(limit)
+        .map(|v| Ok(Raw::Json(v.clone())))
+        .collect()
+}
+
 fn raws(
     field: &CompiledField,
     scope: Scope<'_>,
@@ -210,23 +221,10 @@ fn raws(
                 }
             }
         }
-        (CompiledSource::JsonLd(path), Scope::JsonLd(node)) => path
-            .query(node)
-            .all()
-            .into_iter()
-            .take(limit)
-            .map(|v| Ok(Raw::Json(v.clone())))
-            .collect(),
+        (CompiledSource::JsonLd(path), Scope::JsonLd(node)) => json_raws(path, node, limit),
         (CompiledSource::JsonLd(path), _) => ctx
             .jsonld
-            .map(|root| {
-                path.query(root)
-                    .all()
-                    .into_iter()
-                    .take(limit)
-                    .map(|v| Ok(Raw::Json(v.clone())))
-                    .collect()
-            })
+            .map(|root| json_raws(path, root, limit))
             .unwrap_or_default(),
         (CompiledSource::Microdata { prop, itemtype }, Scope::Element(element)) => microdata(
             element.descendants().skip(1).filter_map(ElementRef::wrap),
@@ -259,15 +257,8 @@ fn raws(
                 Scope::Json(value) => Some(value),
                 _ => ctx.json,
             };
-            root.map(|root| {
-                path.query(root)
-                    .all()
-                    .into_iter()
-                    .take(limit)
-                    .map(|v| Ok(Raw::Json(v.clone())))
-                    .collect()
-            })
-            .unwrap_or_default()
+            root.map(|root| json_raws(path, root, limit))
+                .unwrap_or_default()
         }
     }
 }

@@ -50,9 +50,11 @@ const MAX_TEXT: usize = 256 * 1024;
 /// The SimHash of `html`'s visible text, or `None` when it has too little text to judge.
 pub fn fingerprint(html: &str) -> Option<u64> {
     let text = visible_words(html);
-    let words: Vec<&str> = text
-        .split_whitespace()
+    // Each word hashed once, then combined three at a time (so "a bc" and "ab c" differ).
+    let words: Vec<u64> = text
+        .split_ascii_whitespace()
         .filter(|w| !looks_like_id(w))
+        .map(|w| xxh3_64(w.as_bytes()))
         .collect();
     if words.len() < SHINGLE + MIN_SHINGLES - 1 {
         return None;
@@ -62,10 +64,9 @@ pub fn fingerprint(html: &str) -> Option<u64> {
     let mut shingles: Vec<u64> = words
         .windows(SHINGLE)
         .map(|shingle| {
-            // Words are hashed apart and combined, so "a bc" and "ab c" differ.
             shingle
                 .iter()
-                .fold(0u64, |h, word| h.rotate_left(21) ^ xxh3_64(word.as_bytes()))
+                .fold(0u64, |h, word| h.rotate_left(21) ^ word)
         })
         .collect();
     shingles.sort_unstable();
@@ -73,21 +74,19 @@ pub fn fingerprint(html: &str) -> Option<u64> {
     if shingles.len() < MIN_SHINGLES {
         return None;
     }
-    let mut weights = [0i32; 64];
-    for h in shingles {
-        for (bit, weight) in weights.iter_mut().enumerate() {
-            if h >> bit & 1 == 1 {
-                *weight += 1;
-            } else {
-                *weight -= 1;
-            }
+    // Counts of set bits: a branchless loop the compiler vectorizes (this runs on every page).
+    let mut ones = [0u32; 64];
+    for h in &shingles {
+        for (bit, count) in ones.iter_mut().enumerate() {
+            *count += (h >> bit & 1) as u32;
         }
     }
+    // A bit is set when most shingles have it.
+    let count = shingles.len() as u64;
     Some(
-        weights
-            .iter()
+        ones.iter()
             .enumerate()
-            .filter(|(_, w)| **w > 0)
+            .filter(|(_, ones)| 2 * u64::from(**ones) > count)
             .fold(0u64, |acc, (bit, _)| acc | 1 << bit),
     )
 }
@@ -111,7 +110,7 @@ fn visible_words(html: &str) -> String {
     let mut out = String::with_capacity(html.len() / 2);
     let mut rest = html;
     while let Some(open) = rest.find('<') {
-        push_text(&mut out, &rest[..open]);
+        out.push_str(&rest[..open]);
         rest = &rest[open..];
         let skip_to = if rest.starts_with("<!--") {
             rest.find("-->").map(|i| i + 3)
@@ -133,14 +132,19 @@ fn visible_words(html: &str) -> String {
             }
         }
     }
-    push_text(&mut out, rest);
-    out
-}
-
-fn push_text(out: &mut String, text: &str) {
-    for c in text.chars() {
-        out.extend(c.to_lowercase());
+    out.push_str(rest);
+    // This runs on every page: ASCII is folded in place, and only the words that are not
+    // ASCII go through Unicode's tables.
+    out.make_ascii_lowercase();
+    if out.is_ascii() {
+        return out;
     }
+    out.split_inclusive(' ')
+        .map(|word| match word.is_ascii() {
+            true => std::borrow::Cow::Borrowed(word),
+            false => std::borrow::Cow::Owned(word.to_lowercase()),
+        })
+        .collect()
 }
 
 /// Whether `s` opens the tag `name` (`<name>` or `<name ...`), ignoring case.

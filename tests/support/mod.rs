@@ -70,6 +70,17 @@ pub struct ServedSite {
     _server: Server,
 }
 
+impl ServedSite {
+    /// Waits until the site has answered `requests` requests, failing the test after `limit`.
+    pub async fn wait_for_requests(&self, requests: u64, limit: Duration) {
+        let start = std::time::Instant::now();
+        while self.hits.total() < requests {
+            assert!(start.elapsed() < limit, "the crawl did not get going");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
 /// Serves a site of `spec` (see [`serve_on_own_thread`]).
 pub fn serve(spec: SiteSpec) -> ServedSite {
     let site = Arc::new(Site::new(spec));
@@ -140,6 +151,26 @@ pub fn jsonl(text: &str) -> Vec<Map<String, Value>> {
         .filter(|l| !l.trim().is_empty())
         .map(|l| serde_json::from_str(l).expect("a JSON object per line"))
         .collect()
+}
+
+/// The items of `spindle export PROJECT STORE_ARGS...` keyed by URL, asserting the export
+/// succeeds and no URL appears twice.
+pub fn exported(
+    project: &str,
+    store_args: &[&str],
+) -> std::collections::BTreeMap<String, Map<String, Value>> {
+    let args: Vec<&str> = ["export", project]
+        .iter()
+        .chain(store_args)
+        .copied()
+        .collect();
+    let output = run(&args, Duration::from_secs(60));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    by_url(jsonl(&String::from_utf8_lossy(&output.stdout)))
 }
 
 /// Items keyed by their `url` field, asserting no url appears twice.

@@ -71,9 +71,6 @@ export function renderItems(into, report, { raw = false, fields = [], onErrors }
     into.append(el('div', { class: 'callout warn' },
       `${report.dropped} item(s) dropped: a required or key field was empty (the logs say which).`));
   }
-  for (const w of report.warnings || []) {
-    into.append(el('div', { class: 'callout warn' }, el('strong', {}, 'Warning: '), String(w)));
-  }
   if (report.items_replaced) {
     into.append(el('div', { class: 'callout warn' },
       `${report.items_replaced} item(s) replaced by later ones with the same key: the store keeps one per key.`));
@@ -132,11 +129,15 @@ function logText(text) {
  * The follows tab: `callback › URL` rows, one `li` per follow, each expanding to its task
  * JSON, with a ▶ to run it; `bar` gets the filter, `extra` the empty state and "show more".
  */
-export function renderFollows(list, bar, extra, report, { onPlay, canRun = true, limit = 300 }) {
+export function renderFollows(list, bar, extra, report, { notes, onPlay, canRun = true, limit = 300 }) {
   const follows = report.follows || [];
   list.replaceChildren();
   bar.replaceChildren();
   extra.replaceChildren();
+  // The rules' warnings are about follows (a value read once for the page and given to every
+  // link), so they stand above the list they concern.
+  notes.replaceChildren(...(report.warnings || []).map(w =>
+    el('div', { class: 'callout warn' }, el('strong', {}, 'Warning: '), String(w))));
   if (!follows.length) {
     extra.append(el('div', { class: 'empty' }, el('strong', {}, 'No follows'),
       el('span', {}, 'This handler queued no link on this page. Add a follow rule, or pick links in the preview with the selector helper.')));

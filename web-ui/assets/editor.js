@@ -327,7 +327,7 @@ function renderStep() {
   setCount('follows', follows.length);
   setCount('logs', errors.length + logs.length, errors.length ? 'bad' : '');
   renderItems();
-  view.renderFollows($('follows'), $('follows-bar'), $('follows-extra'), report, { onPlay: task => runStep({ task }, { label: task.callback, url: task.url }), canRun: state.admin });
+  view.renderFollows($('follows'), $('follows-bar'), $('follows-extra'), report, { notes: $('follows-notes'), onPlay: task => runStep({ task }, { label: task.callback, url: task.url }), canRun: state.admin });
   view.renderLogs($('logs'), report);
   view.renderTimings($('timings'), report, step.request);
   lazyDone.html = lazyDone.preview = -1;
