@@ -239,7 +239,7 @@ pub async fn crawl_to(
             database,
         } => {
             let store = match database {
-                Some(url) => spindle_common::store::connect(&url).await?,
+                Some(url) => spindle_store::connect(&url).await?,
                 None => open_store(data).await?,
             };
             save(&*store, project).await?;

@@ -8,12 +8,13 @@ use anyhow::Context;
 use spindle_common::bus::{MemoryBus, MeteredBus};
 use spindle_common::cpu::{CpuStage, metered};
 use spindle_common::events;
-use spindle_common::store::{ProjectRecord, SqliteStore};
+use spindle_common::store::ProjectRecord;
 use spindle_common::subject::durable;
 use spindle_common::{Bus, Clock, Project, StatsBoard, Store, SystemClock};
 use spindle_fetcher::{Fetcher, FetcherConfig};
 use spindle_processor::ProcessorConfig;
 use spindle_scheduler::SchedulerConfig;
+use spindle_store::SqliteStore;
 use tokio::task::JoinSet;
 
 use crate::metrics::{Counted, ObservedBus};
@@ -68,7 +69,7 @@ pub async fn open_existing_store(
     database: Option<&str>,
 ) -> anyhow::Result<Arc<dyn Store>> {
     match database {
-        Some(url) => Ok(spindle_common::store::connect(url).await?),
+        Some(url) => Ok(spindle_store::connect(url).await?),
         None => {
             let path = data.join(DB_FILE);
             anyhow::ensure!(path.exists(), "no database at {}", path.display());

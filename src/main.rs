@@ -781,7 +781,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         } => {
             init_logging("warn");
             let store = match database {
-                Some(url) => spindle_common::store::connect(&url).await?,
+                Some(url) => spindle_store::connect(&url).await?,
                 None => open_store(&data).await?,
             };
             spindle::task::run(&*store, &project, &task, cancel).await

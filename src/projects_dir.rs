@@ -158,7 +158,7 @@ mod tests {
     async fn store_and_folder() -> (tempfile::TempDir, Arc<dyn Store>, PathBuf) {
         let dir = tempfile::tempdir().expect("temporary folder");
         let url = format!("sqlite://{}", dir.path().join("spindle.db").display());
-        let store = spindle_common::store::connect(&url).await.expect("store");
+        let store = spindle_store::connect(&url).await.expect("store");
         let files = dir.path().join("projects");
         std::fs::create_dir(&files).expect("folder");
         (dir, store, files)

@@ -13,11 +13,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use spindle_common::bus::{MeteredBus, NatsBus, NatsOptions};
+use spindle_common::bus::MeteredBus;
 use spindle_common::events::{self, Heartbeat};
 use spindle_common::subject::durable;
 use spindle_common::{Bus, Clock, StatsBoard, Store, SystemClock};
 use spindle_fetcher::{Fetcher, FetcherConfig};
+use spindle_nats::{NatsBus, NatsOptions};
 use spindle_processor::ProcessorConfig;
 use spindle_scheduler::SchedulerConfig;
 use tokio_util::sync::CancellationToken;
@@ -145,7 +146,7 @@ pub async fn connect_store(endpoints: &Endpoints) -> anyhow::Result<Arc<dyn Stor
         .database
         .as_deref()
         .context("this role needs a database: pass --database or set SPINDLE_DATABASE_URL")?;
-    spindle_common::store::connect(url)
+    spindle_store::connect(url)
         .await
         .context("cannot open the database")
 }

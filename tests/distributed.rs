@@ -206,9 +206,7 @@ async fn seven_processes_crawl_through_crashes_with_every_item_once() {
     let status = terminate(&mut stopped);
     assert!(status.success(), "fetcher-2 exits 0 on SIGTERM: {status}");
 
-    let store: Arc<dyn Store> = spindle_common::store::connect(&db.url)
-        .await
-        .expect("store");
+    let store: Arc<dyn Store> = spindle_store::connect(&db.url).await.expect("store");
     let products = served.site.products().len() as u64;
     let finish = Instant::now();
     loop {

@@ -179,9 +179,7 @@ async fn kill_mid_crawl(tag: &str, victim: &str, kill_point: KillPoint) {
     cluster.start("processor", &["processor"]);
     cluster.start("result-writer", &["result-writer"]);
 
-    let store: Arc<dyn Store> = spindle_common::store::connect(&db.url)
-        .await
-        .expect("store");
+    let store: Arc<dyn Store> = spindle_store::connect(&db.url).await.expect("store");
     let start = Instant::now();
     loop {
         assert!(

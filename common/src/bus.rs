@@ -18,7 +18,6 @@
 
 pub mod memory;
 pub mod metered;
-pub mod nats;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,7 +28,6 @@ use crate::message::Message;
 
 pub use memory::MemoryBus;
 pub use metered::{Meter, MeteredBus};
-pub use nats::{NatsBus, NatsOptions};
 
 /// What went wrong on the bus.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -216,8 +214,9 @@ impl Delivery {
     }
 }
 
-/// Drives every operation of `results` to its end; the first error, if any.
-pub(crate) async fn first_error(
+/// Drives every operation of `results` to its end; the first error, if any: for a bus that
+/// settles many deliveries at once.
+pub async fn first_error(
     results: impl futures::Stream<Item = Result<(), BusError>>,
 ) -> Result<(), BusError> {
     use futures::StreamExt;

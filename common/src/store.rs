@@ -1,76 +1,41 @@
 //! The store: where projects, the task frontier and results are kept.
 //!
-//! One trait, one implementation per database ([`sqlite`] for the embedded default,
-//! [`postgres`] for the distributed mode); [`connect`] picks one by URL. The
-//! store is the frontier of record: the scheduler keeps only a bounded window of it in memory
-//! and *claims* ready tasks in batches. A claimed task is on its way (in the window, on the
-//! bus, or being fetched); [`Store::release_claims`] returns every claim to the queue, which
-//! is how a restarted scheduler recovers what was in flight when the process died.
+//! Three contracts by concern ([`ProjectStore`], [`TaskStore`], [`ResultStore`]), which every
+//! backend implements together as a [`Store`]; the backends (SQLite for the embedded default,
+//! PostgreSQL for the distributed mode) live in the `spindle-store` crate, so nothing here
+//! names a database driver. The store is the frontier of record: the scheduler keeps only a
+//! bounded window of it in memory and *claims* ready tasks in batches. A claimed task is on
+//! its way (in the window, on the bus, or being fetched); [`TaskStore::release_claims`]
+//! returns every claim to the queue, which is how a restarted scheduler recovers what was in
+//! flight when the process died.
 
 mod edit;
 mod listing;
-pub mod postgres;
-pub mod sqlite;
-
-use std::collections::HashMap;
-use std::hash::Hash;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::message::{ErrorKind, Item, Outcome, Task};
 
-pub use listing::{CursorError, TaskCursor, TaskQuery};
-
-/// One migration of a store's schema, its SQL compiled into the binary.
-pub(crate) fn migration(
-    version: i64,
-    name: &'static str,
-    sql: &'static str,
-) -> sqlx::migrate::Migration {
-    use sqlx::SqlSafeStr;
-    sqlx::migrate::Migration::new(
-        version,
-        std::borrow::Cow::Borrowed(name),
-        sqlx::migrate::MigrationType::Simple,
-        sql.into_sql_str(),
-        false,
-    )
-}
-
-pub use postgres::PgStore;
-pub use sqlite::SqliteStore;
-
-/// Opens the store a database URL names: `sqlite:…` (e.g. `sqlite://PATH`) or
-/// `postgres://…` / `postgresql://…`, with its schema brought up to date.
-pub async fn connect(url: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
-    if url.starts_with("sqlite:") {
-        Ok(std::sync::Arc::new(SqliteStore::connect(url).await?))
-    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(std::sync::Arc::new(PgStore::connect(url).await?))
-    } else {
-        // The URL ends up in logs and on screens: never with its password.
-        let shown = match url::Url::parse(url) {
-            Ok(mut parsed) if parsed.password().is_some() => {
-                // Only cannot-be-a-base URLs refuse a password, and those have none.
-                let _ = parsed.set_password(Some("***"));
-                parsed.to_string()
-            }
-            _ => url.to_string(),
-        };
-        Err(StoreError::UnsupportedUrl(shown))
-    }
-}
+pub use listing::{CursorError, ListingStart, TaskCursor, TaskQuery, merge_listings};
 
 /// What went wrong in the store.
+///
+/// Backends map their driver's errors into it and decide which are transient: the contract
+/// names no database crate.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The database failed or is unreachable.
-    #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
+    #[error("database: {source}")]
+    Database {
+        /// The driver's error.
+        source: Box<dyn std::error::Error + Send + Sync>,
+        /// The database is unreachable for now; see [`StoreError::is_transient`].
+        transient: bool,
+    },
     /// The schema could not be brought up to date.
     #[error("database migration: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    Migrate(Box<dyn std::error::Error + Send + Sync>),
     /// A stored value could not be read back.
     #[error("corrupt stored value in {what}: {detail}")]
     Corrupt {
@@ -91,18 +56,13 @@ impl StoreError {
     /// starting, a pool that timed out), so the same work may succeed once it is back; every
     /// other error (a full disk, a corrupt value, a constraint) stays as it is on a retry.
     pub fn is_transient(&self) -> bool {
-        let Self::Database(e) = self else {
-            return false;
-        };
-        match e {
-            sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_) => true,
-            // PostgreSQL's connection exceptions (class 08) and operator interventions that
-            // end sessions: admin_shutdown, crash_shutdown, cannot_connect_now.
-            sqlx::Error::Database(db) => db.code().is_some_and(|code| {
-                code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03")
-            }),
-            _ => false,
-        }
+        matches!(
+            self,
+            Self::Database {
+                transient: true,
+                ..
+            }
+        )
     }
 }
 
@@ -164,15 +124,15 @@ pub struct ProjectRecord {
     pub last_start_ms: i64,
     /// Last "run now" request (Unix ms), 0 if never; the scheduler submits the start URLs
     /// again, forced, while it is later than `last_start_ms`. Set by
-    /// [`Store::request_run`] only: [`Store::save_project`] keeps the stored value.
+    /// [`ProjectStore::request_run`] only: [`ProjectStore::save_project`] keeps the stored value.
     pub run_requested_ms: i64,
     /// The project file it was loaded from (`--projects DIR`), as a canonical path; `None`
     /// for a project created in the web UI or by `spindle crawl`. Written by
-    /// [`Store::save_project`] like the definition.
+    /// [`ProjectStore::save_project`] like the definition.
     pub origin: Option<String>,
 }
 
-/// A live edit of a project's settings ([`Store::update_project`]): each field set is
+/// A live edit of a project's settings ([`ProjectStore::update_project`]): each field set is
 /// applied, each `None` left as stored.
 ///
 /// The store checks nothing: the caller validates first. The scheduler expects `rate` > 0
@@ -231,7 +191,7 @@ pub struct KnownTask {
     pub claimed: bool,
 }
 
-/// What a store knows of a task without looking its row up ([`Store::presence`]).
+/// What a store knows of a task without looking its row up ([`TaskStore::presence`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Presence {
     /// Not stored: a new task.
@@ -239,7 +199,7 @@ pub enum Presence {
     /// Stored without re-crawl rules of its own (no `age`, no `itag`): a follow without
     /// rules of its own to it is a duplicate whatever its state.
     Plain,
-    /// Stored with rules, or the store cannot tell: ask [`Store::known_tasks`].
+    /// Stored with rules, or the store cannot tell: ask [`TaskStore::known_tasks`].
     Ask,
 }
 
@@ -291,8 +251,8 @@ pub struct Attempt {
 type StoredAttempt = (Option<u16>, u32, u32, u32, u32, Option<ErrorKind>);
 
 impl Attempt {
-    /// The stored form of the attempt (see [`StoredAttempt`]).
-    pub(crate) fn to_stored(&self) -> Result<String, StoreError> {
+    /// The stored form of the attempt, shared by every backend (see [`StoredAttempt`]).
+    pub fn to_stored(&self) -> Result<String, StoreError> {
         let stored: StoredAttempt = (
             self.status_code,
             self.fetch_ms,
@@ -309,7 +269,7 @@ impl Attempt {
 
     /// An attempt read back from its stored form. An error kind this build does not know
     /// (written by a newer one sharing the database) reads as [`ErrorKind::Other`].
-    pub(crate) fn from_stored(text: &str) -> Result<Attempt, StoreError> {
+    pub fn from_stored(text: &str) -> Result<Attempt, StoreError> {
         let (status_code, fetch_ms, process_ms, follows, items, kind): (
             Option<u16>,
             u32,
@@ -380,9 +340,9 @@ pub struct TaskCounts {
     pub bad: u64,
 }
 
-/// Persistent state of Spindle.
+/// The projects: definitions and run state, read by every role.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait ProjectStore: Send + Sync + 'static {
     /// Creates or replaces a project.
     async fn save_project(&self, project: &ProjectRecord) -> Result<(), StoreError>;
     /// Every project.
@@ -405,7 +365,7 @@ pub trait Store: Send + Sync + 'static {
         now_ms: i64,
     ) -> Result<bool, StoreError>;
     /// Applies a live edit of a project's settings (see [`ProjectChange`] for what the caller
-    /// validates) and bumps `updated_ms` like [`Store::set_status`], so the scheduler reloads
+    /// validates) and bumps `updated_ms` like [`ProjectStore::set_status`], so the scheduler reloads
     /// the project and applies a new rate and burst at its next reload (every 2 s). The
     /// record as changed, or `None` if there is no such project.
     async fn update_project(
@@ -414,7 +374,14 @@ pub trait Store: Send + Sync + 'static {
         change: &ProjectChange,
         now_ms: i64,
     ) -> Result<Option<ProjectRecord>, StoreError>;
+    /// Deletes a project with all its tasks and results, in one transaction.
+    async fn delete_project(&self, project: &str) -> Result<(), StoreError>;
+}
 
+/// The tasks of record: the frontier the scheduler claims from and writes back to, and the
+/// task views of `spindle task` and the web UI.
+#[async_trait]
+pub trait TaskStore: Send + Sync + 'static {
     /// The stored state of those of `taskids` that are known, in one round trip per chunk.
     async fn known_tasks(
         &self,
@@ -422,7 +389,7 @@ pub trait Store: Send + Sync + 'static {
         taskids: &[&str],
     ) -> Result<Vec<KnownTask>, StoreError>;
     /// What the store can tell about each of `taskids` without a round trip, for the
-    /// scheduler to skip [`Store::known_tasks`] where it can. The default, for a store that
+    /// scheduler to skip [`TaskStore::known_tasks`] where it can. The default, for a store that
     /// cannot tell, is [`Presence::Ask`] for each; the SQLite store answers from memory.
     async fn presence(
         &self,
@@ -435,9 +402,9 @@ pub trait Store: Send + Sync + 'static {
     /// [`Task::order`] among the tasks of its priority, or after every task queued so far
     /// when it has none (0).
     async fn put_tasks(&self, tasks: &[Task], now_ms: i64) -> Result<(), StoreError>;
-    /// Like [`Store::put_tasks`], but the tasks are stored claimed: the scheduler takes them
+    /// Like [`TaskStore::put_tasks`], but the tasks are stored claimed: the scheduler takes them
     /// straight into its window instead of claiming them back from the queue. A crash leaves
-    /// them claimed, and [`Store::release_claims`] at the next start queues them again.
+    /// them claimed, and [`TaskStore::release_claims`] at the next start queues them again.
     async fn put_claimed_tasks(&self, tasks: &[Task], now_ms: i64) -> Result<(), StoreError>;
     /// Claims up to `limit` active, unclaimed tasks due by `now_ms`, best first (priority,
     /// then place), each with its place in [`Task::order`].
@@ -470,11 +437,11 @@ pub trait Store: Send + Sync + 'static {
         taskid: &str,
         now_ms: i64,
     ) -> Result<bool, StoreError>;
-    /// Deletes a project with all its tasks and results, in one transaction.
-    async fn delete_project(&self, project: &str) -> Result<(), StoreError>;
-    /// Deletes results last updated before `before_ms`; the number deleted.
-    async fn purge_results(&self, project: &str, before_ms: i64) -> Result<u64, StoreError>;
+}
 
+/// The results: items written by the result writer, read by exports and the web UI.
+#[async_trait]
+pub trait ResultStore: Send + Sync + 'static {
     /// Inserts or replaces items by `(project, taskid)` (in one transaction); `false` when the
     /// project no longer exists, in which case nothing is written: pages still in flight when
     /// a project is deleted must not bring its results back.
@@ -498,30 +465,15 @@ pub trait Store: Send + Sync + 'static {
     async fn count_results_since(&self, project: &str, since_ms: i64) -> Result<u64, StoreError>;
     /// When the newest item of a project was written (Unix ms), if it has any.
     async fn last_result_ms(&self, project: &str) -> Result<Option<i64>, StoreError>;
+    /// Deletes results last updated before `before_ms`; the number deleted.
+    async fn purge_results(&self, project: &str, before_ms: i64) -> Result<u64, StoreError>;
 }
 
-/// The last occurrence of each key, in the order of those last occurrences.
-///
-/// PostgreSQL refuses an `INSERT … ON CONFLICT DO UPDATE` that touches one row twice, and
-/// an `UPDATE … FROM` with two matches for a row applies one of them, in either database:
-/// keeping the last occurrence at its position makes the last one win with the latest `seq`.
-pub(crate) fn last_of_each<'a, T, K: Hash + Eq>(
-    rows: &'a [T],
-    key: impl Fn(&'a T) -> K,
-) -> Vec<&'a T> {
-    let mut last = HashMap::with_capacity(rows.len());
-    for (i, row) in rows.iter().enumerate() {
-        last.insert(key(row), i);
-    }
-    if last.len() == rows.len() {
-        return rows.iter().collect();
-    }
-    rows.iter()
-        .enumerate()
-        .filter(|(i, row)| last.get(&key(row)) == Some(i))
-        .map(|(_, row)| row)
-        .collect()
-}
+/// Persistent state of Spindle: a backend keeps all three concerns in one database, so
+/// deleting a project takes its tasks and results with it in one transaction.
+pub trait Store: ProjectStore + TaskStore + ResultStore {}
+
+impl<T: ProjectStore + TaskStore + ResultStore + ?Sized> Store for T {}
 
 #[cfg(test)]
 mod tests {
@@ -568,12 +520,5 @@ mod tests {
         assert!(Attempt::from_stored("{}").is_err());
         let newer = Attempt::from_stored(r#"[null,1,0,0,0,"quota"]"#).expect("read");
         assert_eq!(newer.error_kind, Some(ErrorKind::Other));
-    }
-
-    #[test]
-    fn last_of_each_keeps_the_last_occurrence_at_its_position() {
-        let rows = [("a", 1), ("b", 1), ("a", 2), ("c", 1), ("b", 2)];
-        let kept: Vec<_> = last_of_each(&rows, |r| r.0).into_iter().copied().collect();
-        assert_eq!(kept, [("a", 2), ("c", 1), ("b", 2)]);
     }
 }

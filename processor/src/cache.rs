@@ -89,7 +89,9 @@ impl RulesCache {
 
 #[cfg(test)]
 mod tests {
-    use spindle_common::store::{ProjectRecord, SqliteStore};
+    use spindle_common::store::ProjectRecord;
+    use spindle_common::store::ProjectStore;
+    use spindle_store::SqliteStore;
 
     use super::*;
 

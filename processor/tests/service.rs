@@ -1,18 +1,20 @@
 //! The processor service end to end on the in-process bus and a SQLite store: what it
 //! publishes, in which order, and what it acknowledges.
 
+use spindle_common::store::ProjectStore;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use spindle_common::bus::{ConsumerStats, MemoryBus};
 use spindle_common::message::{ErrorKind, WIRE_VERSION};
-use spindle_common::store::{ProjectRecord, SqliteStore};
+use spindle_common::store::ProjectRecord;
 use spindle_common::subject::{Stage, durable};
 use spindle_common::{
-    Bus, BusError, Consumer, ConsumerSpec, Delivery, Message, Page, ProcessJob, Store, Task,
+    Bus, BusError, Consumer, ConsumerSpec, Delivery, Message, Page, ProcessJob, Task,
 };
 use spindle_processor::{ProcessorConfig, ProcessorError, run};
+use spindle_store::SqliteStore;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 

@@ -163,7 +163,7 @@ async fn fill(store: &dyn Store, a: &Args) -> Result<(), Box<dyn std::error::Err
 
 /// Child mode: a scheduler on `url` that prints one line when it first dispatches.
 async fn serve(url: &str) -> Result<(), Box<dyn std::error::Error>> {
-    let store = spindle_common::store::connect(url).await?;
+    let store = spindle_store::connect(url).await?;
     let bus = MemoryBus::new();
     let mut fetch = bus
         .consume(ConsumerSpec::new(Stage::Fetch.filter(), durable::FETCHER))
@@ -243,7 +243,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         a.batch,
         url.split('@').next_back().unwrap_or(&url)
     );
-    let store = spindle_common::store::connect(&url).await?;
+    let store = spindle_store::connect(&url).await?;
     store.delete_project(PROJECT).await?;
     store
         .save_project(&ProjectRecord {
@@ -266,7 +266,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     // Dispatch needs no key map; the first dedupe after a start reads it (SQLite).
     let started = Instant::now();
-    let store = spindle_common::store::connect(&url).await?;
+    let store = spindle_store::connect(&url).await?;
     store.presence(PROJECT, &["none"]).await?;
     println!(
         "a new store, opened and through its first dedupe lookup: {:.2} s",
@@ -274,7 +274,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     drop(store);
     if a.database.is_some() {
-        spindle_common::store::connect(&url)
+        spindle_store::connect(&url)
             .await?
             .delete_project(PROJECT)
             .await?;

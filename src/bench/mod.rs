@@ -393,7 +393,7 @@ pub async fn run_distributed(
     std::fs::create_dir_all(&projects)?;
     let site = Site::new(bench.spec());
     std::fs::write(projects.join("bench.toml"), bench.project_toml(&tag, &base))?;
-    let store = spindle_common::store::connect(database).await?;
+    let store = spindle_store::connect(database).await?;
     let exe = std::env::current_exe().context("cannot find the spindle executable")?;
     let started = std::time::Instant::now();
     let mut roles = Vec::new();
@@ -457,8 +457,8 @@ pub async fn run_distributed(
     }
     site_child.kill().await.ok();
     let items = verify_items(&*store, &tag, &site, &base).await?;
-    let cleanup = spindle_common::bus::NatsOptions::new(nats).namespace(&tag);
-    if let Ok(bus) = spindle_common::bus::NatsBus::connect(cleanup).await {
+    let cleanup = spindle_nats::NatsOptions::new(nats).namespace(&tag);
+    if let Ok(bus) = spindle_nats::NatsBus::connect(cleanup).await {
         bus.delete_streams().await.ok();
     }
     store.delete_project(&tag).await?;

@@ -260,9 +260,8 @@ impl TestDb {
 
 /// Deletes the streams a test left on the shared NATS server under `namespace`.
 pub async fn delete_nats_namespace(namespace: &str) {
-    let options =
-        spindle_common::bus::NatsOptions::new("nats://127.0.0.1:4222").namespace(namespace);
-    if let Ok(bus) = spindle_common::bus::NatsBus::connect(options).await {
+    let options = spindle_nats::NatsOptions::new("nats://127.0.0.1:4222").namespace(namespace);
+    if let Ok(bus) = spindle_nats::NatsBus::connect(options).await {
         let _ = bus.delete_streams().await;
     }
 }

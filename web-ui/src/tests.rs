@@ -7,7 +7,8 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use serde_json::Value;
 use spindle_common::Store;
-use spindle_common::store::{ProjectRecord, SqliteStore};
+use spindle_common::store::ProjectRecord;
+use spindle_store::SqliteStore;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 

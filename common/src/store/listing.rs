@@ -8,8 +8,8 @@
 //! moves ahead of the cursor (it is not shown twice).
 //!
 //! Each store reads every project it lists from its index on `(project, updated_ms)`, down
-//! from where the cursor falls in that project ([`Start`]), at most `limit` rows each; the
-//! pages of several projects are merged here ([`merge`]). Projects are few, tasks many.
+//! from where the cursor falls in that project ([`ListingStart`]), at most `limit` rows each; the
+//! pages of several projects are merged here ([`merge_listings`]). Projects are few, tasks many.
 
 use std::cmp::Ordering;
 use std::fmt;
@@ -23,7 +23,7 @@ use crate::message::ErrorKind;
 /// Tasks a [`TaskQuery`] asks for when the caller does not say.
 const DEFAULT_LIMIT: usize = 50;
 
-/// Which tasks [`super::Store::list_tasks`] lists, and from where.
+/// Which tasks [`super::TaskStore::list_tasks`] lists, and from where.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaskQuery {
     /// Only this project's tasks; `None`: every project's.
@@ -134,9 +134,12 @@ impl FromStr for TaskCursor {
 /// below `taskid_below`. Stores bind the three as they are:
 /// `updated_ms <= ? AND (updated_ms < ? OR ? OR taskid < ?)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Start<'a> {
+pub struct ListingStart<'a> {
+    /// Tasks changed at or before this time (Unix ms).
     pub updated_ms: i64,
+    /// All tasks changed at `updated_ms`, or only those below `taskid_below`.
     pub all_at_time: bool,
+    /// The first task id excluded at `updated_ms` when not `all_at_time`.
     pub taskid_below: &'a str,
 }
 
@@ -144,25 +147,25 @@ impl TaskQuery {
     /// Where `project`'s tasks after the cursor start. A project listed before the cursor's
     /// (in name order) has its tasks of the cursor's millisecond before the cursor; one
     /// listed after it, after.
-    pub(crate) fn start_in(&self, project: &str) -> Start<'_> {
+    pub fn start_in(&self, project: &str) -> ListingStart<'_> {
         match &self.before {
-            None => Start {
+            None => ListingStart {
                 updated_ms: i64::MAX,
                 all_at_time: true,
                 taskid_below: "",
             },
             Some(c) => match project.cmp(c.project.as_str()) {
-                Ordering::Less => Start {
+                Ordering::Less => ListingStart {
                     updated_ms: c.updated_ms,
                     all_at_time: false,
                     taskid_below: "",
                 },
-                Ordering::Equal => Start {
+                Ordering::Equal => ListingStart {
                     updated_ms: c.updated_ms,
                     all_at_time: false,
                     taskid_below: &c.taskid,
                 },
-                Ordering::Greater => Start {
+                Ordering::Greater => ListingStart {
                     updated_ms: c.updated_ms,
                     all_at_time: true,
                     taskid_below: "",
@@ -172,7 +175,7 @@ impl TaskQuery {
     }
 
     /// The error kind filter as stored in a track (`"timeout"`, `"too_big"`, …).
-    pub(crate) fn error_kind_name(&self) -> Option<String> {
+    pub fn error_kind_name(&self) -> Option<String> {
         // A unit variant always serializes to its name; anything else would match nothing.
         self.error_kind.map(|kind| {
             serde_json::to_value(kind)
@@ -191,8 +194,9 @@ fn listing_order(a: &TaskRecord, b: &TaskRecord) -> Ordering {
         .then_with(|| b.task.taskid.cmp(&a.task.taskid))
 }
 
-/// The first `limit` tasks of the pages of several projects, each in listing order.
-pub(crate) fn merge(pages: Vec<Vec<TaskRecord>>, limit: usize) -> Vec<TaskRecord> {
+/// The first `limit` tasks of the pages of several projects, each in listing order: how a
+/// backend that reads each project's index on its own makes one page of them.
+pub fn merge_listings(pages: Vec<Vec<TaskRecord>>, limit: usize) -> Vec<TaskRecord> {
     let mut tasks: Vec<TaskRecord> = pages.into_iter().flatten().collect();
     tasks.sort_by(listing_order);
     tasks.truncate(limit);

@@ -1,5 +1,6 @@
 //! The scheduler driven step by step with a manual clock: each rule checked without sleeping.
 
+use spindle_common::store::ProjectStore;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,9 +10,10 @@ use spindle_common::clock::ManualClock;
 use spindle_common::message::{
     ErrorKind, Message, NewTasks, Outcome, Task, TaskError, WIRE_VERSION,
 };
-use spindle_common::store::{ProjectRecord, SqliteStore};
+use spindle_common::store::ProjectRecord;
 use spindle_common::subject::{Stage, durable};
 use spindle_common::{Bus, StatsBoard, Store};
+use spindle_store::SqliteStore;
 
 use super::Scheduler;
 use crate::SchedulerConfig;

@@ -3,8 +3,10 @@
 
 use super::rows::{corrupt, status_code};
 use super::{CHUNK, PgStore};
-use crate::message::Task;
-use crate::store::{Attempt, StoreError, TaskStatus, TaskUpdate, last_of_each};
+use crate::db;
+use crate::last_of_each;
+use spindle_common::message::Task;
+use spindle_common::store::{Attempt, StoreError, TaskStatus, TaskUpdate};
 
 impl PgStore {
     /// Inserts or re-queues `tasks` as active, claimed or not, in one transaction.
@@ -18,7 +20,7 @@ impl PgStore {
             return Ok(());
         }
         let tasks = last_of_each(tasks, |t| (t.project.as_str(), t.taskid.as_str()));
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin().await.map_err(db)?;
         // Numbers drawn later come after every place given here.
         if let Some(last) = tasks.iter().map(|t| t.order).max().filter(|&o| o > 0) {
             sqlx::query(
@@ -26,7 +28,8 @@ impl PgStore {
             )
             .bind(last)
             .execute(&mut *tx)
-            .await?;
+            .await
+            .map_err(db)?;
         }
         for chunk in tasks.chunks(CHUNK) {
             let json = chunk
@@ -73,9 +76,9 @@ impl PgStore {
             .bind(claimed)
             .bind(chunk.iter().map(|t| t.order).collect::<Vec<_>>())
             .execute(&mut *tx)
-            .await?;
+            .await.map_err(db)?;
         }
-        tx.commit().await?;
+        tx.commit().await.map_err(db)?;
         Ok(())
     }
 
@@ -90,7 +93,7 @@ impl PgStore {
             return Ok(());
         }
         let updates = last_of_each(updates, |u| u.taskid.as_str());
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin().await.map_err(db)?;
         for chunk in updates.chunks(CHUNK) {
             let tracks = chunk
                 .iter()
@@ -150,9 +153,10 @@ impl PgStore {
             )
             .bind(tracks)
             .execute(&mut *tx)
-            .await?;
+            .await
+            .map_err(db)?;
         }
-        tx.commit().await?;
+        tx.commit().await.map_err(db)?;
         Ok(())
     }
 }

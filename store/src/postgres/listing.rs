@@ -5,8 +5,9 @@ use sqlx::Row;
 use sqlx::postgres::{PgPool, PgRow};
 
 use super::rows::{corrupt, retries_from_row, sql_limit, status_code, status_from_row};
-use crate::message::Task;
-use crate::store::{Attempt, StoreError, TaskQuery, TaskRecord};
+use crate::db;
+use spindle_common::message::Task;
+use spindle_common::store::{Attempt, StoreError, TaskQuery, TaskRecord};
 
 /// The columns [`record_from_row`] reads, from `tasks`.
 pub(super) const TASK_COLUMNS: &str = "SELECT task::text AS task, status, claimed, priority,
@@ -16,21 +17,21 @@ pub(super) const TASK_COLUMNS: &str = "SELECT task::text AS task, status, claime
 /// A task read with [`TASK_COLUMNS`]. The columns are the truth where they differ from the
 /// stored JSON: a retry changes them without rewriting it.
 pub(super) fn record_from_row(row: &PgRow) -> Result<TaskRecord, StoreError> {
-    let json: String = row.try_get("task")?;
+    let json: String = row.try_get("task").map_err(db)?;
     let mut task: Task = serde_json::from_str(&json).map_err(|e| corrupt("tasks.task", e))?;
-    task.priority = row.try_get("priority")?;
-    task.exetime = row.try_get("exetime")?;
+    task.priority = row.try_get("priority").map_err(db)?;
+    task.exetime = row.try_get("exetime").map_err(db)?;
     task.retries = retries_from_row(row)?;
-    task.fetch.etag = row.try_get("etag")?;
-    task.fetch.last_modified = row.try_get("last_modified")?;
-    let track: Option<String> = row.try_get("track")?;
+    task.fetch.etag = row.try_get("etag").map_err(db)?;
+    task.fetch.last_modified = row.try_get("last_modified").map_err(db)?;
+    let track: Option<String> = row.try_get("track").map_err(db)?;
     Ok(TaskRecord {
         task,
         status: status_from_row(row)?,
-        claimed: row.try_get("claimed")?,
-        last_crawl_ms: row.try_get("last_crawl_ms")?,
-        last_error: row.try_get("last_error")?,
-        updated_ms: row.try_get("updated_ms")?,
+        claimed: row.try_get("claimed").map_err(db)?,
+        last_crawl_ms: row.try_get("last_crawl_ms").map_err(db)?,
+        last_error: row.try_get("last_error").map_err(db)?,
+        updated_ms: row.try_get("updated_ms").map_err(db)?,
         track: track.as_deref().map(Attempt::from_stored).transpose()?,
     })
 }
@@ -38,7 +39,7 @@ pub(super) fn record_from_row(row: &PgRow) -> Result<TaskRecord, StoreError> {
 /// Every project with tasks, in name order: a walk from one project to the next in the
 /// index on `(project, updated_ms)`, one seek a project, rather than a read of every entry.
 pub(super) async fn task_projects(pool: &PgPool) -> Result<Vec<String>, StoreError> {
-    Ok(sqlx::query_scalar(
+    sqlx::query_scalar(
         "WITH RECURSIVE p(name) AS (
             SELECT MIN(project) FROM tasks
             UNION ALL
@@ -47,7 +48,8 @@ pub(super) async fn task_projects(pool: &PgPool) -> Result<Vec<String>, StoreErr
          SELECT name FROM p WHERE name IS NOT NULL",
     )
     .fetch_all(pool)
-    .await?)
+    .await
+    .map_err(db)
 }
 
 /// Up to `query.limit` tasks of `project` after the query's cursor, in listing order: the
@@ -80,6 +82,7 @@ pub(super) async fn page(
         .bind(query.error_kind_name())
         .bind(sql_limit(query.limit))
         .fetch_all(pool)
-        .await?;
+        .await
+        .map_err(db)?;
     rows.iter().map(record_from_row).collect()
 }

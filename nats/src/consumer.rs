@@ -41,8 +41,8 @@
 //! only causes a redelivery, which the contract allows. A message that cannot be decoded is
 //! logged and terminated so it is never redelivered in a loop.
 //!
-//! [`NatsOptions::confirm_acks`]: super::NatsOptions::confirm_acks
-//! [`NatsOptions::ack_timeout`]: super::NatsOptions::ack_timeout
+//! [`NatsOptions::confirm_acks`]: crate::NatsOptions::confirm_acks
+//! [`NatsOptions::ack_timeout`]: crate::NatsOptions::ack_timeout
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -62,12 +62,12 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{debug, error, warn};
 
-use super::bundle::{self, Bundle};
-use super::codec::{self, Wire};
-use super::error::NatsError;
-use super::{Shared, naming, retry_delay};
-use crate::bus::{Acker, BusError, Consumer, ConsumerSpec, Delivery};
-use crate::message::Message;
+use crate::bundle::{self, Bundle};
+use crate::codec::{self, Wire};
+use crate::error::NatsError;
+use crate::{Shared, naming, retry_delay};
+use spindle_common::bus::{Acker, BusError, Consumer, ConsumerSpec, Delivery};
+use spindle_common::message::Message;
 
 /// Pause before asking again after the server refused a pull request or is not ready.
 const HOLD: Duration = Duration::from_secs(1);

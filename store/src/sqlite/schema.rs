@@ -2,7 +2,7 @@
 
 use sqlx::migrate::Migrator;
 
-use crate::store::migration;
+use crate::migration;
 
 /// Every migration of the SQLite store.
 pub(super) fn migrator() -> Migrator {
@@ -10,42 +10,42 @@ pub(super) fn migrator() -> Migrator {
         migration(
             1,
             "init",
-            include_str!("../../../migrations/sqlite/0001_init.sql"),
+            include_str!("../../migrations/sqlite/0001_init.sql"),
         ),
         migration(
             2,
             "validators",
-            include_str!("../../../migrations/sqlite/0002_validators.sql"),
+            include_str!("../../migrations/sqlite/0002_validators.sql"),
         ),
         migration(
             3,
             "run_requests",
-            include_str!("../../../migrations/sqlite/0003_run_requests.sql"),
+            include_str!("../../migrations/sqlite/0003_run_requests.sql"),
         ),
         migration(
             4,
             "drop_status_index",
-            include_str!("../../../migrations/sqlite/0004_drop_status_index.sql"),
+            include_str!("../../migrations/sqlite/0004_drop_status_index.sql"),
         ),
         migration(
             5,
             "results_age_index",
-            include_str!("../../../migrations/sqlite/0005_results_age_index.sql"),
+            include_str!("../../migrations/sqlite/0005_results_age_index.sql"),
         ),
         migration(
             6,
             "tasks_by_row",
-            include_str!("../../../migrations/sqlite/0006_tasks_by_row.sql"),
+            include_str!("../../migrations/sqlite/0006_tasks_by_row.sql"),
         ),
         migration(
             7,
             "results_by_row",
-            include_str!("../../../migrations/sqlite/0007_results_by_row.sql"),
+            include_str!("../../migrations/sqlite/0007_results_by_row.sql"),
         ),
         migration(
             8,
             "task_track",
-            include_str!("../../../migrations/sqlite/0008_task_track.sql"),
+            include_str!("../../migrations/sqlite/0008_task_track.sql"),
         ),
     ])
 }
@@ -68,8 +68,10 @@ pub(super) async fn query_plan(pool: &sqlx::SqlitePool, sql: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::query_plan;
-    use crate::store::Store;
-    use crate::store::sqlite::SqliteStore;
+    use crate::sqlite::SqliteStore;
+    use spindle_common::store::ResultStore;
+
+    use spindle_common::store::TaskStore;
 
     /// The crawl's queries on tasks seek rows or read their own partial indexes: none reads
     /// a project's range of `tasks_changed`, the index the web UI lists tasks with.
@@ -117,9 +119,16 @@ mod tests {
         let path = dir.path().join("s.db");
         {
             let old = SqliteStore::open(&path).await.expect("open");
-            old.put_tasks(&[crate::message::Task::new("p", "http://a/", "start")], 5)
-                .await
-                .expect("put");
+            old.put_tasks(
+                &[spindle_common::message::Task::new(
+                    "p",
+                    "http://a/",
+                    "start",
+                )],
+                5,
+            )
+            .await
+            .expect("put");
             // Back to the schema before tracks and origins.
             sqlx::query(
                 "DROP INDEX tasks_changed; CREATE INDEX tasks_project ON tasks (project);
@@ -132,7 +141,7 @@ mod tests {
         }
         let s = SqliteStore::open(&path).await.expect("migrate");
         let listed = s
-            .list_tasks(&crate::store::TaskQuery::default())
+            .list_tasks(&spindle_common::store::TaskQuery::default())
             .await
             .expect("list");
         assert_eq!(listed.len(), 1);
@@ -172,7 +181,7 @@ mod tests {
         assert_eq!(ids, ["a", "b"], "kept, in task order");
         assert_eq!(page[1].data["n"], 2);
 
-        let again = crate::message::Item {
+        let again = spindle_common::message::Item {
             taskid: "a".into(),
             url: "http://a/a".into(),
             data: serde_json::Map::from_iter([("n".to_string(), 10.into())]),

@@ -5,8 +5,9 @@ use sqlx::sqlite::{SqliteConnection, SqliteRow};
 use sqlx::{Row, Sqlite};
 
 use super::corrupt;
-use crate::message::Task;
-use crate::store::{Attempt, StoreError, TaskQuery, TaskRecord, TaskStatus};
+use crate::db;
+use spindle_common::message::Task;
+use spindle_common::store::{Attempt, StoreError, TaskQuery, TaskRecord, TaskStatus};
 
 /// The columns [`record_from_row`] reads, from `tasks`.
 pub(super) const TASK_COLUMNS: &str = "SELECT task, status, claimed, priority, exetime,
@@ -15,22 +16,22 @@ pub(super) const TASK_COLUMNS: &str = "SELECT task, status, claimed, priority, e
 /// A task read with [`TASK_COLUMNS`]. The columns are the truth where they differ from the
 /// stored JSON: a retry changes them without rewriting it.
 pub(super) fn record_from_row(row: &SqliteRow) -> Result<TaskRecord, StoreError> {
-    let json: String = row.try_get("task")?;
+    let json: String = row.try_get("task").map_err(db)?;
     let mut task: Task = serde_json::from_str(&json).map_err(|e| corrupt("tasks.task", e))?;
-    task.priority = row.try_get("priority")?;
-    task.exetime = row.try_get("exetime")?;
-    task.retries = row.try_get::<i64, _>("retries")? as u32;
-    task.fetch.etag = row.try_get("etag")?;
-    task.fetch.last_modified = row.try_get("last_modified")?;
-    let code: i64 = row.try_get("status")?;
-    let track: Option<String> = row.try_get("track")?;
+    task.priority = row.try_get("priority").map_err(db)?;
+    task.exetime = row.try_get("exetime").map_err(db)?;
+    task.retries = row.try_get::<i64, _>("retries").map_err(db)? as u32;
+    task.fetch.etag = row.try_get("etag").map_err(db)?;
+    task.fetch.last_modified = row.try_get("last_modified").map_err(db)?;
+    let code: i64 = row.try_get("status").map_err(db)?;
+    let track: Option<String> = row.try_get("track").map_err(db)?;
     Ok(TaskRecord {
         task,
         status: TaskStatus::from_code(code).ok_or_else(|| corrupt("tasks.status", code))?,
-        claimed: row.try_get::<i64, _>("claimed")? != 0,
-        last_crawl_ms: row.try_get("last_crawl_ms")?,
-        last_error: row.try_get("last_error")?,
-        updated_ms: row.try_get("updated_ms")?,
+        claimed: row.try_get::<i64, _>("claimed").map_err(db)? != 0,
+        last_crawl_ms: row.try_get("last_crawl_ms").map_err(db)?,
+        last_error: row.try_get("last_error").map_err(db)?,
+        updated_ms: row.try_get("updated_ms").map_err(db)?,
         track: track.as_deref().map(Attempt::from_stored).transpose()?,
     })
 }
@@ -38,7 +39,7 @@ pub(super) fn record_from_row(row: &SqliteRow) -> Result<TaskRecord, StoreError>
 /// Every project with tasks, in name order: a walk from one project to the next in the
 /// index on `(project, updated_ms)`, one seek a project, rather than a read of every entry.
 pub(super) async fn task_projects(conn: &mut SqliteConnection) -> Result<Vec<String>, StoreError> {
-    Ok(sqlx::query_scalar(
+    sqlx::query_scalar(
         "WITH RECURSIVE p(name) AS (
             SELECT MIN(project) FROM tasks
             UNION ALL
@@ -47,7 +48,8 @@ pub(super) async fn task_projects(conn: &mut SqliteConnection) -> Result<Vec<Str
          SELECT name FROM p WHERE name IS NOT NULL",
     )
     .fetch_all(&mut *conn)
-    .await?)
+    .await
+    .map_err(db)
 }
 
 /// Up to `query.limit` tasks of `project` after the query's cursor, in listing order: the
@@ -81,15 +83,16 @@ pub(super) async fn page(
         .bind(query.error_kind_name())
         .bind(i64::try_from(query.limit).unwrap_or(i64::MAX))
         .fetch_all(&mut *conn)
-        .await?;
+        .await
+        .map_err(db)?;
     rows.iter().map(record_from_row).collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::sqlite::SqliteStore;
-    use crate::store::sqlite::schema::query_plan;
+    use crate::sqlite::SqliteStore;
+    use crate::sqlite::schema::query_plan;
 
     #[tokio::test]
     async fn a_page_is_read_from_the_index_and_never_sorted_whole() {

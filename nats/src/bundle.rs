@@ -44,9 +44,9 @@ use tokio::time::Instant;
 use tracing::debug;
 
 #[cfg(doc)]
-use super::NatsOptions;
-use super::{Prepared, Shared, codec};
-use crate::bus::BusError;
+use crate::NatsOptions;
+use crate::{Prepared, Shared, codec};
+use spindle_common::bus::BusError;
 
 /// Header of a bundle: how many parts it holds.
 pub(crate) const BUNDLE: &str = "Spindle-Bundle";
@@ -315,7 +315,7 @@ impl Bundle {
         };
         match last {
             None => Ok(()),
-            Some(None) => super::consumer::send_ack(&self.shared, &self.reply, AckKind::Ack)
+            Some(None) => crate::consumer::send_ack(&self.shared, &self.reply, AckKind::Ack)
                 .await
                 .map(|_| ()),
             Some(Some(delay)) => {
@@ -324,7 +324,7 @@ impl Bundle {
                 } else {
                     AckKind::Nak(Some(delay))
                 };
-                super::consumer::send_ack(&self.shared, &self.reply, kind)
+                crate::consumer::send_ack(&self.shared, &self.reply, kind)
                     .await
                     .map(|_| ())
             }

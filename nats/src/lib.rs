@@ -1,8 +1,8 @@
 //! The JetStream bus of the distributed mode.
 //!
-//! Same contract as the in-process bus (see [`crate::bus`]), on nats-server 2.9 with JetStream:
+//! Same contract as the in-process bus (see [`spindle_common::bus`]), on nats-server 2.9 with JetStream:
 //!
-//! - **Streams.** One per [`Stage::stream`](crate::subject::Stage::stream), created or updated
+//! - **Streams.** One per [`Stage::stream`](spindle_common::subject::Stage::stream), created or updated
 //!   at connect: file storage, a byte bound that refuses publishes when reached (never drops
 //!   old messages), an age bound, and a duplicate window so a retried publish is stored once.
 //!   Newtask and status share `SPINDLE_SCHEDULER`, so the scheduler's single consumer reads a
@@ -45,10 +45,10 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use super::{Bus, BusError, Consumer, ConsumerSpec, ConsumerStats};
-use crate::message::Message;
 use error::NatsError;
 use naming::Names;
+use spindle_common::bus::{Bus, BusError, Consumer, ConsumerSpec, ConsumerStats, first_error};
+use spindle_common::message::Message;
 
 pub use options::NatsOptions;
 
@@ -223,7 +223,7 @@ async fn settle_all(
     queued: Vec<tokio::sync::oneshot::Receiver<Result<(), BusError>>>,
 ) -> Result<(), BusError> {
     use futures::StreamExt;
-    super::first_error(
+    first_error(
         futures::stream::iter(queued)
             .then(|answer| async { answer.await.unwrap_or(Err(BusError::Closed)) }),
     )

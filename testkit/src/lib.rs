@@ -1,5 +1,7 @@
-//! Helpers for integration tests that need a service from outside the process (PostgreSQL,
-//! NATS), shared by every such test file with `mod support;`.
+//! What Spindle's tests share, in every crate: the rule for tests that need a service from
+//! outside the process (PostgreSQL, NATS, Chromium).
+//!
+//! Only tests depend on this crate; it must never become a dependency of a service.
 //!
 //! The policy: a developer without the service still gets a green run, with a printed
 //! reason for each skipped test; CI (`CI=true`) has every service, so there a missing one is

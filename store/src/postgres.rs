@@ -36,12 +36,14 @@ use self::rows::{
     status_from_row,
 };
 use self::schema::migrator;
-use super::listing::merge;
-use super::{
-    KnownTask, ProjectChange, ProjectRecord, Store, StoreError, TaskCounts, TaskQuery, TaskRecord,
-    TaskStatus, TaskUpdate, last_of_each,
+use crate::last_of_each;
+use crate::{db, migrate_error};
+use spindle_common::message::{Item, Task};
+use spindle_common::store::merge_listings;
+use spindle_common::store::{
+    KnownTask, ProjectChange, ProjectRecord, ProjectStore, ResultStore, StoreError, TaskCounts,
+    TaskQuery, TaskRecord, TaskStatus, TaskStore, TaskUpdate,
 };
-use crate::message::{Item, Task};
 
 /// Rows per statement. PostgreSQL has no small parameter limit for arrays; the chunk only
 /// bounds the size of one message and the time one statement holds its row locks.
@@ -68,7 +70,7 @@ impl PgStore {
         if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
             return Err(StoreError::UnsupportedUrl(url.to_string()));
         }
-        Self::with_options(PgConnectOptions::from_str(url)?).await
+        Self::with_options(PgConnectOptions::from_str(url).map_err(db)?).await
     }
 
     /// Connects with explicit options (TLS, `search_path`, application name, …) and brings
@@ -78,10 +80,11 @@ impl PgStore {
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(options)
-            .await?;
+            .await
+            .map_err(db)?;
         // The migrator takes a PostgreSQL advisory lock, so services started at the same
         // time on a fresh database apply the schema once and the others wait for it.
-        migrator().run(&pool).await?;
+        migrator().run(&pool).await.map_err(migrate_error)?;
         Ok(Self { pool })
     }
 
@@ -96,7 +99,7 @@ const PROJECT_COLUMNS: &str = "SELECT name, definition, status, rate, burst, grp
     last_start_ms, run_requested_ms, origin FROM projects";
 
 #[async_trait]
-impl Store for PgStore {
+impl ProjectStore for PgStore {
     async fn save_project(&self, p: &ProjectRecord) -> Result<(), StoreError> {
         // `last_start_ms` and `run_requested_ms` are written only on insert: saving an edited
         // definition must not forget when the start URLs were last submitted (or they would
@@ -120,7 +123,8 @@ impl Store for PgStore {
         .bind(p.run_requested_ms)
         .bind(&p.origin)
         .execute(&self.pool)
-        .await?;
+        .await
+        .map_err(db)?;
         Ok(())
     }
 
@@ -129,7 +133,8 @@ impl Store for PgStore {
         // The statement is built from constants only.
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .fetch_all(&self.pool)
-            .await?;
+            .await
+            .map_err(db)?;
         rows.iter().map(project_from_row).collect()
     }
 
@@ -139,7 +144,8 @@ impl Store for PgStore {
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(name)
             .fetch_optional(&self.pool)
-            .await?;
+            .await
+            .map_err(db)?;
         row.as_ref().map(project_from_row).transpose()
     }
 
@@ -148,7 +154,8 @@ impl Store for PgStore {
             .bind(at_ms)
             .bind(project)
             .execute(&self.pool)
-            .await?;
+            .await
+            .map_err(db)?;
         Ok(())
     }
 
@@ -161,7 +168,8 @@ impl Store for PgStore {
         .bind(now_ms)
         .bind(project)
         .execute(&self.pool)
-        .await?;
+        .await
+        .map_err(db)?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -179,7 +187,8 @@ impl Store for PgStore {
         .bind(now_ms)
         .bind(project)
         .execute(&self.pool)
-        .await?;
+        .await
+        .map_err(db)?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -206,10 +215,34 @@ impl Store for PgStore {
         .bind(now_ms)
         .bind(name)
         .fetch_optional(&self.pool)
-        .await?;
+        .await
+        .map_err(db)?;
         row.as_ref().map(project_from_row).transpose()
     }
 
+    async fn delete_project(&self, project: &str) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        // The project row goes first: its lock orders this delete after any result write
+        // that has already seen the project (see `upsert_results`), so that write's rows are
+        // visible to the deletes below.
+        for sql in [
+            "DELETE FROM projects WHERE name = $1",
+            "DELETE FROM results WHERE project = $1",
+            "DELETE FROM tasks WHERE project = $1",
+        ] {
+            sqlx::query(sql)
+                .bind(project)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl TaskStore for PgStore {
     async fn known_tasks(
         &self,
         project: &str,
@@ -224,15 +257,16 @@ impl Store for PgStore {
             .bind(project)
             .bind(chunk)
             .fetch_all(&self.pool)
-            .await?;
+            .await
+            .map_err(db)?;
             for row in rows {
                 known.push(KnownTask {
-                    taskid: row.try_get("taskid")?,
+                    taskid: row.try_get("taskid").map_err(db)?,
                     status: status_from_row(&row)?,
-                    last_crawl_ms: row.try_get("last_crawl_ms")?,
-                    age_ms: row.try_get("age_ms")?,
-                    itag: row.try_get("itag")?,
-                    claimed: row.try_get("claimed")?,
+                    last_crawl_ms: row.try_get("last_crawl_ms").map_err(db)?,
+                    age_ms: row.try_get("age_ms").map_err(db)?,
+                    itag: row.try_get("itag").map_err(db)?,
+                    claimed: row.try_get("claimed").map_err(db)?,
                 });
             }
         }
@@ -276,19 +310,20 @@ impl Store for PgStore {
         .bind(sql_limit(limit))
         .bind(status_code(TaskStatus::Active))
         .fetch_all(&self.pool)
-        .await?;
+        .await
+        .map_err(db)?;
         rows.iter()
             .map(|row| {
-                let json: String = row.try_get("task")?;
+                let json: String = row.try_get("task").map_err(db)?;
                 let mut task: Task =
                     serde_json::from_str(&json).map_err(|e| corrupt("tasks.task", e))?;
                 // The columns are the truth: a retry changes them without rewriting the JSON.
-                task.priority = row.try_get("priority")?;
-                task.exetime = row.try_get("exetime")?;
+                task.priority = row.try_get("priority").map_err(db)?;
+                task.exetime = row.try_get("exetime").map_err(db)?;
                 task.retries = retries_from_row(row)?;
-                task.fetch.etag = row.try_get("etag")?;
-                task.fetch.last_modified = row.try_get("last_modified")?;
-                task.order = row.try_get("seq")?;
+                task.fetch.etag = row.try_get("etag").map_err(db)?;
+                task.fetch.last_modified = row.try_get("last_modified").map_err(db)?;
+                task.order = row.try_get("seq").map_err(db)?;
                 Ok(task)
             })
             .collect()
@@ -298,7 +333,8 @@ impl Store for PgStore {
         let done = sqlx::query("UPDATE tasks SET claimed = FALSE WHERE project = $1 AND claimed")
             .bind(project)
             .execute(&self.pool)
-            .await?;
+            .await
+            .map_err(db)?;
         Ok(done.rows_affected())
     }
 
@@ -309,11 +345,36 @@ impl Store for PgStore {
         .bind(project)
         .bind(status_code(TaskStatus::Active))
         .fetch_one(&self.pool)
-        .await?)
+        .await
+        .map_err(db)?)
     }
 
     async fn finish_tasks(&self, project: &str, updates: &[TaskUpdate]) -> Result<(), StoreError> {
         self.finish(project, updates).await
+    }
+
+    async fn task_counts(&self, project: &str) -> Result<TaskCounts, StoreError> {
+        let rows = sqlx::query(
+            "SELECT status, claimed, COUNT(*) AS n FROM tasks WHERE project = $1
+             GROUP BY status, claimed",
+        )
+        .bind(project)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        let mut counts = TaskCounts::default();
+        for row in rows {
+            let claimed: bool = row.try_get("claimed").map_err(db)?;
+            let n = count_from_row(&row, "n")?;
+            match status_from_row(&row)? {
+                TaskStatus::Active if claimed => counts.claimed += n,
+                TaskStatus::Active => counts.queued += n,
+                TaskStatus::Success => counts.success += n,
+                TaskStatus::Failed => counts.failed += n,
+                TaskStatus::Bad => counts.bad += n,
+            }
+        }
+        Ok(counts)
     }
 
     async fn task(&self, project: &str, taskid: &str) -> Result<Option<TaskRecord>, StoreError> {
@@ -323,7 +384,8 @@ impl Store for PgStore {
             .bind(project)
             .bind(taskid)
             .fetch_optional(&self.pool)
-            .await?;
+            .await
+            .map_err(db)?;
         row.as_ref().map(record_from_row).transpose()
     }
 
@@ -339,7 +401,7 @@ impl Store for PgStore {
         for project in &projects {
             pages.push(listing::page(&self.pool, project, query).await?);
         }
-        Ok(merge(pages, query.limit))
+        Ok(merge_listings(pages, query.limit))
     }
 
     async fn cancel_task(
@@ -357,58 +419,14 @@ impl Store for PgStore {
         .bind(project)
         .bind(taskid)
         .execute(&self.pool)
-        .await?;
+        .await
+        .map_err(db)?;
         Ok(done.rows_affected() > 0)
     }
+}
 
-    async fn delete_project(&self, project: &str) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        // The project row goes first: its lock orders this delete after any result write
-        // that has already seen the project (see `upsert_results`), so that write's rows are
-        // visible to the deletes below.
-        for sql in [
-            "DELETE FROM projects WHERE name = $1",
-            "DELETE FROM results WHERE project = $1",
-            "DELETE FROM tasks WHERE project = $1",
-        ] {
-            sqlx::query(sql).bind(project).execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn purge_results(&self, project: &str, before_ms: i64) -> Result<u64, StoreError> {
-        let done = sqlx::query("DELETE FROM results WHERE project = $1 AND updated_ms < $2")
-            .bind(project)
-            .bind(before_ms)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected())
-    }
-
-    async fn task_counts(&self, project: &str) -> Result<TaskCounts, StoreError> {
-        let rows = sqlx::query(
-            "SELECT status, claimed, COUNT(*) AS n FROM tasks WHERE project = $1
-             GROUP BY status, claimed",
-        )
-        .bind(project)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut counts = TaskCounts::default();
-        for row in rows {
-            let claimed: bool = row.try_get("claimed")?;
-            let n = count_from_row(&row, "n")?;
-            match status_from_row(&row)? {
-                TaskStatus::Active if claimed => counts.claimed += n,
-                TaskStatus::Active => counts.queued += n,
-                TaskStatus::Success => counts.success += n,
-                TaskStatus::Failed => counts.failed += n,
-                TaskStatus::Bad => counts.bad += n,
-            }
-        }
-        Ok(counts)
-    }
-
+#[async_trait]
+impl ResultStore for PgStore {
     async fn upsert_results(
         &self,
         project: &str,
@@ -419,13 +437,14 @@ impl Store for PgStore {
             return Ok(true);
         }
         let items = last_of_each(items, |i| i.taskid.as_str());
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin().await.map_err(db)?;
         // The share lock makes a concurrent `delete_project` (which deletes the project row
         // first) wait for this commit, or this read wait for the delete and find nothing.
         let exists = sqlx::query("SELECT 1 FROM projects WHERE name = $1 FOR SHARE")
             .bind(project)
             .fetch_optional(&mut *tx)
-            .await?
+            .await
+            .map_err(db)?
             .is_some();
         if !exists {
             return Ok(false);
@@ -448,9 +467,10 @@ impl Store for PgStore {
             .bind(data)
             .bind(now_ms)
             .execute(&mut *tx)
-            .await?;
+            .await
+            .map_err(db)?;
         }
-        tx.commit().await?;
+        tx.commit().await.map_err(db)?;
         Ok(true)
     }
 
@@ -469,13 +489,14 @@ impl Store for PgStore {
         .bind(after.unwrap_or(""))
         .bind(sql_limit(limit))
         .fetch_all(&self.pool)
-        .await?;
+        .await
+        .map_err(db)?;
         rows.iter()
             .map(|row| {
-                let data: String = row.try_get("data")?;
+                let data: String = row.try_get("data").map_err(db)?;
                 Ok(Item {
-                    taskid: row.try_get("taskid")?,
-                    url: row.try_get("url")?,
+                    taskid: row.try_get("taskid").map_err(db)?,
+                    url: row.try_get("url").map_err(db)?,
                     data: serde_json::from_str(&data).map_err(|e| corrupt("results.data", e))?,
                 })
             })
@@ -486,7 +507,8 @@ impl Store for PgStore {
         let row = sqlx::query("SELECT COUNT(*) AS n FROM results WHERE project = $1")
             .bind(project)
             .fetch_one(&self.pool)
-            .await?;
+            .await
+            .map_err(db)?;
         count_from_row(&row, "n")
     }
 
@@ -497,7 +519,8 @@ impl Store for PgStore {
         .bind(project)
         .bind(since_ms)
         .fetch_one(&self.pool)
-        .await?;
+        .await
+        .map_err(db)?;
         count_from_row(&row, "n")
     }
 
@@ -506,8 +529,19 @@ impl Store for PgStore {
             sqlx::query_scalar("SELECT MAX(updated_ms) FROM results WHERE project = $1")
                 .bind(project)
                 .fetch_one(&self.pool)
-                .await?,
+                .await
+                .map_err(db)?,
         )
+    }
+
+    async fn purge_results(&self, project: &str, before_ms: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM results WHERE project = $1 AND updated_ms < $2")
+            .bind(project)
+            .bind(before_ms)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(done.rows_affected())
     }
 }
 

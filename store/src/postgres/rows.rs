@@ -4,7 +4,8 @@
 use sqlx::Row;
 use sqlx::postgres::PgRow;
 
-use crate::store::{ProjectRecord, StoreError, TaskStatus};
+use crate::db;
+use spindle_common::store::{ProjectRecord, StoreError, TaskStatus};
 
 /// A stored value no Spindle process writes: `what` it was and why it is wrong.
 pub(super) fn corrupt(what: &'static str, err: impl std::fmt::Display) -> StoreError {
@@ -22,19 +23,19 @@ pub(super) fn status_code(status: TaskStatus) -> i16 {
 
 /// The `status` column of a task row.
 pub(super) fn status_from_row(row: &PgRow) -> Result<TaskStatus, StoreError> {
-    let code: i16 = row.try_get("status")?;
+    let code: i16 = row.try_get("status").map_err(db)?;
     TaskStatus::from_code(i64::from(code)).ok_or_else(|| corrupt("tasks.status", code))
 }
 
 /// The `retries` column of a task row.
 pub(super) fn retries_from_row(row: &PgRow) -> Result<u32, StoreError> {
-    let retries: i64 = row.try_get("retries")?;
+    let retries: i64 = row.try_get("retries").map_err(db)?;
     u32::try_from(retries).map_err(|_| corrupt("tasks.retries", retries))
 }
 
 /// A `COUNT` column.
 pub(super) fn count_from_row(row: &PgRow, column: &str) -> Result<u64, StoreError> {
-    let n: i64 = row.try_get(column)?;
+    let n: i64 = row.try_get(column).map_err(db)?;
     u64::try_from(n).map_err(|_| corrupt("row count", n))
 }
 
@@ -46,15 +47,15 @@ pub(super) fn sql_limit(limit: usize) -> i64 {
 /// A row of `projects`, read with [`super::PROJECT_COLUMNS`].
 pub(super) fn project_from_row(row: &PgRow) -> Result<ProjectRecord, StoreError> {
     Ok(ProjectRecord {
-        name: row.try_get("name")?,
-        definition: row.try_get("definition")?,
-        status: row.try_get("status")?,
-        rate: row.try_get("rate")?,
-        burst: row.try_get("burst")?,
-        group: row.try_get("grp")?,
-        updated_ms: row.try_get("updated_ms")?,
-        last_start_ms: row.try_get("last_start_ms")?,
-        run_requested_ms: row.try_get("run_requested_ms")?,
-        origin: row.try_get("origin")?,
+        name: row.try_get("name").map_err(db)?,
+        definition: row.try_get("definition").map_err(db)?,
+        status: row.try_get("status").map_err(db)?,
+        rate: row.try_get("rate").map_err(db)?,
+        burst: row.try_get("burst").map_err(db)?,
+        group: row.try_get("grp").map_err(db)?,
+        updated_ms: row.try_get("updated_ms").map_err(db)?,
+        last_start_ms: row.try_get("last_start_ms").map_err(db)?,
+        run_requested_ms: row.try_get("run_requested_ms").map_err(db)?,
+        origin: row.try_get("origin").map_err(db)?,
     })
 }

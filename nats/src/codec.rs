@@ -22,7 +22,7 @@ use flate2::Compression;
 use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
 
-use crate::message::Message;
+use spindle_common::message::Message;
 
 /// Header naming the encoding of the body; absent means plain JSON.
 pub(crate) const ENCODING: &str = "Spindle-Encoding";
@@ -139,7 +139,7 @@ pub(crate) fn decode(bytes: &[u8], gzip: bool) -> Result<Message, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::{NewTasks, WIRE_VERSION};
+    use spindle_common::message::{NewTasks, WIRE_VERSION};
 
     #[test]
     fn gzip_round_trips() {

@@ -27,12 +27,13 @@ use self::keys::{TaskKeys, log_migrated_keys};
 use self::listing::{TASK_COLUMNS, record_from_row};
 use self::rows::CHUNK;
 use self::schema::migrator;
-use super::listing::merge;
-use super::{
-    KnownTask, Presence, ProjectChange, ProjectRecord, Store, StoreError, TaskCounts, TaskQuery,
-    TaskRecord, TaskStatus, TaskUpdate,
+use crate::{db, migrate_error};
+use spindle_common::message::{Item, Task};
+use spindle_common::store::merge_listings;
+use spindle_common::store::{
+    KnownTask, Presence, ProjectChange, ProjectRecord, ProjectStore, ResultStore, StoreError,
+    TaskCounts, TaskQuery, TaskRecord, TaskStatus, TaskStore, TaskUpdate,
 };
-use crate::message::{Item, Task};
 
 /// Opens a write transaction that takes the write lock at once: it reads the key log before
 /// it writes, and a deferred transaction whose snapshot another writer overtook in between
@@ -65,7 +66,9 @@ impl SqliteStore {
         if !url.starts_with("sqlite:") {
             return Err(StoreError::UnsupportedUrl(url.to_string()));
         }
-        let options = SqliteConnectOptions::from_str(url)?.create_if_missing(true);
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(db)?
+            .create_if_missing(true);
         Self::with_options(options).await
     }
 
@@ -79,13 +82,15 @@ impl SqliteStore {
         let write = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options.clone().pragma("cache_size", "-8000"))
-            .await?;
-        migrator().run(&write).await?;
+            .await
+            .map_err(db)?;
+        migrator().run(&write).await.map_err(migrate_error)?;
         log_migrated_keys(&write).await?;
         let read = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options.read_only(true).pragma("cache_size", "-2000"))
-            .await?;
+            .await
+            .map_err(db)?;
         // `seq` orders tasks first-in first-out. It starts from the wall clock in microseconds
         // rather than from `MAX(seq)`, which would read the whole task table at every start:
         // a process draws far fewer than a million numbers a second, so a later start always
@@ -126,21 +131,21 @@ fn corrupt(what: &'static str, err: impl std::fmt::Display) -> StoreError {
 
 fn project_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<ProjectRecord, StoreError> {
     Ok(ProjectRecord {
-        name: row.try_get("name")?,
-        definition: row.try_get("definition")?,
-        status: row.try_get("status")?,
-        rate: row.try_get("rate")?,
-        burst: row.try_get("burst")?,
-        group: row.try_get("grp")?,
-        updated_ms: row.try_get("updated_ms")?,
-        last_start_ms: row.try_get("last_start_ms")?,
-        run_requested_ms: row.try_get("run_requested_ms")?,
-        origin: row.try_get("origin")?,
+        name: row.try_get("name").map_err(db)?,
+        definition: row.try_get("definition").map_err(db)?,
+        status: row.try_get("status").map_err(db)?,
+        rate: row.try_get("rate").map_err(db)?,
+        burst: row.try_get("burst").map_err(db)?,
+        group: row.try_get("grp").map_err(db)?,
+        updated_ms: row.try_get("updated_ms").map_err(db)?,
+        last_start_ms: row.try_get("last_start_ms").map_err(db)?,
+        run_requested_ms: row.try_get("run_requested_ms").map_err(db)?,
+        origin: row.try_get("origin").map_err(db)?,
     })
 }
 
 #[async_trait]
-impl Store for SqliteStore {
+impl ProjectStore for SqliteStore {
     async fn save_project(&self, p: &ProjectRecord) -> Result<(), StoreError> {
         // `last_start_ms` and `run_requested_ms` are written only on insert: saving an edited
         // definition must neither forget the last start nor drop a pending "run now".
@@ -163,14 +168,16 @@ impl Store for SqliteStore {
         .bind(p.run_requested_ms)
         .bind(&p.origin)
         .execute(&self.write)
-        .await?;
+        .await
+        .map_err(db)?;
         Ok(())
     }
 
     async fn projects(&self) -> Result<Vec<ProjectRecord>, StoreError> {
         let rows = sqlx::query("SELECT * FROM projects ORDER BY name")
             .fetch_all(&self.read)
-            .await?;
+            .await
+            .map_err(db)?;
         rows.iter().map(project_from_row).collect()
     }
 
@@ -178,7 +185,8 @@ impl Store for SqliteStore {
         let row = sqlx::query("SELECT * FROM projects WHERE name = ?")
             .bind(name)
             .fetch_optional(&self.read)
-            .await?;
+            .await
+            .map_err(db)?;
         row.as_ref().map(project_from_row).transpose()
     }
 
@@ -187,7 +195,8 @@ impl Store for SqliteStore {
             .bind(at_ms)
             .bind(project)
             .execute(&self.write)
-            .await?;
+            .await
+            .map_err(db)?;
         Ok(())
     }
 
@@ -200,7 +209,8 @@ impl Store for SqliteStore {
         .bind(now_ms)
         .bind(project)
         .execute(&self.write)
-        .await?;
+        .await
+        .map_err(db)?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -217,7 +227,8 @@ impl Store for SqliteStore {
         .bind(now_ms)
         .bind(project)
         .execute(&self.write)
-        .await?;
+        .await
+        .map_err(db)?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -243,16 +254,46 @@ impl Store for SqliteStore {
         .bind(now_ms)
         .bind(name)
         .fetch_optional(&self.write)
-        .await?;
+        .await
+        .map_err(db)?;
         row.as_ref().map(project_from_row).transpose()
     }
 
+    async fn delete_project(&self, project: &str) -> Result<(), StoreError> {
+        let mut tx = self.write.begin_with(BEGIN_WRITE).await.map_err(db)?;
+        for sql in [
+            "DELETE FROM results WHERE project = ?",
+            "DELETE FROM tasks WHERE project = ?",
+            "DELETE FROM task_keys WHERE project = ?",
+            "DELETE FROM projects WHERE name = ?",
+        ] {
+            sqlx::query(sql)
+                .bind(project)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
+        // An empty log row tells every process holding the project's keys to forget them.
+        let log_id = sqlx::query("INSERT INTO task_keys (project, pairs) VALUES (?, x'')")
+            .bind(project)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?
+            .last_insert_rowid();
+        tx.commit().await.map_err(db)?;
+        self.keys().apply(log_id, project, &[]);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl TaskStore for SqliteStore {
     async fn known_tasks(
         &self,
         project: &str,
         taskids: &[&str],
     ) -> Result<Vec<KnownTask>, StoreError> {
-        let mut conn = self.read.acquire().await?;
+        let mut conn = self.read.acquire().await.map_err(db)?;
         let ids: Vec<i64> = self
             .resolve(&mut conn, project, taskids)
             .await?
@@ -265,16 +306,16 @@ impl Store for SqliteStore {
                 "SELECT taskid, status, claimed, last_crawl_ms, age_ms, itag FROM tasks WHERE id IN ",
             );
             rows::push_id_list(&mut q, chunk);
-            for row in q.build().fetch_all(&mut *conn).await? {
-                let code: i64 = row.try_get("status")?;
+            for row in q.build().fetch_all(&mut *conn).await.map_err(db)? {
+                let code: i64 = row.try_get("status").map_err(db)?;
                 known.push(KnownTask {
-                    taskid: row.try_get("taskid")?,
+                    taskid: row.try_get("taskid").map_err(db)?,
                     status: TaskStatus::from_code(code)
                         .ok_or_else(|| corrupt("tasks.status", code))?,
-                    last_crawl_ms: row.try_get("last_crawl_ms")?,
-                    age_ms: row.try_get("age_ms")?,
-                    itag: row.try_get("itag")?,
-                    claimed: row.try_get::<i64, _>("claimed")? != 0,
+                    last_crawl_ms: row.try_get("last_crawl_ms").map_err(db)?,
+                    age_ms: row.try_get("age_ms").map_err(db)?,
+                    itag: row.try_get("itag").map_err(db)?,
+                    claimed: row.try_get::<i64, _>("claimed").map_err(db)? != 0,
                 });
             }
         }
@@ -282,7 +323,7 @@ impl Store for SqliteStore {
     }
 
     async fn presence(&self, project: &str, taskids: &[&str]) -> Result<Vec<Presence>, StoreError> {
-        let mut conn = self.read.acquire().await?;
+        let mut conn = self.read.acquire().await.map_err(db)?;
         self.refresh(&mut conn).await?;
         let keys = self.keys();
         Ok(taskids.iter().map(|t| keys.presence(project, t)).collect())
@@ -314,18 +355,19 @@ impl Store for SqliteStore {
         .bind(now_ms)
         .bind(limit as i64)
         .fetch_all(&self.write)
-        .await?;
+        .await
+        .map_err(db)?;
         let mut claimed = Vec::with_capacity(rows.len());
         for row in rows {
-            let json: String = row.try_get("task")?;
+            let json: String = row.try_get("task").map_err(db)?;
             let mut task: Task =
                 serde_json::from_str(&json).map_err(|e| corrupt("tasks.task", e))?;
-            task.priority = row.try_get("priority")?;
-            task.exetime = row.try_get("exetime")?;
-            task.retries = row.try_get::<i64, _>("retries")? as u32;
-            task.fetch.etag = row.try_get("etag")?;
-            task.fetch.last_modified = row.try_get("last_modified")?;
-            let seq: i64 = row.try_get("seq")?;
+            task.priority = row.try_get("priority").map_err(db)?;
+            task.exetime = row.try_get("exetime").map_err(db)?;
+            task.retries = row.try_get::<i64, _>("retries").map_err(db)? as u32;
+            task.fetch.etag = row.try_get("etag").map_err(db)?;
+            task.fetch.last_modified = row.try_get("last_modified").map_err(db)?;
+            let seq: i64 = row.try_get("seq").map_err(db)?;
             task.order = seq;
             claimed.push((seq, task));
         }
@@ -337,7 +379,8 @@ impl Store for SqliteStore {
         let done = sqlx::query("UPDATE tasks SET claimed = 0 WHERE project = ? AND claimed = 1")
             .bind(project)
             .execute(&self.write)
-            .await?;
+            .await
+            .map_err(db)?;
         Ok(done.rows_affected())
     }
 
@@ -350,7 +393,8 @@ impl Store for SqliteStore {
         )
         .bind(project)
         .fetch_one(&self.read)
-        .await?)
+        .await
+        .map_err(db)?)
     }
 
     async fn finish_tasks(&self, project: &str, updates: &[TaskUpdate]) -> Result<(), StoreError> {
@@ -363,12 +407,12 @@ impl Store for SqliteStore {
         )
         .bind(project)
         .fetch_all(&self.read)
-        .await?;
+        .await.map_err(db)?;
         let mut counts = TaskCounts::default();
         for row in rows {
-            let status: i64 = row.try_get("status")?;
-            let claimed: i64 = row.try_get("claimed")?;
-            let n = row.try_get::<i64, _>("n")? as u64;
+            let status: i64 = row.try_get("status").map_err(db)?;
+            let claimed: i64 = row.try_get("claimed").map_err(db)?;
+            let n = row.try_get::<i64, _>("n").map_err(db)? as u64;
             match TaskStatus::from_code(status) {
                 Some(TaskStatus::Active) if claimed != 0 => counts.claimed += n,
                 Some(TaskStatus::Active) => counts.queued += n,
@@ -382,7 +426,7 @@ impl Store for SqliteStore {
     }
 
     async fn task(&self, project: &str, taskid: &str) -> Result<Option<TaskRecord>, StoreError> {
-        let mut conn = self.read.acquire().await?;
+        let mut conn = self.read.acquire().await.map_err(db)?;
         let Some(key) = self
             .resolve(&mut conn, project, &[taskid])
             .await?
@@ -395,7 +439,8 @@ impl Store for SqliteStore {
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(key.id)
             .fetch_optional(&mut *conn)
-            .await?;
+            .await
+            .map_err(db)?;
         row.as_ref().map(record_from_row).transpose()
     }
 
@@ -403,7 +448,7 @@ impl Store for SqliteStore {
         if query.limit == 0 {
             return Ok(Vec::new());
         }
-        let mut conn = self.read.acquire().await?;
+        let mut conn = self.read.acquire().await.map_err(db)?;
         let projects = match &query.project {
             Some(project) => vec![project.clone()],
             None => listing::task_projects(&mut conn).await?,
@@ -412,7 +457,7 @@ impl Store for SqliteStore {
         for project in &projects {
             pages.push(listing::page(&mut conn, project, query).await?);
         }
-        Ok(merge(pages, query.limit))
+        Ok(merge_listings(pages, query.limit))
     }
 
     async fn cancel_task(
@@ -421,7 +466,7 @@ impl Store for SqliteStore {
         taskid: &str,
         now_ms: i64,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.write.begin_with(BEGIN_WRITE).await?;
+        let mut tx = self.write.begin_with(BEGIN_WRITE).await.map_err(db)?;
         let Some(key) = self
             .resolve(&mut tx, project, &[taskid])
             .await?
@@ -433,41 +478,15 @@ impl Store for SqliteStore {
             .bind(now_ms)
             .bind(key.id)
             .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         Ok(true)
     }
+}
 
-    async fn delete_project(&self, project: &str) -> Result<(), StoreError> {
-        let mut tx = self.write.begin_with(BEGIN_WRITE).await?;
-        for sql in [
-            "DELETE FROM results WHERE project = ?",
-            "DELETE FROM tasks WHERE project = ?",
-            "DELETE FROM task_keys WHERE project = ?",
-            "DELETE FROM projects WHERE name = ?",
-        ] {
-            sqlx::query(sql).bind(project).execute(&mut *tx).await?;
-        }
-        // An empty log row tells every process holding the project's keys to forget them.
-        let log_id = sqlx::query("INSERT INTO task_keys (project, pairs) VALUES (?, x'')")
-            .bind(project)
-            .execute(&mut *tx)
-            .await?
-            .last_insert_rowid();
-        tx.commit().await?;
-        self.keys().apply(log_id, project, &[]);
-        Ok(())
-    }
-
-    async fn purge_results(&self, project: &str, before_ms: i64) -> Result<u64, StoreError> {
-        let done = sqlx::query("DELETE FROM results WHERE project = ? AND updated_ms < ?")
-            .bind(project)
-            .bind(before_ms)
-            .execute(&self.write)
-            .await?;
-        Ok(done.rows_affected())
-    }
-
+#[async_trait]
+impl ResultStore for SqliteStore {
     async fn upsert_results(
         &self,
         project: &str,
@@ -478,11 +497,12 @@ impl Store for SqliteStore {
             return Ok(true);
         }
         // The one writer connection serializes this with `delete_project`.
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.write.begin().await.map_err(db)?;
         let exists = sqlx::query("SELECT 1 FROM projects WHERE name = ?")
             .bind(project)
             .fetch_optional(&mut *tx)
-            .await?
+            .await
+            .map_err(db)?
             .is_some();
         if !exists {
             return Ok(false);
@@ -510,9 +530,9 @@ impl Store for SqliteStore {
                  ON CONFLICT(project, taskid) DO UPDATE SET url = excluded.url,
                     data = excluded.data, updated_ms = excluded.updated_ms",
             );
-            q.build().execute(&mut *tx).await?;
+            q.build().execute(&mut *tx).await.map_err(db)?;
         }
-        tx.commit().await?;
+        tx.commit().await.map_err(db)?;
         Ok(true)
     }
 
@@ -530,13 +550,14 @@ impl Store for SqliteStore {
         .bind(after.unwrap_or(""))
         .bind(limit as i64)
         .fetch_all(&self.read)
-        .await?;
+        .await
+        .map_err(db)?;
         rows.iter()
             .map(|row| {
-                let data: String = row.try_get("data")?;
+                let data: String = row.try_get("data").map_err(db)?;
                 Ok(Item {
-                    taskid: row.try_get("taskid")?,
-                    url: row.try_get("url")?,
+                    taskid: row.try_get("taskid").map_err(db)?,
+                    url: row.try_get("url").map_err(db)?,
                     data: serde_json::from_str(&data).map_err(|e| corrupt("results.data", e))?,
                 })
             })
@@ -547,7 +568,8 @@ impl Store for SqliteStore {
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM results WHERE project = ?")
             .bind(project)
             .fetch_one(&self.read)
-            .await?;
+            .await
+            .map_err(db)?;
         Ok(n as u64)
     }
 
@@ -558,7 +580,8 @@ impl Store for SqliteStore {
         .bind(project)
         .bind(since_ms)
         .fetch_one(&self.read)
-        .await?;
+        .await
+        .map_err(db)?;
         Ok(n as u64)
     }
 
@@ -567,7 +590,18 @@ impl Store for SqliteStore {
             sqlx::query_scalar("SELECT MAX(updated_ms) FROM results WHERE project = ?")
                 .bind(project)
                 .fetch_one(&self.read)
-                .await?,
+                .await
+                .map_err(db)?,
         )
+    }
+
+    async fn purge_results(&self, project: &str, before_ms: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM results WHERE project = ? AND updated_ms < ?")
+            .bind(project)
+            .bind(before_ms)
+            .execute(&self.write)
+            .await
+            .map_err(db)?;
+        Ok(done.rows_affected())
     }
 }

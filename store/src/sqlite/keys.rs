@@ -25,7 +25,8 @@ use sqlx::sqlite::{SqliteConnection, SqlitePool};
 use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::{BEGIN_WRITE, CHUNK, SqliteStore};
-use crate::store::{Presence, StoreError};
+use crate::db;
+use spindle_common::store::{Presence, StoreError};
 
 /// Flag bit of a stored value: the task carries an `age` or an `itag` of its own.
 const RULES: u64 = 1 << 63;
@@ -159,10 +160,11 @@ impl SqliteStore {
             sqlx::query("SELECT id, project, pairs FROM task_keys WHERE id > ? ORDER BY id")
                 .bind(after)
                 .fetch(&mut *conn);
-        while let Some(row) = rows.try_next().await? {
-            let project: &str = row.try_get("project")?;
-            let pairs: &[u8] = row.try_get("pairs")?;
-            self.keys().apply(row.try_get("id")?, project, pairs);
+        while let Some(row) = rows.try_next().await.map_err(db)? {
+            let project: &str = row.try_get("project").map_err(db)?;
+            let pairs: &[u8] = row.try_get("pairs").map_err(db)?;
+            self.keys()
+                .apply(row.try_get("id").map_err(db)?, project, pairs);
         }
         Ok(())
     }
@@ -195,10 +197,10 @@ impl SqliteStore {
             q.push_bind(project).push(" AND id IN ");
             super::rows::push_id_list(&mut q, &ids);
             let mut held = HashMap::with_capacity(chunk.len());
-            for row in q.build().fetch_all(&mut *conn).await? {
+            for row in q.build().fetch_all(&mut *conn).await.map_err(db)? {
                 held.insert(
-                    row.try_get::<i64, _>("id")?,
-                    row.try_get::<String, _>("taskid")?,
+                    row.try_get::<i64, _>("id").map_err(db)?,
+                    row.try_get::<String, _>("taskid").map_err(db)?,
                 );
             }
             for &(taskid, key) in chunk {
@@ -213,11 +215,12 @@ impl SqliteStore {
                 .bind(project)
                 .bind(taskid)
                 .fetch_optional(&mut *conn)
-                .await?;
+                .await
+                .map_err(db)?;
                 if let Some(row) = row {
                     let key = Key {
-                        id: row.try_get("id")?,
-                        rules: row.try_get("rules")?,
+                        id: row.try_get("id").map_err(db)?,
+                        rules: row.try_get("rules").map_err(db)?,
                     };
                     found.insert(taskid.to_string(), key);
                 }
@@ -230,12 +233,13 @@ impl SqliteStore {
 /// Writes the key log of tasks stored before the log existed (a database migrated from the
 /// keyed layout), once: afterwards every write of new tasks logs them itself.
 pub(super) async fn log_migrated_keys(write: &SqlitePool) -> Result<(), StoreError> {
-    let mut tx = write.begin_with(BEGIN_WRITE).await?;
+    let mut tx = write.begin_with(BEGIN_WRITE).await.map_err(db)?;
     let needed: bool = sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM tasks) AND NOT EXISTS (SELECT 1 FROM task_keys)",
     )
     .fetch_one(&mut *tx)
-    .await?;
+    .await
+    .map_err(db)?;
     if !needed {
         return Ok(());
     }
@@ -244,17 +248,18 @@ pub(super) async fn log_migrated_keys(write: &SqlitePool) -> Result<(), StoreErr
          FROM tasks ORDER BY project, id",
     )
     .fetch_all(&mut *tx)
-    .await?;
+    .await
+    .map_err(db)?;
     let mut by_project: BTreeMap<String, Vec<(String, Key)>> = BTreeMap::new();
     for row in rows {
         let key = Key {
-            id: row.try_get("id")?,
-            rules: row.try_get("rules")?,
+            id: row.try_get("id").map_err(db)?,
+            rules: row.try_get("rules").map_err(db)?,
         };
         by_project
-            .entry(row.try_get("project")?)
+            .entry(row.try_get("project").map_err(db)?)
             .or_default()
-            .push((row.try_get("taskid")?, key));
+            .push((row.try_get("taskid").map_err(db)?, key));
     }
     for (project, entries) in by_project {
         for chunk in entries.chunks(4096) {
@@ -263,18 +268,20 @@ pub(super) async fn log_migrated_keys(write: &SqlitePool) -> Result<(), StoreErr
                 .bind(&project)
                 .bind(pairs)
                 .execute(&mut *tx)
-                .await?;
+                .await
+                .map_err(db)?;
         }
     }
-    tx.commit().await?;
+    tx.commit().await.map_err(db)?;
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::Task;
-    use crate::store::{Store, TaskStatus, TaskUpdate};
+    use spindle_common::message::Task;
+    use spindle_common::store::TaskStore;
+    use spindle_common::store::{TaskStatus, TaskUpdate};
 
     fn key(id: i64, rules: bool) -> Key {
         Key { id, rules }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-/// Settings of a [`super::NatsBus`]. Start from [`NatsOptions::default`] and change fields.
+/// Settings of a [`crate::NatsBus`]. Start from [`NatsOptions::default`] and change fields.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NatsOptions {
     /// Server URL, e.g. `nats://127.0.0.1:4222` (several may be given, comma separated).
@@ -13,7 +13,7 @@ pub struct NatsOptions {
     pub namespace: Option<String>,
     /// Connection name shown by the server's monitoring.
     pub client_name: Option<String>,
-    /// How long [`super::NatsBus::connect`] keeps trying to reach the server and set up the
+    /// How long [`crate::NatsBus::connect`] keeps trying to reach the server and set up the
     /// streams before giving up; `None` waits forever. The client itself reconnects forever.
     pub connect_timeout: Option<Duration>,
     /// Longest pause between two reconnect attempts (the backoff doubles up to it).

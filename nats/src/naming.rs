@@ -1,12 +1,12 @@
 //! Names on the wire: the namespace, the stream layout, and which stream a consumer reads.
 //!
-//! Callers speak in Spindle's own names ([`crate::subject`]); this module is the only place
+//! Callers speak in Spindle's own names ([`spindle_common::subject`]); this module is the only place
 //! that turns them into what the server sees, so a namespace never leaks out of the bus.
 //! Invariant: `unprefix(subject(s)) == s` for every subject `s`.
 
-use crate::subject::{BODIES_BUCKET, PREFIX, Stage};
+use spindle_common::subject::{BODIES_BUCKET, PREFIX, Stage};
 
-use super::error::NatsError;
+use crate::error::NatsError;
 
 /// One stream of the layout: its name and the stages whose subjects it stores.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,7 +11,7 @@
 //! fails. Without a reachable server the PostgreSQL tests skip with a printed reason, unless
 //! `CI=true` (see [`support::require_service`]).
 
-mod support;
+use spindle_testkit as support;
 
 use std::collections::{BTreeSet, HashSet};
 use std::panic::AssertUnwindSafe;
@@ -23,8 +23,9 @@ use futures::FutureExt;
 use serde_json::{Map, Value, json};
 use spindle_common::message::{FetchOptions, Item, Task};
 use spindle_common::store::{
-    self, KnownTask, Presence, ProjectRecord, Store, StoreError, TaskCounts, TaskStatus, TaskUpdate,
+    KnownTask, Presence, ProjectRecord, Store, StoreError, TaskCounts, TaskStatus, TaskUpdate,
 };
+use spindle_store as store;
 use sqlx::Connection;
 use sqlx::postgres::PgConnection;
 

@@ -9,8 +9,10 @@ use sqlx::{QueryBuilder, Sqlite};
 use super::keys::{self, Key};
 use super::rows::{self, CHUNK};
 use super::{BEGIN_WRITE, SqliteStore, corrupt};
-use crate::message::Task;
-use crate::store::{Attempt, StoreError, TaskStatus, TaskUpdate, last_of_each};
+use crate::db;
+use crate::last_of_each;
+use spindle_common::message::Task;
+use spindle_common::store::{Attempt, StoreError, TaskStatus, TaskUpdate};
 
 impl SqliteStore {
     /// Inserts or re-queues `tasks` as active, claimed or not, in one transaction. New tasks
@@ -29,10 +31,11 @@ impl SqliteStore {
         for task in tasks {
             by_project.entry(&task.project).or_default().push(task);
         }
-        let mut tx = self.write.begin_with(BEGIN_WRITE).await?;
+        let mut tx = self.write.begin_with(BEGIN_WRITE).await.map_err(db)?;
         let mut next_id: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) + 1 FROM tasks")
             .fetch_one(&mut *tx)
-            .await?;
+            .await
+            .map_err(db)?;
         let mut keyed = Vec::new();
         let mut logs = Vec::with_capacity(by_project.len());
         for (project, group) in by_project {
@@ -90,7 +93,7 @@ impl SqliteStore {
                     age_ms = excluded.age_ms, itag = excluded.itag, task = excluded.task,
                     updated_ms = excluded.updated_ms",
             );
-            q.build().execute(&mut *tx).await?;
+            q.build().execute(&mut *tx).await.map_err(db)?;
         }
         let mut written = Vec::with_capacity(logs.len());
         for (project, pairs) in logs {
@@ -98,11 +101,12 @@ impl SqliteStore {
                 .bind(project)
                 .bind(&pairs)
                 .execute(&mut *tx)
-                .await?
+                .await
+                .map_err(db)?
                 .last_insert_rowid();
             written.push((log_id, project, pairs));
         }
-        tx.commit().await?;
+        tx.commit().await.map_err(db)?;
         let mut keys = self.keys();
         for (log_id, project, pairs) in written {
             keys.apply(log_id, project, &pairs);
@@ -122,7 +126,7 @@ impl SqliteStore {
             return Ok(());
         }
         let updates = last_of_each(updates, |u| u.taskid.as_str());
-        let mut tx = self.write.begin_with(BEGIN_WRITE).await?;
+        let mut tx = self.write.begin_with(BEGIN_WRITE).await.map_err(db)?;
         let taskids: Vec<&str> = updates.iter().map(|u| u.taskid.as_str()).collect();
         let keys = self.resolve(&mut tx, project, &taskids).await?;
         let mut rows = Vec::with_capacity(updates.len());
@@ -158,9 +162,9 @@ impl SqliteStore {
                     track = v.track
                  FROM v WHERE tasks.id = v.id",
             );
-            q.build().execute(&mut *tx).await?;
+            q.build().execute(&mut *tx).await.map_err(db)?;
         }
-        tx.commit().await?;
+        tx.commit().await.map_err(db)?;
         Ok(())
     }
 }

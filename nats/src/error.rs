@@ -1,6 +1,6 @@
 //! What can go wrong inside the NATS bus, before it is folded into [`BusError`].
 
-use crate::bus::BusError;
+use spindle_common::bus::BusError;
 
 /// A failure of the NATS bus, with enough words to act on.
 #[derive(Debug, thiserror::Error)]

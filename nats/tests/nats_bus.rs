@@ -14,9 +14,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
-use spindle_common::bus::{Bus, Consumer, ConsumerSpec, Delivery, NatsBus, NatsOptions};
+use spindle_common::bus::{Bus, Consumer, ConsumerSpec, Delivery};
 use spindle_common::message::{Message, NewTasks, WIRE_VERSION};
 use spindle_common::subject::{Stage, durable};
+use spindle_nats::{NatsBus, NatsOptions};
 use tokio::time::{Instant, timeout};
 
 const DEFAULT_URL: &str = "nats://127.0.0.1:4222";
