@@ -6,7 +6,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::{TestDb, require_nats, require_service, run};
+use support::{PgTestDb, require_nats, run};
 
 const LIMIT: Duration = Duration::from_secs(300);
 
@@ -51,7 +51,7 @@ async fn bench_runs_distributed_with_each_fetcher_count() {
     if !require_nats().await {
         return;
     }
-    let Some(db) = require_service("PostgreSQL", TestDb::create("bench").await) else {
+    let Some(db) = PgTestDb::create().await else {
         return;
     };
     let url = db.url.clone();
@@ -66,7 +66,7 @@ async fn bench_runs_distributed_with_each_fetcher_count() {
         ])
     })
     .await;
-    db.drop_db().await;
+    db.destroy().await;
     let stdout = stdout.expect("bench passes");
     for fetchers in [1, 2] {
         let line = format!("distributed crawl, {fetchers} fetcher(s): ");

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use spindle::site::SiteSpec;
 use spindle_common::Store;
-use support::{TestDb, by_url, exported, run, serve, spindle, write};
+use support::{PgTestDb, by_url, exported, run, serve, spindle, write};
 
 const NATS: &str = "nats://127.0.0.1:4222";
 struct Role {
@@ -88,9 +88,7 @@ async fn seven_processes_crawl_through_crashes_with_every_item_once() {
     if !support::require_nats().await {
         return;
     }
-    let Some(db) =
-        support::require_service("PostgreSQL at 127.0.0.1:5432", TestDb::create("dist").await)
-    else {
+    let Some(db) = PgTestDb::create().await else {
         return;
     };
     let served = serve(SiteSpec {
@@ -255,5 +253,5 @@ async fn seven_processes_crawl_through_crashes_with_every_item_once() {
     );
     drop(store);
     support::delete_nats_namespace(&namespace).await;
-    db.drop_db().await;
+    db.destroy().await;
 }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use spindle::site::SiteSpec;
 use spindle_common::Store;
-use support::{ServedSite, TestDb, by_url, exported, serve, spindle, write};
+use support::{PgTestDb, ServedSite, by_url, exported, serve, spindle, write};
 
 const NATS: &str = "nats://127.0.0.1:4222";
 
@@ -153,9 +153,7 @@ async fn kill_mid_crawl(tag: &str, victim: &str, kill_point: KillPoint) {
     if !support::require_nats().await {
         return;
     }
-    let Some(db) =
-        support::require_service("PostgreSQL at 127.0.0.1:5432", TestDb::create(tag).await)
-    else {
+    let Some(db) = PgTestDb::create().await else {
         return;
     };
     let served = serve(SiteSpec {
@@ -233,7 +231,7 @@ async fn kill_mid_crawl(tag: &str, victim: &str, kill_point: KillPoint) {
     drop(store);
     drop(cluster);
     support::delete_nats_namespace(&format!("{tag}{}", std::process::id())).await;
-    db.drop_db().await;
+    db.destroy().await;
 }
 
 /// When the victim is killed.

@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use spindle::site::SiteSpec;
-use support::{TestDb, by_url, free_port, jsonl, serve, spindle, wait_output, write};
+use support::{PgTestDb, by_url, free_port, jsonl, serve, spindle, wait_output, write};
 
 /// A private nats-server with JetStream on `port`, storing in `dir`.
 fn nats_server(port: u16, dir: &std::path::Path) -> std::io::Result<Child> {
@@ -37,10 +37,7 @@ async fn a_crawl_completes_across_a_nats_restart() {
     else {
         return;
     };
-    let Some(db) = support::require_service(
-        "PostgreSQL at 127.0.0.1:5432",
-        TestDb::create("natsrestart").await,
-    ) else {
+    let Some(db) = PgTestDb::create().await else {
         return;
     };
     let served = serve(SiteSpec {
@@ -99,5 +96,5 @@ async fn a_crawl_completes_across_a_nats_restart() {
         pages + 1,
         "every page and robots.txt fetched"
     );
-    db.drop_db().await;
+    db.destroy().await;
 }

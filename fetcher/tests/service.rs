@@ -7,16 +7,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use axum::Router;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use common::{TestServer, task};
-use spindle_common::bus::{Bus, BusError, Consumer, ConsumerSpec, ConsumerStats, MemoryBus};
+use spindle_common::bus::{Bus, Consumer, ConsumerSpec, ConsumerStats, MemoryBus};
 use spindle_common::message::{ErrorKind, Message, Outcome, ProcessJob, WIRE_VERSION};
 use spindle_common::subject::{Stage, durable};
 use spindle_fetcher::{Fetcher, FetcherConfig, FetcherError, run};
+use spindle_testkit::FaultyBus;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -208,46 +208,6 @@ async fn pages_go_to_processing_and_failures_to_the_scheduler() {
     service.stop().await;
 }
 
-/// A bus whose first `failures` publishes fail, as a JetStream outage would.
-struct FlakyBus {
-    inner: MemoryBus,
-    failures: AtomicUsize,
-}
-
-#[async_trait]
-impl Bus for FlakyBus {
-    async fn publish(&self, subject: &str, message: Message) -> Result<(), BusError> {
-        let failing = !matches!(message, Message::Fetch(_))
-            && self
-                .failures
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-                .is_ok();
-        if failing {
-            return Err(BusError::Transport("simulated outage".into()));
-        }
-        self.inner.publish(subject, message).await
-    }
-
-    async fn consume(&self, spec: ConsumerSpec) -> Result<Box<dyn Consumer>, BusError> {
-        self.inner.consume(spec).await
-    }
-
-    async fn stats(&self, durable: &str) -> Result<ConsumerStats, BusError> {
-        self.inner.stats(durable).await
-    }
-
-    async fn broadcast(&self, subject: &str, payload: Vec<u8>) -> Result<(), BusError> {
-        self.inner.broadcast(subject, payload).await
-    }
-
-    async fn listen(
-        &self,
-        filter: &str,
-    ) -> Result<futures::stream::BoxStream<'static, (String, Vec<u8>)>, BusError> {
-        self.inner.listen(filter).await
-    }
-}
-
 #[tokio::test]
 async fn a_result_that_cannot_be_published_is_retried_not_lost() {
     let hits = Arc::new(AtomicUsize::new(0));
@@ -260,10 +220,13 @@ async fn a_result_that_cannot_be_published_is_retried_not_lost() {
         }),
     ))
     .await;
-    let bus: Arc<dyn Bus> = Arc::new(FlakyBus {
-        inner: MemoryBus::new(),
-        failures: AtomicUsize::new(1),
-    });
+    // The first publish of an outcome fails, as a JetStream outage would.
+    let bus: Arc<dyn Bus> = Arc::new(
+        FaultyBus::on(Arc::new(MemoryBus::new()), |_, m| {
+            !matches!(m, Message::Fetch(_))
+        })
+        .failing(1),
+    );
     let mut processed = consumer(bus.as_ref(), Stage::Process).await;
     let service = Service::start(bus.clone(), 4);
 

@@ -7,17 +7,19 @@
 //!
 //! Without a reachable server the tests print why and pass, unless `CI=true`, where they fail.
 
-use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{FutureExt, StreamExt};
-use spindle_common::bus::{Bus, Consumer, ConsumerSpec, Delivery};
-use spindle_common::message::{Message, NewTasks, WIRE_VERSION};
+use async_trait::async_trait;
+use futures::StreamExt;
+use spindle_common::bus::{Bus, ConsumerSpec, Delivery};
+use spindle_common::message::Message;
 use spindle_common::subject::{Stage, durable};
 use spindle_nats::{NatsBus, NatsOptions};
+use spindle_testkit::bus_suite::{BusUnderTest, fetch_spec, fetch_subject, msg, next, parent};
 use tokio::time::{Instant, timeout};
 
 const DEFAULT_URL: &str = "nats://127.0.0.1:4222";
@@ -25,14 +27,6 @@ const NATS_SERVER: &str = "/usr/sbin/nats-server";
 
 fn url() -> String {
     std::env::var("SPINDLE_TEST_NATS_URL").unwrap_or_else(|_| DEFAULT_URL.to_owned())
-}
-
-/// Skips (or, under CI, fails) a test that needs something this machine lacks.
-fn skip(reason: &str) {
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{reason} (CI=true: NATS tests must run)");
-    }
-    eprintln!("skipping NATS test: {reason}");
 }
 
 /// Whether something listens at the host:port of `url`.
@@ -54,10 +48,12 @@ struct TestBus {
 
 impl TestBus {
     async fn open(url: &str) -> Option<TestBus> {
-        if !reachable(url) {
-            skip(&format!("no NATS server at {url}"));
-            return None;
-        }
+        let attempt = if reachable(url) {
+            Ok(())
+        } else {
+            Err("nothing listens there")
+        };
+        spindle_testkit::require_service(&format!("NATS at {url}"), attempt)?;
         let namespace = format!("t{}", nuid::next());
         // Armed before connecting, so streams of a half-done set-up are deleted too.
         let cleanup = Cleanup {
@@ -86,6 +82,19 @@ impl TestBus {
             .expect("second connection")
     }
 }
+
+#[async_trait]
+impl BusUnderTest for TestBus {
+    fn bus(&self) -> Arc<dyn Bus> {
+        Arc::new(self.bus.clone())
+    }
+
+    async fn second(&self) -> Arc<dyn Bus> {
+        Arc::new(TestBus::second(self).await)
+    }
+}
+
+spindle_testkit::bus_conformance!(TestBus::open(&url()));
 
 /// Deletes every stream of a namespace when dropped, with a raw client of its own.
 struct Cleanup {
@@ -132,30 +141,6 @@ impl Drop for Cleanup {
     }
 }
 
-fn msg(parent: &str) -> Message {
-    Message::NewTasks(NewTasks {
-        v: WIRE_VERSION,
-        project: "p".into(),
-        parent: parent.into(),
-        tasks: vec![],
-    })
-}
-
-fn parent(d: &Delivery) -> String {
-    match d.message.as_ref() {
-        Message::NewTasks(n) => n.parent.clone(),
-        other => panic!("unexpected {other:?}"),
-    }
-}
-
-async fn next(c: &mut Box<dyn Consumer>) -> Delivery {
-    timeout(Duration::from_secs(10), c.next())
-        .await
-        .expect("a message within 10 s")
-        .expect("open")
-        .expect("no error")
-}
-
 /// Reads `n` messages through the scheduler's consumer, acking each: (subject, parent) in
 /// the order they came.
 async fn read_scheduler_stream(
@@ -174,14 +159,6 @@ async fn read_scheduler_stream(
         d.ack().await.expect("ack");
     }
     got
-}
-
-fn fetch_spec() -> ConsumerSpec {
-    ConsumerSpec::new(Stage::Fetch.filter(), durable::FETCHER)
-}
-
-fn fetch_subject() -> String {
-    Stage::Fetch.subject("p")
 }
 
 /// Stored bytes and messages of a stream, read with a raw client.
@@ -237,106 +214,10 @@ async fn publishing_outside_the_streams_is_refused() {
     }
 }
 
+/// On top of the suite's `max_in_flight_bounds_unacked_deliveries`: the bound is per
+/// instance, so another process of the role gets the message the first has no slot for.
 #[tokio::test]
-async fn two_handles_of_one_durable_split_the_work() {
-    let Some(t) = TestBus::open(&url()).await else {
-        return;
-    };
-    let total = 24;
-    for i in 0..total {
-        t.bus
-            .publish(&fetch_subject(), msg(&i.to_string()))
-            .await
-            .expect("publish");
-    }
-    let spec = fetch_spec().max_in_flight(4);
-    let second = t.second().await;
-    let handles = [
-        t.bus.consume(spec.clone()).await.expect("consume"),
-        second.consume(spec).await.expect("consume"),
-    ];
-    let (seen_tx, mut seen_rx) = tokio::sync::mpsc::unbounded_channel();
-    let mut workers = Vec::new();
-    for (worker, mut c) in handles.into_iter().enumerate() {
-        let seen_tx = seen_tx.clone();
-        workers.push(tokio::spawn(async move {
-            while let Ok(Some(Ok(d))) = timeout(Duration::from_secs(2), c.next()).await {
-                // Slow work, so the other handle gets its turn.
-                tokio::time::sleep(Duration::from_millis(30)).await;
-                seen_tx.send((worker, parent(&d))).expect("collector alive");
-                d.ack().await.expect("ack");
-            }
-        }));
-    }
-    drop(seen_tx);
-    for w in workers {
-        w.await.expect("worker");
-    }
-    let mut per_worker = [0usize; 2];
-    let mut counts: HashMap<String, usize> = HashMap::new();
-    while let Some((worker, p)) = seen_rx.recv().await {
-        per_worker[worker] += 1;
-        *counts.entry(p).or_default() += 1;
-    }
-    assert_eq!(counts.len(), total, "every message delivered");
-    assert!(counts.values().all(|&n| n == 1), "none twice: {counts:?}");
-    assert!(
-        per_worker.iter().all(|&n| n > 0),
-        "both handles worked: {per_worker:?}"
-    );
-}
-
-#[tokio::test]
-async fn unacked_messages_are_redelivered_after_ack_wait() {
-    let Some(t) = TestBus::open(&url()).await else {
-        return;
-    };
-    let spec = fetch_spec().ack_wait(Duration::from_secs(1));
-    let mut c = t.bus.consume(spec).await.expect("consume");
-    t.bus
-        .publish(&fetch_subject(), msg("x"))
-        .await
-        .expect("publish");
-    let first = next(&mut c).await;
-    assert_eq!(first.redeliveries, 0);
-    let start = Instant::now();
-    drop(first); // a worker that died without acking
-    let again = next(&mut c).await;
-    assert_eq!(parent(&again), "x");
-    assert_eq!(again.redeliveries, 1);
-    assert!(start.elapsed() >= Duration::from_millis(700));
-    again.ack().await.expect("ack");
-}
-
-#[tokio::test]
-async fn nack_with_delay_redelivers_after_the_delay() {
-    let Some(t) = TestBus::open(&url()).await else {
-        return;
-    };
-    let mut c = t.bus.consume(fetch_spec()).await.expect("consume");
-    t.bus
-        .publish(&fetch_subject(), msg("x"))
-        .await
-        .expect("publish");
-    let start = Instant::now();
-    next(&mut c)
-        .await
-        .nack(Duration::from_secs(1))
-        .await
-        .expect("nack");
-    assert!(
-        timeout(Duration::from_millis(500), c.next()).await.is_err(),
-        "not before the delay"
-    );
-    let again = next(&mut c).await;
-    assert!(start.elapsed() >= Duration::from_millis(900));
-    assert_eq!(parent(&again), "x");
-    assert_eq!(again.redeliveries, 1);
-    again.ack().await.expect("ack");
-}
-
-#[tokio::test]
-async fn max_in_flight_bounds_unacked_deliveries() {
+async fn another_instance_has_in_flight_slots_of_its_own() {
     let Some(t) = TestBus::open(&url()).await else {
         return;
     };
@@ -353,12 +234,6 @@ async fn max_in_flight_bounds_unacked_deliveries() {
     }
     let a = next(&mut c).await;
     let b = next(&mut c).await;
-    assert!(
-        timeout(Duration::from_millis(700), c.next()).await.is_err(),
-        "the third waits for a free slot"
-    );
-    // Another instance of the role has slots of its own: it gets the third message while the
-    // first one still holds two, so scaling out adds capacity.
     let mut other = t
         .second()
         .await
@@ -370,42 +245,6 @@ async fn max_in_flight_bounds_unacked_deliveries() {
     third.ack().await.expect("ack");
     a.ack().await.expect("ack");
     b.ack().await.expect("ack");
-}
-
-#[tokio::test]
-async fn a_stopped_handle_leaves_later_messages_to_the_others() {
-    // A worker stopping on SIGTERM drops its handle while a pull request of it is still
-    // open on the server; a message published after that must go to a live handle now, not
-    // wait out the ack wait (60 s here) on the dead request.
-    let Some(t) = TestBus::open(&url()).await else {
-        return;
-    };
-    let spec = || {
-        fetch_spec()
-            .max_in_flight(8)
-            .ack_wait(Duration::from_secs(60))
-    };
-    let mut stopping = t.bus.consume(spec()).await.expect("consume");
-    assert!(
-        timeout(Duration::from_millis(500), stopping.next())
-            .await
-            .is_err(),
-        "nothing to receive yet; a pull request is left open"
-    );
-    drop(stopping);
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let mut live = t.second().await.consume(spec()).await.expect("consume");
-    t.bus
-        .publish(&fetch_subject(), msg("late"))
-        .await
-        .expect("publish");
-    let late = timeout(Duration::from_secs(20), live.next())
-        .await
-        .expect("delivered to the live handle well before the ack wait")
-        .expect("open")
-        .expect("no error");
-    assert_eq!(parent(&late), "late");
-    late.ack().await.expect("ack");
 }
 
 #[tokio::test]
@@ -740,87 +579,6 @@ async fn a_bad_message_is_terminated(
     assert_eq!(stats.pending + stats.in_flight, 0);
 }
 
-#[tokio::test]
-async fn stats_count_pending_and_in_flight() {
-    let Some(t) = TestBus::open(&url()).await else {
-        return;
-    };
-    assert_eq!(
-        t.bus.stats("nobody").await.expect("stats"),
-        Default::default(),
-        "an unknown durable has zeroes"
-    );
-    let mut c = t
-        .bus
-        .consume(fetch_spec().max_in_flight(1))
-        .await
-        .expect("consume");
-    for p in ["1", "2", "3"] {
-        t.bus
-            .publish(&fetch_subject(), msg(p))
-            .await
-            .expect("publish");
-    }
-    let d = next(&mut c).await;
-    let stats = t.bus.stats(durable::FETCHER).await.expect("stats");
-    assert_eq!((stats.pending, stats.in_flight), (2, 1));
-    // Another process, which never opened the durable, finds it too.
-    let elsewhere = t
-        .second()
-        .await
-        .stats(durable::FETCHER)
-        .await
-        .expect("stats");
-    assert_eq!(elsewhere, stats);
-    d.ack().await.expect("ack");
-    let stats = t.bus.stats(durable::FETCHER).await.expect("stats");
-    assert_eq!((stats.pending, stats.in_flight), (2, 0));
-}
-
-#[tokio::test]
-async fn next_is_cancel_safe() {
-    let Some(t) = TestBus::open(&url()).await else {
-        return;
-    };
-    let mut c = t.bus.consume(fetch_spec()).await.expect("consume");
-    for _ in 0..20 {
-        assert!(timeout(Duration::from_millis(5), c.next()).await.is_err());
-    }
-    let total = 30;
-    let publisher = {
-        let bus = t.second().await;
-        tokio::spawn(async move {
-            for i in 0..total {
-                bus.publish(&fetch_subject(), msg(&i.to_string()))
-                    .await
-                    .expect("publish");
-            }
-        })
-    };
-    let mut got = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while got.len() < total && Instant::now() < deadline {
-        // Alternate a poll-once and a very short timeout: both drop the future mid-way.
-        let polled = if got.len() % 2 == 0 {
-            c.next().now_or_never()
-        } else {
-            timeout(Duration::from_millis(1), c.next()).await.ok()
-        };
-        match polled {
-            Some(Some(Ok(d))) => {
-                assert_eq!(d.redeliveries, 0, "nothing had to be redelivered");
-                got.push(parent(&d));
-                d.ack().await.expect("ack");
-            }
-            Some(other) => panic!("unexpected {other:?}"),
-            None => tokio::time::sleep(Duration::from_millis(1)).await,
-        }
-    }
-    publisher.await.expect("publisher");
-    let expected: Vec<String> = (0..total).map(|i| i.to_string()).collect();
-    assert_eq!(got, expected, "all, once, in order");
-}
-
 /// A nats-server of this test's own, on a free port with a temporary store.
 struct OwnServer {
     child: Child,
@@ -887,8 +645,12 @@ async fn the_bus_survives_a_server_crash() {
 /// restart; at least once after a crash, where the server may have lost its record of a
 /// delivery or an ack that was not yet on disk.
 async fn restart(crash: bool) {
-    if !Path::new(NATS_SERVER).exists() {
-        skip(&format!("{NATS_SERVER} not installed"));
+    let installed = if Path::new(NATS_SERVER).exists() {
+        Ok(())
+    } else {
+        Err("not installed (apt-get install -y nats-server)")
+    };
+    if spindle_testkit::require_service(NATS_SERVER, installed).is_none() {
         return;
     }
     let port = TcpListener::bind("127.0.0.1:0")

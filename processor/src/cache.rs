@@ -10,7 +10,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use spindle_common::{Project, Store, StoreError};
+use spindle_common::store::ProjectStore;
+use spindle_common::{Project, StoreError};
 
 use crate::rules::Rules;
 
@@ -27,7 +28,7 @@ pub(crate) enum Lookup {
 
 /// Compiled rules by project name, with the `updated_ms` they were compiled from.
 pub(crate) struct RulesCache {
-    store: Arc<dyn Store>,
+    store: Arc<dyn ProjectStore>,
     recheck: Duration,
     entries: Mutex<HashMap<String, Entry>>,
 }
@@ -37,7 +38,7 @@ type Entry = (i64, Instant, Arc<Rules>);
 
 impl RulesCache {
     /// An empty cache over `store`; rules checked less than `recheck` ago are used as they are.
-    pub(crate) fn new(store: Arc<dyn Store>, recheck: Duration) -> Self {
+    pub(crate) fn new(store: Arc<dyn ProjectStore>, recheck: Duration) -> Self {
         Self {
             store,
             recheck,

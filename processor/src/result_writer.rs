@@ -12,8 +12,9 @@ use std::time::Duration;
 use futures::FutureExt;
 use spindle_common::bus::ConsumerSpec;
 use spindle_common::message::{Item, Message, Outcome};
+use spindle_common::store::ResultStore;
 use spindle_common::subject::{Stage, durable};
-use spindle_common::{Bus, BusError, Clock, Delivery, Store, StoreError};
+use spindle_common::{Bus, BusError, Clock, Delivery, StoreError};
 use tokio_util::sync::CancellationToken;
 
 /// Messages written in one batch, at most.
@@ -41,7 +42,7 @@ impl ResultWriterError {
 /// Runs the result writer until `shutdown` is cancelled; what is already queued is written first.
 pub async fn run(
     bus: Arc<dyn Bus>,
-    store: Arc<dyn Store>,
+    store: Arc<dyn ResultStore>,
     clock: Arc<dyn Clock>,
     shutdown: CancellationToken,
 ) -> Result<(), ResultWriterError> {
@@ -79,7 +80,7 @@ pub async fn run(
 
 async fn write(
     bus: &dyn Bus,
-    store: &dyn Store,
+    store: &dyn ResultStore,
     clock: &dyn Clock,
     batch: Vec<Delivery>,
 ) -> Result<(), ResultWriterError> {

@@ -39,9 +39,10 @@ use std::time::{Duration, Instant};
 
 use spindle_common::cpu::{CpuStage, measure, metered};
 use spindle_common::message::{ErrorKind, TaskError, WIRE_VERSION};
+use spindle_common::store::ProjectStore;
 use spindle_common::subject::{Stage, durable};
 use spindle_common::{
-    Bus, BusError, ConsumerSpec, Delivery, Message, NewTasks, Outcome, ProcessJob, Results, Store,
+    Bus, BusError, ConsumerSpec, Delivery, Message, NewTasks, Outcome, ProcessJob, Results,
 };
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -91,7 +92,7 @@ impl Default for ProcessorConfig {
 pub async fn run(
     config: ProcessorConfig,
     bus: Arc<dyn Bus>,
-    store: Arc<dyn Store>,
+    store: Arc<dyn ProjectStore>,
     shutdown: CancellationToken,
 ) -> Result<(), ProcessorError> {
     let concurrency = config.concurrency.max(1);

@@ -1,20 +1,17 @@
 //! The processor service end to end on the in-process bus and a SQLite store: what it
 //! publishes, in which order, and what it acknowledges.
 
-use spindle_common::store::ProjectStore;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use spindle_common::bus::{ConsumerStats, MemoryBus};
 use spindle_common::message::{ErrorKind, WIRE_VERSION};
-use spindle_common::store::ProjectRecord;
+use spindle_common::store::{ProjectRecord, ProjectStore};
 use spindle_common::subject::{Stage, durable};
-use spindle_common::{
-    Bus, BusError, Consumer, ConsumerSpec, Delivery, Message, Page, ProcessJob, Task,
-};
+use spindle_common::{Bus, Consumer, ConsumerSpec, Delivery, Message, Page, ProcessJob, Task};
 use spindle_processor::{ProcessorConfig, ProcessorError, run};
 use spindle_store::SqliteStore;
+use spindle_testkit::FaultyBus;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -409,56 +406,14 @@ async fn other_messages_on_the_process_stream_are_acked_and_dropped() {
     h.stop().await;
 }
 
-/// A bus that refuses the first `failures` publishes on the result stage.
-struct FlakyBus {
-    inner: MemoryBus,
-    failures: std::sync::atomic::AtomicU32,
-}
-
-#[async_trait]
-impl Bus for FlakyBus {
-    async fn publish(&self, subject: &str, message: Message) -> Result<(), BusError> {
-        if subject.starts_with("spindle.result.")
-            && self
-                .failures
-                .fetch_update(
-                    std::sync::atomic::Ordering::SeqCst,
-                    std::sync::atomic::Ordering::SeqCst,
-                    |n| n.checked_sub(1),
-                )
-                .is_ok()
-        {
-            return Err(BusError::Transport("injected".into()));
-        }
-        self.inner.publish(subject, message).await
-    }
-
-    async fn consume(&self, spec: ConsumerSpec) -> Result<Box<dyn Consumer>, BusError> {
-        self.inner.consume(spec).await
-    }
-
-    async fn stats(&self, durable: &str) -> Result<ConsumerStats, BusError> {
-        self.inner.stats(durable).await
-    }
-
-    async fn broadcast(&self, subject: &str, payload: Vec<u8>) -> Result<(), BusError> {
-        self.inner.broadcast(subject, payload).await
-    }
-
-    async fn listen(
-        &self,
-        filter: &str,
-    ) -> Result<futures::stream::BoxStream<'static, (String, Vec<u8>)>, BusError> {
-        self.inner.listen(filter).await
-    }
+/// Publishes of results: where the fault tests inject their faults.
+fn results(subject: &str, _: &Message) -> bool {
+    subject.starts_with("spindle.result.")
 }
 
 #[tokio::test]
 async fn a_failed_publish_hands_the_job_back_and_it_is_processed_again() {
-    let bus: Arc<dyn Bus> = Arc::new(FlakyBus {
-        inner: MemoryBus::new(),
-        failures: std::sync::atomic::AtomicU32::new(1),
-    });
+    let bus: Arc<dyn Bus> = Arc::new(FaultyBus::on(Arc::new(MemoryBus::new()), results).failing(1));
     let mut h = Harness::start(bus).await;
     h.process(task("detail", "http://books.example/b/1"), "<h1>Dune</h1>")
         .await;
@@ -490,55 +445,14 @@ async fn a_closed_bus_stops_the_service_cleanly() {
     assert!(result.is_ok(), "{result:?}");
 }
 
-/// A bus whose result-stage publishes wait until the test opens the gate.
-struct GatedBus {
-    inner: MemoryBus,
-    reached: tokio::sync::Notify,
-    gate: tokio::sync::Semaphore,
-}
-
-#[async_trait]
-impl Bus for GatedBus {
-    async fn publish(&self, subject: &str, message: Message) -> Result<(), BusError> {
-        if subject.starts_with("spindle.result.") {
-            self.reached.notify_one();
-            let _pass = self.gate.acquire().await.map_err(|_| BusError::Closed)?;
-        }
-        self.inner.publish(subject, message).await
-    }
-
-    async fn consume(&self, spec: ConsumerSpec) -> Result<Box<dyn Consumer>, BusError> {
-        self.inner.consume(spec).await
-    }
-
-    async fn stats(&self, durable: &str) -> Result<ConsumerStats, BusError> {
-        self.inner.stats(durable).await
-    }
-
-    async fn broadcast(&self, subject: &str, payload: Vec<u8>) -> Result<(), BusError> {
-        self.inner.broadcast(subject, payload).await
-    }
-
-    async fn listen(
-        &self,
-        filter: &str,
-    ) -> Result<futures::stream::BoxStream<'static, (String, Vec<u8>)>, BusError> {
-        self.inner.listen(filter).await
-    }
-}
-
 #[tokio::test]
 async fn shutdown_finishes_the_jobs_in_hand() {
-    let gated = Arc::new(GatedBus {
-        inner: MemoryBus::new(),
-        reached: tokio::sync::Notify::new(),
-        gate: tokio::sync::Semaphore::new(0),
-    });
-    let bus: Arc<dyn Bus> = gated.clone();
+    let (bus, gate) = FaultyBus::on(Arc::new(MemoryBus::new()), results).gated();
+    let bus: Arc<dyn Bus> = Arc::new(bus);
     let mut h = Harness::start(bus).await;
     h.process(task("detail", "http://books.example/b/1"), "<h1>Dune</h1>")
         .await;
-    tokio::time::timeout(Duration::from_secs(10), gated.reached.notified())
+    tokio::time::timeout(Duration::from_secs(10), gate.reached())
         .await
         .expect("the job reaches its publish");
 
@@ -546,7 +460,7 @@ async fn shutdown_finishes_the_jobs_in_hand() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(!h.service.is_finished(), "a job in hand holds the shutdown");
 
-    gated.gate.add_permits(1);
+    gate.open(1);
     let (subject, _) = h.next_output().await;
     assert_eq!(subject, "spindle.result.books");
     h.settled().await;

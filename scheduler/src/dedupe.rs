@@ -13,7 +13,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{Hash, Hasher};
 
 use spindle_common::message::Task;
-use spindle_common::store::{KnownTask, Presence, Store, StoreError, TaskStatus};
+use spindle_common::store::{KnownTask, Presence, StoreError, TaskStatus, TaskStore};
 
 use crate::recrawl::{Decision, decide};
 use crate::turns::Turns;
@@ -92,7 +92,7 @@ fn plain(task: &Task, default_age_ms: Option<i64>) -> bool {
 /// task.
 #[allow(clippy::too_many_arguments)] // the scheduler's state of one project, passed apart
 pub async fn admit(
-    store: &dyn Store,
+    store: &dyn TaskStore,
     project: &str,
     tasks: Vec<Task>,
     recent: &mut Recent,

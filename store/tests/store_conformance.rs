@@ -9,15 +9,11 @@
 //! created through `SPINDLE_TEST_POSTGRES_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/test`) and dropped afterwards, also when the case
 //! fails. Without a reachable server the PostgreSQL tests skip with a printed reason, unless
-//! `CI=true` (see [`support::require_service`]).
-
-use spindle_testkit as support;
+//! `CI=true` (see [`spindle_testkit::require_service`]).
 
 use std::collections::{BTreeSet, HashSet};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
 
 use futures::FutureExt;
 use serde_json::{Map, Value, json};
@@ -26,15 +22,11 @@ use spindle_common::store::{
     KnownTask, Presence, ProjectRecord, Store, StoreError, TaskCounts, TaskStatus, TaskUpdate,
 };
 use spindle_store as store;
-use sqlx::Connection;
-use sqlx::postgres::PgConnection;
+use spindle_testkit::PgTestDb;
 
 // ---------------------------------------------------------------------------------------
 // Fixtures: a fresh database per test, on either backend.
 // ---------------------------------------------------------------------------------------
-
-/// The server the PostgreSQL tests create their databases on.
-const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
 /// Which store a test runs on.
 #[derive(Debug, Clone, Copy)]
@@ -53,8 +45,8 @@ struct TestDb {
 enum Backing {
     /// The folder holding the database file; removed on drop.
     Sqlite(tempfile::TempDir),
-    /// The test's database on the server, and a connection to drop it with.
-    Postgres { admin: PgConnection, name: String },
+    /// The test's database on the server.
+    Postgres(PgTestDb),
 }
 
 impl TestDb {
@@ -69,52 +61,14 @@ impl TestDb {
                     backing: Backing::Sqlite(dir),
                 })
             }
-            Backend::Postgres => Self::create_postgres().await,
+            Backend::Postgres => {
+                let db = PgTestDb::create().await?;
+                Some(TestDb {
+                    url: db.url.clone(),
+                    backing: Backing::Postgres(db),
+                })
+            }
         }
-    }
-
-    async fn create_postgres() -> Option<TestDb> {
-        let admin_url = std::env::var("SPINDLE_TEST_POSTGRES_URL")
-            .unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_string());
-        let mut url = url::Url::parse(&admin_url).expect("SPINDLE_TEST_POSTGRES_URL is a URL");
-        let server = format!(
-            "PostgreSQL at {}:{}",
-            url.host_str().unwrap_or("?"),
-            url.port().unwrap_or(5432)
-        );
-        // Only this first contact decides "skip": once the server answers, any failure is a
-        // real one. One plain connection, not a pool, so a refused connection is reported
-        // at once with its cause; the timeout covers a server that does not answer at all.
-        let attempt =
-            match tokio::time::timeout(Duration::from_secs(5), PgConnection::connect(&admin_url))
-                .await
-            {
-                Ok(connected) => connected.map_err(|e| e.to_string()),
-                Err(_) => Err("no answer in 5 s".to_string()),
-            };
-        let mut admin = support::require_service(&server, attempt)?;
-
-        // Unique per process and per test; the prefix tells leftovers apart from real data.
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let name = format!(
-            "spindle_t_{}_{}_{nanos:x}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
-        // The name is made of digits, letters and underscores above: safe to splice in.
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
-            .execute(&mut admin)
-            .await
-            .expect("create the test database");
-        url.set_path(&name);
-        Some(TestDb {
-            url: url.to_string(),
-            backing: Backing::Postgres { admin, name },
-        })
     }
 
     /// Opens the database as a store, as a service would: through [`store::connect`].
@@ -126,18 +80,7 @@ impl TestDb {
     async fn destroy(self) {
         match self.backing {
             Backing::Sqlite(dir) => drop(dir),
-            Backing::Postgres { mut admin, name } => {
-                // FORCE ends the connections the case's pools may still hold.
-                let drop_db = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
-                if let Err(err) = sqlx::query(sqlx::AssertSqlSafe(drop_db))
-                    .execute(&mut admin)
-                    .await
-                {
-                    eprintln!("could not drop test database {name}: {err}");
-                }
-                // Closing politely only spares the server a log line; nothing to report.
-                let _ = admin.close().await;
-            }
+            Backing::Postgres(db) => db.destroy().await,
         }
     }
 }

@@ -1,14 +1,23 @@
 //! What Spindle's tests share, in every crate: the rule for tests that need a service from
-//! outside the process (PostgreSQL, NATS, Chromium).
+//! outside the process (PostgreSQL, NATS, Chromium), a fresh PostgreSQL database per test
+//! ([`postgres`]), a bus that injects faults ([`fault`]) and the bus conformance suite
+//! ([`bus_suite`]) that every [`Bus`](spindle_common::Bus) backend runs.
 //!
 //! Only tests depend on this crate; it must never become a dependency of a service.
 //!
-//! The policy: a developer without the service still gets a green run, with a printed
+//! The skip rule: a developer without the service still gets a green run, with a printed
 //! reason for each skipped test; CI (`CI=true`) has every service, so there a missing one is
 //! a failure rather than a silently thinner suite.
 
+pub mod bus_suite;
+pub mod fault;
+pub mod postgres;
+
 use std::fmt::Display;
 use std::io::Write;
+
+pub use fault::{FaultyBus, Gate};
+pub use postgres::PgTestDb;
 
 /// Whether missing services fail tests instead of skipping them: `CI=true` in the environment.
 pub fn services_required() -> bool {

@@ -188,75 +188,7 @@ pub fn by_url(
     map
 }
 
-/// Whether missing services fail tests instead of skipping them: `CI=true` in the environment.
-pub fn services_required() -> bool {
-    std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true"))
-}
-
-/// `Some(value)`, or `None` after printing why the test is skipped; under `CI=true` a missing
-/// service fails the test instead.
-#[track_caller]
-pub fn require_service<T, E: std::fmt::Display>(service: &str, attempt: Result<T, E>) -> Option<T> {
-    use std::io::Write;
-    match attempt {
-        Ok(value) => Some(value),
-        Err(err) if services_required() => {
-            panic!("{service} is unreachable ({err}) and CI=true requires it")
-        }
-        Err(err) => {
-            let thread = std::thread::current();
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIPPED {}: {service} is unreachable ({err}); set CI=true to make this a failure",
-                thread.name().unwrap_or("a test")
-            );
-            None
-        }
-    }
-}
-
-/// The test PostgreSQL server.
-pub const POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/test";
-
-/// A fresh PostgreSQL database for one test, dropped at the end.
-pub struct TestDb {
-    admin: sqlx::PgPool,
-    name: String,
-    /// URL of the database.
-    pub url: String,
-}
-
-impl TestDb {
-    /// Creates it; an error means PostgreSQL is not reachable.
-    pub async fn create(tag: &str) -> Result<TestDb, sqlx::Error> {
-        let admin = sqlx::postgres::PgPoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(Duration::from_secs(5))
-            .connect(POSTGRES)
-            .await?;
-        let name = format!("spindle_{tag}_{}", std::process::id());
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {name}"
-        )))
-        .execute(&admin)
-        .await?;
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&admin)
-            .await?;
-        let url = format!("postgres://postgres@127.0.0.1:5432/{name}");
-        Ok(TestDb { admin, name, url })
-    }
-
-    /// Drops it.
-    pub async fn drop_db(self) {
-        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            self.name
-        )))
-        .execute(&self.admin)
-        .await;
-    }
-}
+pub use spindle_testkit::{PgTestDb, require_service};
 
 /// Deletes the streams a test left on the shared NATS server under `namespace`.
 pub async fn delete_nats_namespace(namespace: &str) {
@@ -288,8 +220,7 @@ pub async fn on_nats_and_postgres(tag: &str, checks: impl FnOnce(&[&str]) + Send
     if !require_nats().await {
         return;
     }
-    let Some(db) = require_service("PostgreSQL at 127.0.0.1:5432", TestDb::create(tag).await)
-    else {
+    let Some(db) = PgTestDb::create().await else {
         return;
     };
     let namespace = format!("{tag}{}", std::process::id());
@@ -307,7 +238,7 @@ pub async fn on_nats_and_postgres(tag: &str, checks: impl FnOnce(&[&str]) + Send
     .await
     .expect("checks pass");
     delete_nats_namespace(&namespace).await;
-    db.drop_db().await;
+    db.destroy().await;
 }
 
 /// Starts `spindle all` on a data folder and a projects folder, its web UI on `bind`.

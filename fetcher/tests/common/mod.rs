@@ -77,17 +77,15 @@ pub fn fetcher() -> Fetcher {
 /// installed. Under `CI=true` a missing Chromium fails the test instead.
 pub fn chromium_fetcher(max_tabs: usize) -> Option<Fetcher> {
     let path = std::path::PathBuf::from(spindle_fetcher::config::DEFAULT_CHROMIUM_PATH);
-    if !path.is_file() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "Chromium is required under CI=true: install it (apt-get install -y chromium)"
-        );
-        eprintln!(
-            "skipped: Chromium not found at {} (apt-get install -y chromium)",
+    let installed = if path.is_file() {
+        Ok(())
+    } else {
+        Err(format!(
+            "not found at {} (apt-get install -y chromium)",
             path.display()
-        );
-        return None;
-    }
+        ))
+    };
+    spindle_testkit::require_service("Chromium", installed)?;
     let config = FetcherConfig {
         chromium_path: Some(path),
         max_tabs,

@@ -464,11 +464,15 @@ impl Scheduler {
         let (mut ok, mut failed, mut retried, mut items, mut fetch_ms, mut process_ms) =
             (0, 0, 0, 0, 0, 0);
         let (mut form_values_literal, mut near_duplicates) = (0, 0);
+        // Outcomes of tasks this process did not send: a previous process's, or one delivered
+        // again after a restart, whose write the store may already hold.
+        let mut strangers = 0;
         for o in &outcomes {
             let mut age_ms = default_age;
             if let (Some(r), Some(limits)) = (running.as_mut(), limits) {
-                if let Some(sent) = r.frontier.answered(&o.taskid, limits, now) {
-                    age_ms = sent.task.age_ms.or(default_age);
+                match r.frontier.answered(&o.taskid, limits, now) {
+                    Some(sent) => age_ms = sent.task.age_ms.or(default_age),
+                    None => strangers += 1,
                 }
                 // The site asked us to slow down: that host waits, the others keep their pace.
                 if matches!(o.status_code, Some(429 | 503)) {
@@ -605,6 +609,12 @@ impl Scheduler {
             l.tally
                 .moved_n(Some(TaskStatus::Active), TaskStatus::Failed, failed);
             tally = l.tally;
+            if strangers > 0 || l.running.is_none() {
+                // The tally may have counted a task twice (its first outcome was written
+                // before a crash, the redelivery again now): the store is counted again at
+                // the next tick rather than at the next `recount_every`.
+                l.counted_ms = None;
+            }
         }
         self.board.update(project, |s| {
             if let Some((w, minutes)) = windows {

@@ -217,6 +217,33 @@ async fn start_urls_go_out_once_and_the_crawl_finishes() {
 }
 
 #[tokio::test]
+async fn an_outcome_delivered_again_is_counted_once_by_the_next_tick() {
+    let mut h = Harness::new(&project(""), SchedulerConfig::default()).await;
+    let sent = h.step().await;
+    h.answer(&sent[0], None).await;
+    h.step().await;
+    // Delivered again, as after a crash between the store's write and the ack: this process
+    // has no such task in flight any more.
+    h.answer(&sent[0], None).await;
+    h.step().await;
+    // The next ticks count the store again instead of waiting `recount_every` (10 minutes):
+    // one starts the count, a later one takes its result.
+    for _ in 0..50 {
+        h.scheduler.reload_projects().await.expect("reload");
+        if h.stats().total_success == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        h.stats().total_success,
+        1,
+        "the stored count, not two outcomes"
+    );
+    assert_eq!(h.store.task_counts("p").await.expect("counts").success, 1);
+}
+
+#[tokio::test]
 async fn form_values_sent_as_written_are_summed_from_the_outcomes() {
     let mut h = Harness::new(&project(""), SchedulerConfig::default()).await;
     let sent = h.step().await;
