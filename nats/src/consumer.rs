@@ -44,101 +44,48 @@
 //! [`NatsOptions::confirm_acks`]: crate::NatsOptions::confirm_acks
 //! [`NatsOptions::ack_timeout`]: crate::NatsOptions::ack_timeout
 
+mod ack;
+mod budget;
+mod large;
+
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
+use async_nats::jetstream::AckKind;
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
-use async_nats::jetstream::object_store::{GetErrorKind, ObjectStore};
-use async_nats::jetstream::{self, AckKind};
 use async_nats::{StatusCode, Subject, Subscriber};
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt;
-use tokio::io::AsyncReadExt;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{debug, error, warn};
 
+pub(crate) use self::ack::send_ack;
+use self::ack::{NatsAcker, PartAcker, SlotGuard, Slots, redeliveries};
+use self::budget::PullBudget;
+use self::large::{Decoded, Failure, decode_large};
 use crate::bundle::{self, Bundle};
 use crate::codec::{self, Wire};
 use crate::error::NatsError;
 use crate::{Shared, naming, retry_delay};
-use spindle_common::bus::{Acker, BusError, Consumer, ConsumerSpec, Delivery};
-use spindle_common::message::Message;
+use spindle_common::bus::{BusError, Consumer, ConsumerSpec, Delivery};
 
 /// Pause before asking again after the server refused a pull request or is not ready.
 const HOLD: Duration = Duration::from_secs(1);
-/// How long after its expiry a pull request with no answer is forgotten.
-const GRACE: Duration = Duration::from_secs(1);
 /// Delay of a redelivery when a large body could not be fetched.
 const UNAVAILABLE_RETRY: Duration = Duration::from_secs(1);
 /// Unacknowledged messages of one durable across all its handles, at most: room for a few
 /// hundred instances at the default in-flight bound, and still a bound on the server.
 pub(crate) const DURABLE_IN_FLIGHT: usize = 65_536;
 
-/// Deliveries handed out by one handle and not yet settled.
-struct Slots {
-    held: AtomicUsize,
-    /// Woken whenever a slot comes free.
-    freed: Notify,
-}
-
-impl Slots {
-    fn held(&self) -> usize {
-        self.held.load(Ordering::Acquire)
-    }
-}
-
-/// One held slot, released when the delivery is acked, nacked or dropped. Dropping an
-/// unsettled delivery frees the local slot at once; the server still counts the message until
-/// its ack wait passes, and enforces the bound.
-struct SlotGuard(Arc<Slots>);
-
-impl SlotGuard {
-    fn take(slots: &Arc<Slots>) -> Self {
-        slots.held.fetch_add(1, Ordering::AcqRel);
-        Self(slots.clone())
-    }
-}
-
-impl Drop for SlotGuard {
-    fn drop(&mut self) {
-        self.0.held.fetch_sub(1, Ordering::AcqRel);
-        self.0.freed.notify_waiters();
-    }
-}
-
 /// A message as it came off the subscription.
 struct Arrival {
     at: Instant,
     message: async_nats::Message,
-}
-
-/// A pull request the server may still be filling.
-struct PullRequest {
-    id: u64,
-    remaining: usize,
-    /// When it is forgotten if the server never says it ended.
-    ends: Instant,
-}
-
-/// Why a delivered message could not be turned into a [`Message`].
-enum Failure {
-    /// It never will be (bad JSON, body gone): terminate it.
-    Bad(String),
-    /// Perhaps later (the body could not be fetched now): redeliver it.
-    Unavailable(String),
-}
-
-/// A message whose body was read off the async workers.
-struct Decoded {
-    message: async_nats::Message,
-    body: Result<Message, Failure>,
-    /// Object holding its body, if any.
-    object: Option<String>,
 }
 
 /// One part of a delivered bundle, waiting to be handed out.
@@ -171,15 +118,12 @@ pub(crate) struct NatsConsumer {
     ack_wait: Duration,
     /// Prefix of this handle's reply subjects.
     inbox: String,
-    request_seq: u64,
-    /// Outstanding pull requests, oldest first.
-    requests: VecDeque<PullRequest>,
+    /// Outstanding pull requests and what they may still bring.
+    budget: PullBudget,
     arrivals: mpsc::UnboundedReceiver<Arrival>,
     reader: JoinHandle<()>,
     slots: Arc<Slots>,
     connections: Option<watch::Receiver<u64>>,
-    /// No pull request before this (the server refused one, or is not ready).
-    hold_until: Option<Instant>,
     /// The consumer was deleted: create it again before pulling.
     recreate: bool,
     /// A large body being fetched or decompressed; handed out before anything newer.
@@ -187,9 +131,6 @@ pub(crate) struct NatsConsumer {
     /// Parts of bundles received and not yet handed out, oldest first; handed out before
     /// anything newer.
     ready: VecDeque<Part>,
-    /// Deliveries per message received, on average: pull requests ask for messages, the
-    /// in-flight bound counts deliveries.
-    per_message: f64,
 }
 
 impl NatsConsumer {
@@ -240,19 +181,16 @@ impl NatsConsumer {
             max_in_flight,
             ack_wait: spec.ack_wait,
             inbox,
-            request_seq: 0,
-            requests: VecDeque::new(),
+            budget: PullBudget::new(max_in_flight),
             arrivals,
             reader,
             slots: Arc::new(Slots {
                 held: AtomicUsize::new(0),
                 freed: Notify::new(),
             }),
-            hold_until: None,
             recreate: false,
             decoding: None,
             ready: VecDeque::new(),
-            per_message: 1.0,
         })
     }
 
@@ -266,13 +204,7 @@ impl NatsConsumer {
             self.on_status(&message, status);
             return None;
         }
-        // The server fills requests oldest first.
-        if let Some(oldest) = self.requests.front_mut() {
-            oldest.remaining = oldest.remaining.saturating_sub(1);
-            if oldest.remaining == 0 {
-                self.requests.pop_front();
-            }
-        }
+        self.budget.received();
         let Some(reply) = message.reply.clone() else {
             warn!(durable = %self.durable, subject = %message.subject, "message without an ack subject ignored");
             return None;
@@ -299,7 +231,7 @@ impl NatsConsumer {
             self.unbundle(message, &payload, reply, count, at);
             return None;
         }
-        self.count_deliveries(1);
+        self.budget.count_deliveries(1);
         if age > self.ack_wait / 10 {
             // It waited here: give the caller its full ack wait.
             self.settle_later(reply, AckKind::Progress);
@@ -346,7 +278,7 @@ impl NatsConsumer {
                 return;
             }
         };
-        self.count_deliveries(parts.len());
+        self.budget.count_deliveries(parts.len());
         let redeliveries = redeliveries(&self.shared, message);
         let bundle = Arc::new(Bundle::new(self.shared.clone(), reply, parts.len(), at));
         self.ready.extend(parts.into_iter().map(|json| Part {
@@ -380,11 +312,6 @@ impl NatsConsumer {
                 None
             }
         }
-    }
-
-    /// Notes that a received message held `n` deliveries.
-    fn count_deliveries(&mut self, n: usize) {
-        self.per_message = (self.per_message * 0.9 + n as f64 * 0.1).max(1.0);
     }
 
     /// Turns a decoded message into a delivery, or settles it if it cannot be used.
@@ -457,7 +384,7 @@ impl NatsConsumer {
             .next()
             .and_then(|t| t.parse::<u64>().ok());
         if let Some(id) = id {
-            self.requests.retain(|r| r.id != id);
+            self.budget.ended(id);
         }
         let description = message.description.as_deref().unwrap_or("");
         match status.as_u16() {
@@ -472,24 +399,22 @@ impl NatsConsumer {
                 // that lost its state). Creating it is idempotent, so try that before pulling.
                 debug!(durable = %self.durable, "no responder for a pull request");
                 self.recreate = true;
-                self.hold_until = Some(Instant::now() + HOLD);
+                self.budget.hold(Instant::now() + HOLD);
             }
             code => {
                 // Refused (too many waiting requests, JetStream not ready, ...): wait a little
                 // rather than asking again in a tight loop.
                 debug!(durable = %self.durable, code, description, "pull request refused");
-                self.hold_until = Some(Instant::now() + HOLD);
+                self.budget.hold(Instant::now() + HOLD);
             }
         }
     }
 
     /// Sends a pull request for the free slots not already covered by outstanding requests.
     async fn request_more(&mut self) -> Result<(), BusError> {
-        let now = Instant::now();
-        if self.hold_until.is_some_and(|t| now < t) {
+        if self.budget.holding(Instant::now()) {
             return Ok(());
         }
-        self.hold_until = None;
         if self.recreate {
             // Idempotent, so a cancelled attempt is simply made again.
             // One attempt: `next` must not stall on it; the hold paces further attempts.
@@ -497,27 +422,17 @@ impl NatsConsumer {
                 Ok(()) => self.recreate = false,
                 Err(e) => {
                     warn!(durable = %self.durable, error = %e, "creating the consumer again failed");
-                    self.hold_until = Some(Instant::now() + HOLD);
+                    self.budget.hold(Instant::now() + HOLD);
                     return Ok(());
                 }
             }
         }
-        let coming_messages: usize = self.requests.iter().map(|r| r.remaining).sum();
-        let coming = (coming_messages as f64 * self.per_message).ceil() as usize;
-        let free = self
-            .max_in_flight
-            .saturating_sub(self.slots.held() + self.ready.len() + coming);
-        // Few, large requests: top up only when none is outstanding or a quarter of the slots
-        // came free since.
-        if free == 0 || (coming_messages > 0 && free < self.max_in_flight.div_ceil(4)) {
+        let Some(planned) = self.budget.plan(self.slots.held() + self.ready.len()) else {
             return Ok(());
-        }
-        let wanted = ((free as f64 / self.per_message) as usize).max(1);
+        };
         let expires = self.shared.options.pull_expires;
-        let id = self.request_seq;
-        self.request_seq += 1;
         let body = serde_json::json!({
-            "batch": wanted,
+            "batch": planned.batch,
             "expires": u64::try_from(expires.as_nanos()).unwrap_or(u64::MAX),
         });
         // One channel send: either it happened or, if this future is dropped, it did not.
@@ -525,39 +440,19 @@ impl NatsConsumer {
             .client
             .publish_with_reply(
                 self.next_subject.clone(),
-                format!("{}.{id}", self.inbox),
+                format!("{}.{}", self.inbox, planned.id),
                 Bytes::from(body.to_string()),
             )
             .await
             .map_err(|e| BusError::Transport(format!("pull request: {e}")))?;
-        self.requests.push_back(PullRequest {
-            id,
-            remaining: wanted,
-            ends: Instant::now() + expires + GRACE,
-        });
+        self.budget.sent(planned, Instant::now(), expires);
         Ok(())
-    }
-
-    /// Forgets requests the server never answered (lost in a restart, say).
-    fn expire_requests(&mut self) {
-        let now = Instant::now();
-        self.requests.retain(|r| r.ends > now);
-    }
-
-    /// When something timed is due: a request to forget, or the end of a hold.
-    fn next_wake(&self) -> Option<Instant> {
-        let ends = self.requests.iter().map(|r| r.ends).min();
-        match (ends, self.hold_until) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
     }
 
     /// After a reconnection the server has no request of ours any more.
     fn reconnected(&mut self) {
         debug!(durable = %self.durable, "reconnected; pulling again");
-        self.requests.clear();
-        self.hold_until = None;
+        self.budget.reset();
     }
 }
 
@@ -575,7 +470,7 @@ impl Consumer for NatsConsumer {
                     Err(_) => self.connections = None,
                 }
             }
-            self.expire_requests();
+            self.budget.expire(Instant::now());
 
             // Registered before looking, so a slot freed in between is not missed.
             let slots = self.slots.clone();
@@ -628,7 +523,7 @@ impl Consumer for NatsConsumer {
                 return Some(Err(e));
             }
 
-            let wake = self.next_wake();
+            let wake = self.budget.next_wake();
             let woke = tokio::select! {
                 arrival = self.arrivals.recv() => Woke::Arrival(arrival),
                 () = &mut freed => Woke::Other,
@@ -748,49 +643,6 @@ async fn read(mut subscriber: Subscriber, tx: mpsc::UnboundedSender<Arrival>) {
     }
 }
 
-/// Fetches (from the bucket) and decompresses a large body, off the async workers.
-async fn decode_large(bodies: ObjectStore, message: async_nats::Message, wire: Wire) -> Decoded {
-    let (bytes, gzip, object) = match wire {
-        Wire::Object { name, gzip } => match fetch(&bodies, &name).await {
-            Ok(bytes) => (Bytes::from(bytes), gzip, Some(name)),
-            Err(failure) => {
-                return Decoded {
-                    message,
-                    body: Err(failure),
-                    object: Some(name),
-                };
-            }
-        },
-        Wire::Gzip => (message.payload.clone(), true, None),
-        Wire::Plain => (message.payload.clone(), false, None),
-    };
-    let body = match tokio::task::spawn_blocking(move || codec::decode(&bytes, gzip)).await {
-        Ok(decoded) => decoded.map_err(Failure::Bad),
-        Err(e) => Err(Failure::Bad(format!("decoder failed: {e}"))),
-    };
-    Decoded {
-        message,
-        body,
-        object,
-    }
-}
-
-/// Reads one body from the bucket.
-async fn fetch(bodies: &ObjectStore, name: &str) -> Result<Vec<u8>, Failure> {
-    let mut object = bodies.get(name).await.map_err(|e| match e.kind() {
-        GetErrorKind::NotFound | GetErrorKind::InvalidName => {
-            Failure::Bad(format!("body {name} is not in the bucket"))
-        }
-        _ => Failure::Unavailable(format!("fetching body {name}: {e}")),
-    })?;
-    let mut bytes = Vec::with_capacity(object.info().size);
-    object
-        .read_to_end(&mut bytes)
-        .await
-        .map_err(|e| Failure::Unavailable(format!("reading body {name}: {e}")))?;
-    Ok(bytes)
-}
-
 /// Sleeps until `at`, or forever.
 async fn sleep_until(at: Option<Instant>) {
     match at {
@@ -807,97 +659,4 @@ async fn changed(connections: &mut Option<watch::Receiver<u64>>) {
         return;
     }
     std::future::pending().await
-}
-
-/// Settles one delivery.
-struct NatsAcker {
-    shared: Arc<Shared>,
-    reply: Subject,
-    /// Object holding the message's body, deleted once the ack is confirmed.
-    object: Option<String>,
-    _slot: SlotGuard,
-}
-
-/// Sends an ack of some kind to `reply`, waiting for the server's confirmation if configured;
-/// whether it was confirmed.
-pub(crate) async fn send_ack(
-    shared: &Shared,
-    reply: &Subject,
-    kind: AckKind,
-) -> Result<bool, BusError> {
-    let payload: Bytes = kind.into();
-    let options = &shared.options;
-    if options.confirm_acks {
-        let request = async_nats::Request::new()
-            .payload(payload.clone())
-            .timeout(Some(options.ack_timeout));
-        match shared.client.send_request(reply.clone(), request).await {
-            Ok(_) => return Ok(true),
-            Err(e) => debug!(error = %e, "ack not confirmed; sending it unconfirmed"),
-        }
-    }
-    // Queued by the client and sent, if need be, after it reconnects.
-    shared
-        .client
-        .publish(reply.clone(), payload)
-        .await
-        .map_err(|e| BusError::Transport(format!("ack: {e}")))?;
-    Ok(false)
-}
-
-/// How many times a message was delivered before, from its ack subject.
-fn redeliveries(shared: &Shared, message: async_nats::Message) -> u32 {
-    let js_message = jetstream::Message {
-        message,
-        context: shared.js.clone(),
-    };
-    js_message
-        .info()
-        .map(|info| u32::try_from(info.delivered.saturating_sub(1)).unwrap_or(0))
-        .unwrap_or(0)
-}
-
-#[async_trait]
-impl Acker for NatsAcker {
-    async fn ack(&self) -> Result<(), BusError> {
-        let confirmed = send_ack(&self.shared, &self.reply, AckKind::Ack).await?;
-        if let Some(name) = &self.object {
-            if confirmed {
-                // The message has left its work-queue stream for good: its body can go too.
-                if let Err(e) = self.shared.bodies.delete(name).await {
-                    warn!(error = %e, object = %name, "large body not deleted; the bucket's TTL will");
-                }
-            } else {
-                // The ack may be lost and the message redelivered: keep the body for it.
-                debug!(object = %name, "large body kept for the bucket's TTL");
-            }
-        }
-        Ok(())
-    }
-
-    async fn nack(&self, delay: Duration) -> Result<(), BusError> {
-        let kind = if delay.is_zero() {
-            AckKind::Nak(None)
-        } else {
-            AckKind::Nak(Some(delay))
-        };
-        send_ack(&self.shared, &self.reply, kind).await.map(|_| ())
-    }
-}
-
-/// Settles one part of a bundle; the bundle is settled with its last part.
-struct PartAcker {
-    bundle: Arc<Bundle>,
-    _slot: SlotGuard,
-}
-
-#[async_trait]
-impl Acker for PartAcker {
-    async fn ack(&self) -> Result<(), BusError> {
-        self.bundle.settle(None).await
-    }
-
-    async fn nack(&self, delay: Duration) -> Result<(), BusError> {
-        self.bundle.settle(Some(delay)).await
-    }
 }
