@@ -4,6 +4,10 @@
 //! [`subject`] names they travel on, the [`bus`] that carries them, the [`store`] that keeps
 //! state, the [`project`] model users write, and the URL rules ([`urlnorm`]) that decide when
 //! two links are the same page. No service crate depends on another; all depend on this one.
+//!
+//! It owns the contracts ([`Bus`], the store traits in [`store`], typed errors) and the
+//! in-process bus, never their other backends: it must never depend on a database driver,
+//! a NATS client or any Spindle crate, so every role compiles only what it uses.
 
 pub mod bus;
 pub mod clock;

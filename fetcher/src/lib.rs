@@ -20,6 +20,10 @@
 //! The fetcher never decides what a page means: any HTTP status comes back from
 //! [`Fetcher::fetch`] as a page, and the service reports what is not worth processing. The
 //! one body it reads itself is a sitemap's, for a sitemap task.
+//!
+//! It owns every network exchange with the sites (HTTP and Chromium), and nothing of state: it
+//! depends on `spindle-common` only and must never depend on a store, a bus backend or
+//! another role.
 
 #![warn(missing_docs)]
 

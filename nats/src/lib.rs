@@ -22,6 +22,10 @@
 //! - **Reconnect.** The client reconnects forever with backoff; publishes retry until
 //!   [`NatsOptions::publish_timeout`] with one message id (deduplicated by the stream), and
 //!   consumers re-issue their pull requests after every reconnect.
+//!
+//! This crate owns the NATS client (async-nats) and every JetStream name on the wire. The
+//! services must never depend on it: they take a [`Bus`], and only the binary (and tests)
+//! open a [`NatsBus`].
 
 mod bundle;
 mod codec;

@@ -16,6 +16,10 @@
 //! error. [`result_writer`] is the separate role downstream of the processor that stores
 //! items and then forwards their outcomes.
 //!
+//! It owns the user's rules at run time and reaches state through the contracts only (the
+//! project store for rules, the result store for items): it depends on `spindle-common` and
+//! must never depend on a backend (`spindle-store`, `spindle-nats`) or another role.
+//!
 //! [`ProcessJob`]: spindle_common::ProcessJob
 
 mod cache;

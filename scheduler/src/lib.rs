@@ -5,6 +5,9 @@
 //! ([`frontier`]), and sends tasks to the fetchers as each project's rate ([`token_bucket`])
 //! and per-host politeness allow. Failed attempts are retried on a schedule ([`retry`]);
 //! tasks unanswered past a deadline are sent again. Live figures go to a [`spindle_common::StatsBoard`].
+//!
+//! It owns the frontier's policy, not its storage: it depends on `spindle-common` only and
+//! must never depend on a backend (`spindle-store`, `spindle-nats`) or another role.
 
 pub mod counters;
 pub mod dedupe;

@@ -10,6 +10,10 @@
 //! Modules: `auth` (login, roles, the same-site guard), `assets` (pages and files), `live`
 //! (the snapshot stream), `projects`, `debugger`, `tasks`, `results` (the API by concern),
 //! `error` (the API's error type).
+//!
+//! It owns the HTTP API and the pages, and reads the state through the contracts: it depends
+//! on `spindle-common` only and must never depend on a backend (`spindle-store`,
+//! `spindle-nats`) or a role: the binary hands it the store, the bus and the debugger.
 
 mod assets;
 mod auth;
