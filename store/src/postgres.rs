@@ -1,7 +1,7 @@
 //! The PostgreSQL store of the distributed mode.
 //!
 //! Same semantics as the SQLite store (the conformance suite in
-//! `common/tests/store_conformance.rs` runs one set of cases on both); what differs is how
+//! `store/tests/store_conformance.rs` runs one set of cases on both); what differs is how
 //! many processes share it. Several services on several machines use one database through
 //! a connection pool each, so:
 //!
