@@ -33,6 +33,8 @@ pub struct CrawlSummary {
     pub form_values_literal: u64,
     /// Pages that were near-duplicates of an earlier page: their follows were not expanded.
     pub near_duplicates: u64,
+    /// Follows dropped as over an opt-in budget (`max_pages_per_host`, `max_query_variants`).
+    pub over_budget: u64,
     /// Wall-clock time of the crawl.
     pub elapsed: Duration,
 }
@@ -64,6 +66,11 @@ impl std::fmt::Display for CrawlSummary {
                 self.form_values_literal,
                 "form value sent as written",
                 "form values sent as written",
+            ),
+            (
+                self.over_budget,
+                "follow over a budget",
+                "follows over a budget",
             ),
             (
                 self.near_duplicates,
@@ -200,6 +207,7 @@ async fn crawl_on(
         items_replaced: stats.items.saturating_sub(written),
         form_values_literal: stats.form_values_literal,
         near_duplicates: stats.near_duplicates,
+        over_budget: stats.over_budget,
         elapsed: started.elapsed(),
     };
     Ok((summary, store))
@@ -296,6 +304,7 @@ mod tests {
             items_replaced: 0,
             form_values_literal: 0,
             near_duplicates: 0,
+            over_budget: 0,
             elapsed,
         }
         .to_string()
@@ -312,17 +321,19 @@ mod tests {
             items_replaced: 40,
             form_values_literal: 1,
             near_duplicates: 2,
+            over_budget: 7,
             elapsed: Duration::from_millis(120),
         };
         assert_eq!(
             s.to_string(),
-            "5 pages, 60 items, 0 errors, 3 follows already known, 40 items replaced by later ones, 1 form value sent as written, 2 near-duplicate pages (follows not expanded) in 120ms"
+            "5 pages, 60 items, 0 errors, 3 follows already known, 40 items replaced by later ones, 1 form value sent as written, 7 follows over a budget, 2 near-duplicate pages (follows not expanded) in 120ms"
         );
         let s = CrawlSummary {
             follows_known: 1,
             items_replaced: 0,
             form_values_literal: 0,
             near_duplicates: 0,
+            over_budget: 0,
             ..s
         };
         assert_eq!(

@@ -76,6 +76,14 @@ pub struct Project {
     pub host_concurrency: u32,
     /// Minimum gap between two requests to one host.
     pub host_delay: Duration,
+    /// Opt-in budget (`max_pages_per_host`): new pages admitted per host in one run (from
+    /// one submission of the start URLs to the next); later new links to that host are
+    /// dropped and counted. `None`: no limit.
+    pub max_pages_per_host: Option<u32>,
+    /// Opt-in budget (`max_query_variants`): new URLs admitted per path (scheme, host and
+    /// path) that differ only in their query, in one run; for traps the defaults cannot
+    /// judge, such as filters combined without end. `None`: no limit.
+    pub max_query_variants: Option<u32>,
     /// Whether every loopback and private address may be fetched (`allow_private = true`).
     pub allow_private: bool,
     /// The hosts and CIDR ranges whose non-public addresses may be fetched (`allow_private =

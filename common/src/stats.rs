@@ -68,6 +68,10 @@ pub struct ProjectStats {
     /// not expanded).
     #[serde(default)]
     pub near_duplicates: u64,
+    /// Follows (new to the store) dropped in this run as over an opt-in budget
+    /// (`max_pages_per_host`, `max_query_variants`).
+    #[serde(default)]
+    pub over_budget: u64,
     /// Tasks sent again after their deadline passed unanswered.
     pub resent: u64,
     /// Active tasks waiting in the store (not claimed), as last counted.

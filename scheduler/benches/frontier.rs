@@ -26,6 +26,7 @@ use spindle_common::store::{ProjectRecord, Store};
 use spindle_common::subject::{Stage, durable};
 use spindle_common::{Bus, StatsBoard, SystemClock};
 use spindle_scheduler::SchedulerConfig;
+use spindle_scheduler::budget::Budgets;
 use spindle_scheduler::dedupe::{Recent, admit};
 use spindle_scheduler::turns::Turns;
 use tokio_util::sync::CancellationToken;
@@ -118,6 +119,8 @@ async fn fill(store: &dyn Store, a: &Args) -> Result<(), Box<dyn std::error::Err
     let mut next_report = 1_000_000;
     let started = Instant::now();
     println!("decisions  known URLs  decisions/s (cumulative)  RSS MiB  peak MiB  RSS/known URL");
+    // The defaults: no opt-in budget.
+    let mut budgets = Budgets::default();
     while decided < a.urls {
         let n = (a.urls - decided).min(a.batch as u64) as usize;
         let batch: Vec<Task> = (0..n)
@@ -132,9 +135,19 @@ async fn fill(store: &dyn Store, a: &Args) -> Result<(), Box<dyn std::error::Err
             })
             .collect();
         let t = Instant::now();
-        queued += admit(store, PROJECT, batch, &mut recent, &mut turns, None, 0, 0)
-            .await?
-            .queued;
+        queued += admit(
+            store,
+            PROJECT,
+            batch,
+            &mut recent,
+            &mut turns,
+            &mut budgets,
+            None,
+            0,
+            0,
+        )
+        .await?
+        .queued;
         busy += t.elapsed();
         decided += n as u64;
         if decided >= next_report || decided == a.urls {

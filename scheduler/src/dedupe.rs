@@ -15,6 +15,7 @@ use std::hash::{Hash, Hasher};
 use spindle_common::message::Task;
 use spindle_common::store::{KnownTask, Presence, StoreError, TaskStatus, TaskStore};
 
+use crate::budget::Budgets;
 use crate::recrawl::{Decision, decide};
 use crate::turns::Turns;
 
@@ -30,6 +31,8 @@ pub struct Admitted {
     pub deferred: Vec<Task>,
     /// Queued tasks that were stored claimed, for the caller's window (see [`admit`]).
     pub claimed: Vec<Task>,
+    /// New tasks dropped as over an opt-in budget ([`Budgets`]).
+    pub over_budget: u64,
 }
 
 /// Tasks of one project known to the store without re-crawl rules of their own (no stored
@@ -85,7 +88,8 @@ fn plain(task: &Task, default_age_ms: Option<i64>) -> bool {
 }
 
 /// Dedupes `tasks` (within the batch, against `recent`, then against the store) and queues
-/// the new or due ones, each at the place `turns` gives it. Up to `take` of them that are due
+/// the new or due ones, each at the place `turns` gives it; new ones spend `budgets` and are
+/// dropped once one is spent. Up to `take` of them that are due
 /// now, best first (priority, then place, so hosts take turns here too), are stored claimed
 /// and returned in [`Admitted::claimed`] instead of queued, for a window that has room while
 /// the store holds nothing ready: that saves claiming them back from the queue, a write per
@@ -97,6 +101,7 @@ pub async fn admit(
     tasks: Vec<Task>,
     recent: &mut Recent,
     turns: &mut Turns,
+    budgets: &mut Budgets,
     default_age_ms: Option<i64>,
     take: usize,
     now_ms: i64,
@@ -154,8 +159,17 @@ pub async fn admit(
         }
         match decide(&task, stored, default_age_ms, now_ms) {
             Decision::Queue => {
-                if let Some(k) = known.get(&task.taskid) {
-                    admitted.known_before.push(k.status);
+                match stored {
+                    Some(k) => admitted.known_before.push(k.status),
+                    None => {
+                        if let Err((over, first)) = budgets.admit(&task.url) {
+                            if first {
+                                tracing::info!(project, url = %task.url, "{over}: further new links like it are dropped this run");
+                            }
+                            admitted.over_budget += 1;
+                            continue;
+                        }
+                    }
                 }
                 task.retries = 0;
                 queue.push(task);

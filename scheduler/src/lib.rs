@@ -9,6 +9,7 @@
 //! It owns the frontier's policy, not its storage: it depends on `spindle-common` only and
 //! must never depend on a backend (`spindle-store`, `spindle-nats`) or another role.
 
+pub mod budget;
 pub mod counters;
 pub mod dedupe;
 pub mod frontier;

@@ -47,6 +47,8 @@ struct RawProject {
     burst: Option<Spanned<Number>>,
     host_concurrency: Option<Spanned<Count>>,
     host_delay: Option<Dur>,
+    max_pages_per_host: Option<Spanned<Count>>,
+    max_query_variants: Option<Spanned<Count>>,
     #[serde(default)]
     allow_private: AllowPrivate,
     every: Option<Every>,
@@ -107,6 +109,23 @@ pub(super) struct RawOnFinished {
     pub follow: Vec<ReadFollow>,
 }
 
+/// An opt-in budget as written: at least 1, or left out for no limit.
+fn budget(
+    text: &str,
+    key: &str,
+    value: Option<Spanned<Count>>,
+) -> Result<Option<u32>, ProjectError> {
+    match value {
+        Some(n) if n.get_ref().0 == 0 => Err(ProjectError::spanned(
+            text,
+            n.span(),
+            format!("expected {key} of at least 1, found 0 (leave it out for no limit)"),
+        )),
+        Some(n) => Ok(Some(n.into_inner().0)),
+        None => Ok(None),
+    }
+}
+
 /// Parses and validates a project file; see [`Project::parse`]. `scripts` reads a
 /// `script_file` (`None`: `script_file` is refused, there is no folder to read it from).
 pub(super) fn parse(
@@ -162,6 +181,8 @@ fn build(
         Some(n) => n.into_inner().0,
         None => DEFAULT_HOST_CONCURRENCY,
     };
+    let max_pages_per_host = budget(text, "max_pages_per_host", raw.max_pages_per_host)?;
+    let max_query_variants = budget(text, "max_query_variants", raw.max_query_variants)?;
     let keep_params: Vec<String> = raw.keep_params.into_iter().map(|k| k.0).collect();
 
     // Handlers first: the start URL check needs to know whether a `start` handler exists.
@@ -247,6 +268,8 @@ fn build(
         burst,
         host_concurrency,
         host_delay: raw.host_delay.map(|d| d.0).unwrap_or_default(),
+        max_pages_per_host,
+        max_query_variants,
         allow_private: raw.allow_private == AllowPrivate::All,
         allow_private_ranges,
         every,

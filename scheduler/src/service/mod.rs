@@ -24,6 +24,7 @@ use spindle_common::subject::{Stage, durable};
 use spindle_common::{Bus, Clock, Delivery, StatsBoard, Store};
 use tokio_util::sync::CancellationToken;
 
+use crate::budget::Budgets;
 use crate::counters::{Counters, Tally};
 use crate::dedupe::{Recent, admit};
 use crate::frontier::{Frontier, HostLimits};
@@ -110,6 +111,8 @@ struct Loaded {
     recent: Recent,
     /// The places that let hosts take turns in the queue.
     turns: Turns,
+    /// The opt-in budgets of the current run.
+    budgets: Budgets,
 }
 
 /// The dispatch state of a running project.
@@ -229,13 +232,14 @@ impl Scheduler {
         };
         let run = is_running(&record.status);
         let mut previous = self.projects.remove(&record.name);
-        let (tally, counted_ms, counting, recent, turns) = match previous.as_mut() {
+        let (tally, counted_ms, counting, recent, turns, mut budgets) = match previous.as_mut() {
             Some(p) => (
                 p.tally,
                 p.counted_ms,
                 p.counting.take(),
                 std::mem::replace(&mut p.recent, Recent::new(0)),
                 std::mem::replace(&mut p.turns, Turns::new(0)),
+                std::mem::take(&mut p.budgets),
             ),
             None => (
                 Tally::default(),
@@ -243,8 +247,10 @@ impl Scheduler {
                 None,
                 Recent::new(self.config.recent),
                 Turns::new(self.config.hosts),
+                Budgets::default(),
             ),
         };
+        budgets.set_limits(project.max_pages_per_host, project.max_query_variants);
         let running = match previous.and_then(|p| p.running) {
             Some(mut r) if run => {
                 r.bucket.set(record.rate, record.burst, now);
@@ -297,6 +303,7 @@ impl Scheduler {
                 counting,
                 recent,
                 turns,
+                budgets,
             },
         );
         Ok(())
@@ -324,6 +331,7 @@ impl Scheduler {
             self.store.mark_started(name, started).await?;
             if let Some(l) = self.projects.get_mut(name) {
                 l.record.last_start_ms = started;
+                l.budgets.new_run();
             }
             self.submit(name, tasks, now).await?;
         }
@@ -354,6 +362,7 @@ impl Scheduler {
             tasks,
             &mut loaded.recent,
             &mut loaded.turns,
+            &mut loaded.budgets,
             default_age,
             take,
             now,
@@ -368,9 +377,13 @@ impl Scheduler {
         let taken = admitted.claimed.len() as u64;
         // Neither queued nor waiting for their running twin: dropped as already known (twice
         // in the batch, or stored and not due), which the crawl summary shows.
-        let known = submitted.saturating_sub(n + admitted.deferred.len() as u64);
-        if known > 0 {
-            self.board.update(project, |s| s.follows_known += known);
+        let over_budget = admitted.over_budget;
+        let known = submitted.saturating_sub(n + admitted.deferred.len() as u64 + over_budget);
+        if known > 0 || over_budget > 0 {
+            self.board.update(project, |s| {
+                s.follows_known += known;
+                s.over_budget += over_budget;
+            });
         }
         if let Some(r) = loaded.running.as_mut() {
             for task in admitted.deferred {
