@@ -1,6 +1,7 @@
 //! `spindle crawl`: one project crawled to completion on the embedded loop.
 
 use std::path::Path;
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -288,6 +289,40 @@ pub async fn crawl_to(
         }
     };
     Ok((summary, written))
+}
+
+/// `spindle crawl PROJECT`: loads the project file (exit 1 if it does not load), crawls it
+/// with `concurrency` fetches in flight, keeping its state in `data` (a temporary folder,
+/// removed at the end, if None), and writes its items to `output` or stdout; the summary goes
+/// to stderr.
+pub async fn command(
+    project: &Path,
+    output: Option<&Path>,
+    data: Option<&Path>,
+    concurrency: usize,
+    backend: Backend,
+) -> anyhow::Result<ExitCode> {
+    let project = match load_project(project) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let temp;
+    let data = match data {
+        Some(d) => d,
+        None => {
+            temp = tempfile::tempdir().context("cannot create a temporary folder")?;
+            temp.path()
+        }
+    };
+    let mut config = EmbeddedConfig::default();
+    config.fetcher.concurrency = concurrency;
+    let (summary, written) = crawl_to(&project, data, config, backend, output).await?;
+    let target = output.map_or("stdout".to_string(), |p| p.display().to_string());
+    eprintln!("{summary}; {written} items written to {target}");
+    Ok(ExitCode::SUCCESS)
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 //! processor's [`run_step`], so a step behaves as it would in a crawl.
 
 use std::path::Path;
+use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -21,6 +22,18 @@ use spindle_web_ui::{DebugTask, StepError};
 /// absolute http(s); a failed fetch or handler is reported in the report's `errors`.
 pub async fn debug(path: &Path, url: &str, handler: Option<&str>) -> anyhow::Result<DebugReport> {
     debug_project(Project::load(path)?, url, handler).await
+}
+
+/// `spindle debug PROJECT URL --handler NAME`: prints the report of [`debug`] as JSON; exit
+/// 1 if the step reported errors.
+pub async fn command(project: &Path, url: &str, handler: &str) -> anyhow::Result<ExitCode> {
+    let report = debug(project, url, Some(handler)).await?;
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(if report.errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// Largest page text the web UI's debugger sends back for its HTML view and preview.

@@ -2,6 +2,7 @@
 
 use crate::roles::until_lasting_error;
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -170,6 +171,20 @@ pub async fn run_all(
     }
     ui.await??;
     result
+}
+
+/// `spindle all`: [`run_all`] with `concurrency` fetches in flight at most, until Ctrl-C or
+/// SIGTERM.
+pub async fn command(
+    data: &Path,
+    projects: Option<PathBuf>,
+    ui: UiOptions,
+    concurrency: usize,
+) -> anyhow::Result<ExitCode> {
+    let mut config = EmbeddedConfig::default();
+    config.fetcher.concurrency = concurrency;
+    run_all(data, config, projects, ui, crate::shutdown::signal()).await?;
+    Ok(ExitCode::SUCCESS)
 }
 
 impl Embedded {

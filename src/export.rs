@@ -1,13 +1,17 @@
-//! Writing a project's items out: JSON Lines (one object of its fields a line), one JSON
-//! array, or CSV (a header of field names, then one row an item), through the encoder the web
-//! UI's downloads use too ([`spindle_common::export`]).
+//! `spindle export`, and `spindle crawl`'s output: writing a project's items out as JSON
+//! Lines (one object of its fields a line), one JSON array, or CSV (a header of field names,
+//! then one row an item), through the encoder the web UI's downloads use too
+//! ([`spindle_common::export`]).
 
 use std::io::Write;
 use std::path::Path;
+use std::process::ExitCode;
 
 use anyhow::Context;
-use spindle_common::Store;
 use spindle_common::export::{ItemEncoder, ItemFormat};
+use spindle_common::{Project, Store};
+
+use crate::embedded::open_existing_store;
 
 /// Items read from the store per round trip.
 const PAGE: usize = 1000;
@@ -81,6 +85,27 @@ pub async fn export(
     out.write_all(&bytes)?;
     out.flush()?;
     Ok(encoder.count())
+}
+
+/// `spindle export PROJECT`: every item of the project, in the store named by `database` or
+/// else the one of the data folder `data`, to stdout. The CSV header is the item fields of
+/// the stored project file (none if it no longer parses).
+pub async fn command(
+    project: &str,
+    format: Format,
+    data: &Path,
+    database: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let store = open_existing_store(data, database).await?;
+    let record = store
+        .project(project)
+        .await?
+        .with_context(|| format!("no project named {project}"))?;
+    let fields = Project::parse(&record.definition)
+        .map(|p| p.item_fields())
+        .unwrap_or_default();
+    export(&*store, project, format, &fields, std::io::stdout().lock()).await?;
+    Ok(ExitCode::SUCCESS)
 }
 
 #[cfg(test)]

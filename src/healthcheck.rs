@@ -5,9 +5,25 @@
 //! each heartbeat sent to NATS is recent: a hung or disconnected role stops writing it.
 
 use std::path::Path;
+use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// `spindle healthcheck [URL] [--file FILE]`: exit 0 if `url` answers (see [`healthcheck`]),
+/// or else if the heartbeat `file` is younger than `max_age`; exit 1 otherwise.
+pub async fn command(url: Option<&str>, file: Option<&Path>, max_age: Duration) -> ExitCode {
+    let healthy = match (url, file) {
+        (Some(url), _) => healthcheck(url).await,
+        (None, Some(file)) => heartbeat_is_fresh(file, max_age),
+        (None, None) => false,
+    };
+    if healthy {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
 
 /// Whether an `http://` URL answers with a 2xx status within 3 seconds.
 pub async fn healthcheck(url: &str) -> bool {

@@ -1,13 +1,16 @@
 //! The `spindle` binary's library: commands that compose the service crates.
 //!
-//! `main.rs` parses the command line and calls into these modules; tests and the bench use
-//! them directly.
+//! [`cli`] defines the command line; `main.rs` parses it, sets up logging and calls each
+//! command's module (its `command` function); tests and the bench use the modules directly.
 
 pub mod bench;
+pub mod check;
+pub mod cli;
 pub mod crawl;
 pub mod debug;
 pub mod embedded;
 pub mod export;
+pub mod hash_password;
 pub mod healthcheck;
 pub mod heartbeat;
 pub mod metrics;
@@ -15,5 +18,8 @@ pub mod progress;
 pub mod project_cmd;
 pub mod projects_dir;
 pub mod roles;
+pub mod serve_hosts;
+pub mod serve_site;
+pub mod shutdown;
 pub mod site;
 pub mod task;

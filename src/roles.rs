@@ -9,6 +9,7 @@
 //! exits 0.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -149,6 +150,20 @@ pub async fn connect_store(endpoints: &Endpoints) -> anyhow::Result<Arc<dyn Stor
     spindle_store::connect(url)
         .await
         .context("cannot open the database")
+}
+
+/// `spindle scheduler|fetcher|processor|result-writer|web-ui`: runs `role` until SIGTERM or
+/// Ctrl-C.
+pub async fn command(role: Role, endpoints: Endpoints) -> anyhow::Result<ExitCode> {
+    let stop = CancellationToken::new();
+    let signal_stop = stop.clone();
+    tokio::spawn(async move {
+        crate::shutdown::signal().await;
+        tracing::info!("stopping");
+        signal_stop.cancel();
+    });
+    run(role, endpoints, stop).await?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Runs `role` until `shutdown` is cancelled.
@@ -346,6 +361,12 @@ async fn publish_figures(bus: Arc<dyn Bus>, board: Arc<StatsBoard>, shutdown: Ca
             tracing::debug!(error = %e, "project figures not sent");
         }
     }
+}
+
+/// `spindle status`: prints [`status`].
+pub async fn status_command(endpoints: &Endpoints) -> anyhow::Result<ExitCode> {
+    print!("{}", status(endpoints).await?);
+    Ok(ExitCode::SUCCESS)
 }
 
 /// What `spindle status` prints: live instances and the queue of each role.

@@ -1,6 +1,6 @@
-//! `spindle task`: one task's stored state, by URL or id, and cancelling it; and the
-//! container health check.
+//! `spindle task`: one task's stored state, by URL or id, and cancelling it.
 
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -45,6 +45,22 @@ pub async fn run(
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+/// `spindle task PROJECT TASK`: [`run`] on the store named by `database`, or else the SQLite
+/// store of the data folder `data`.
+pub async fn command(
+    data: &Path,
+    database: Option<&str>,
+    project: &str,
+    task: &str,
+    cancel: bool,
+) -> anyhow::Result<ExitCode> {
+    let store = match database {
+        Some(url) => spindle_store::connect(url).await?,
+        None => crate::embedded::open_store(data).await?,
+    };
+    run(&*store, project, task, cancel).await
 }
 
 fn now_ms() -> i64 {

@@ -6,7 +6,7 @@
 
 use std::fmt;
 use std::path::Path;
-use std::process::Stdio;
+use std::process::{ExitCode, Stdio};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -108,6 +108,14 @@ async fn serve_hosts(spec: &HostsSpec) -> anyhow::Result<(tokio::process::Child,
         .context("the many-host site did not start in 30 s")??
         .context("the many-host site exited before printing its port")?;
     Ok((child, port.trim().parse().context("the site's port")?))
+}
+
+/// `spindle bench --hosts N`: [`run`] in a temporary folder, then prints the report.
+pub async fn command(spec: HostsSpec, concurrency: Option<usize>) -> anyhow::Result<ExitCode> {
+    let dir = tempfile::tempdir().context("cannot create a temporary folder")?;
+    let report = run(spec, concurrency, dir.path()).await?;
+    println!("{report}");
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Runs the many-host bench: serves the site from a child process and crawls it with

@@ -17,8 +17,8 @@ pub mod whole;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::path::Path;
-use std::process::Stdio;
+use std::path::{Path, PathBuf};
+use std::process::{ExitCode, Stdio};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -217,6 +217,37 @@ pub async fn serve_site(site: &BenchSite) -> anyhow::Result<(tokio::process::Chi
         .context("site server did not start in 30 s")??
         .context("site server exited before printing its address")?;
     Ok((child, base.trim().to_string()))
+}
+
+/// `spindle bench`: crawls `site` embedded, then as a `spindle crawl` process and with the
+/// peer crawler, then (given `nats` and `database`) distributed with each number of
+/// `fetchers`, in a temporary folder; prints each report as it comes.
+pub async fn command(
+    site: &BenchSite,
+    concurrency: Option<usize>,
+    peer: Option<PathBuf>,
+    nats: Option<String>,
+    database: Option<String>,
+    fetchers: Vec<usize>,
+) -> anyhow::Result<ExitCode> {
+    let data = tempfile::tempdir().context("cannot create a temporary folder")?;
+    let concurrency = concurrency.unwrap_or(spindle_fetcher::config::DEFAULT_CONCURRENCY);
+    println!("bench: {}", site.describe());
+    let embedded = run(site, concurrency, data.path()).await?;
+    println!("{embedded}");
+    let whole = whole::run(site, concurrency, peer, data.path()).await?;
+    println!("{whole}");
+    if let (Some(nats), Some(database)) = (nats, database) {
+        for n in fetchers {
+            let report = run_distributed(site, n, &nats, &database, data.path()).await?;
+            println!("{report}");
+            println!(
+                "  {:.0}% of the embedded rate",
+                100.0 * report.pages_per_s() / embedded.pages_per_s()
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Runs the bench: serves a site of `products` products from a child process and crawls it.

@@ -5,6 +5,7 @@
 
 use std::fmt;
 use std::path::Path;
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -14,7 +15,7 @@ use spindle_common::cpu;
 use super::{BenchSite, SiteStats, serve_site, verify_items};
 use crate::crawl::crawl;
 use crate::embedded::EmbeddedConfig;
-use crate::site::Site;
+use crate::site::{PageSize, Site};
 
 /// Products that make a bench site of at least `pages` pages of `bench`'s shape.
 pub fn products_for(pages: u64, bench: &BenchSite) -> u32 {
@@ -101,6 +102,33 @@ impl fmt::Display for SoakReport {
 /// Open file descriptors of this process.
 fn open_fds() -> u64 {
     std::fs::read_dir("/proc/self/fd").map_or(0, |dir| dir.count() as u64)
+}
+
+/// `spindle bench --soak PAGES`: [`run`] on a site of at least `pages` pages of `size`,
+/// with `concurrency` fetches in flight (or `spindle crawl`'s default), in a temporary
+/// folder; prints every sample, then the report.
+pub async fn command(
+    pages: u64,
+    every: Duration,
+    size: PageSize,
+    host_concurrency: u32,
+    concurrency: Option<usize>,
+) -> anyhow::Result<ExitCode> {
+    let data = tempfile::tempdir().context("cannot create a temporary folder")?;
+    let concurrency = concurrency.unwrap_or(spindle_fetcher::config::DEFAULT_CONCURRENCY);
+    let mut site = BenchSite {
+        products: 0,
+        pages: size,
+        host_concurrency,
+    };
+    site.products = products_for(pages, &site);
+    println!("soak: {}, {} pages", site.describe(), site.spec().pages());
+    let report = run(&site, concurrency, data.path(), every, |sample| {
+        println!("{sample}")
+    })
+    .await?;
+    println!("{report}");
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Crawls `bench` embedded in `data`, printing a [`Sample`] every `every` through `print`.
