@@ -9,7 +9,7 @@ use anyhow::Context;
 use spindle_common::bus::{MemoryBus, MeteredBus};
 use spindle_common::cpu::{CpuStage, metered};
 use spindle_common::events;
-use spindle_common::store::ProjectRecord;
+use spindle_common::store::{ProjectRecord, ProjectStatus};
 use spindle_common::subject::durable;
 use spindle_common::{Bus, Clock, Project, StatsBoard, Store, SystemClock};
 use spindle_fetcher::{Fetcher, FetcherConfig};
@@ -85,10 +85,7 @@ pub fn project_record(project: &Project, now_ms: i64) -> ProjectRecord {
     ProjectRecord {
         name: project.name.clone(),
         definition: project.source.clone(),
-        status: project
-            .status
-            .clone()
-            .unwrap_or_else(|| "RUNNING".to_string()),
+        status: project.status.unwrap_or(ProjectStatus::Running),
         rate: project.rate,
         burst: project.burst,
         group: project.group.clone(),

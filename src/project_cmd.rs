@@ -19,7 +19,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use spindle_common::store::ProjectRecord;
+use spindle_common::store::{ProjectRecord, ProjectStatus};
 use spindle_common::{Clock, Store, SystemClock};
 
 /// What to do.
@@ -56,7 +56,7 @@ pub async fn run(store: &dyn Store, action: Action) -> anyhow::Result<ExitCode> 
                 store.request_run(&name, now).await?,
                 "no project named {name}"
             );
-            if is_running(&record.status) {
+            if record.status.dispatches() {
                 println!(
                     "project {name}: run requested; the scheduler submits its start URLs again within seconds"
                 );
@@ -68,8 +68,8 @@ pub async fn run(store: &dyn Store, action: Action) -> anyhow::Result<ExitCode> 
             }
             Ok(ExitCode::SUCCESS)
         }
-        Action::Start(name) => set_status(store, &name, "RUNNING", now).await,
-        Action::Stop(name) => set_status(store, &name, "STOP", now).await,
+        Action::Start(name) => set_status(store, &name, ProjectStatus::Running, now).await,
+        Action::Stop(name) => set_status(store, &name, ProjectStatus::Stop, now).await,
         Action::Delete { name, yes } => {
             existing(store, &name).await?;
             let counts = store.task_counts(&name).await?;
@@ -123,11 +123,6 @@ pub async fn list(store: &dyn Store) -> anyhow::Result<String> {
     Ok(out)
 }
 
-/// Whether the scheduler dispatches a project in this state.
-fn is_running(status: &str) -> bool {
-    matches!(status, "RUNNING" | "DEBUG")
-}
-
 async fn existing(store: &dyn Store, name: &str) -> anyhow::Result<ProjectRecord> {
     store
         .project(name)
@@ -138,7 +133,7 @@ async fn existing(store: &dyn Store, name: &str) -> anyhow::Result<ProjectRecord
 async fn set_status(
     store: &dyn Store,
     name: &str,
-    status: &str,
+    status: ProjectStatus,
     now: i64,
 ) -> anyhow::Result<ExitCode> {
     let record = existing(store, name).await?;

@@ -119,6 +119,7 @@ async fn scan_logged(
 mod tests {
     use super::*;
     use spindle_common::clock::ManualClock;
+    use spindle_common::store::ProjectStatus;
 
     const FILE: &str = "name = \"p\"\nstart = [\"http://127.0.0.1:1/\"]\n\n[handlers.start]\n";
 
@@ -128,7 +129,7 @@ mod tests {
         text: &str,
         store: &dyn Store,
         seen: &mut HashMap<PathBuf, SystemTime>,
-    ) -> String {
+    ) -> ProjectStatus {
         let path = dir.join("p.toml");
         std::fs::write(&path, text).expect("write project file");
         let file = std::fs::File::options()
@@ -171,13 +172,16 @@ mod tests {
 
         assert_eq!(
             save_and_scan(&files, FILE, &*store, &mut seen).await,
-            "RUNNING"
+            ProjectStatus::Running
         );
-        store.set_status("p", "STOP", 2_000).await.expect("stop");
+        store
+            .set_status("p", ProjectStatus::Stop, 2_000)
+            .await
+            .expect("stop");
         let edited = format!("{FILE}# a comment\n");
         assert_eq!(
             save_and_scan(&files, &edited, &*store, &mut seen).await,
-            "STOP",
+            ProjectStatus::Stop,
             "an edit without a status change keeps the project stopped"
         );
         let own = edited.replace(
@@ -186,7 +190,7 @@ mod tests {
         );
         assert_eq!(
             save_and_scan(&files, &own, &*store, &mut seen).await,
-            "RUNNING",
+            ProjectStatus::Running,
             "changing the file's status key applies it"
         );
     }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use spindle::embedded::{open_store, project_record};
 use spindle::site::SiteSpec;
 use spindle_common::message::{Item, Task};
-use spindle_common::store::{TaskCounts, TaskStatus, TaskUpdate};
+use spindle_common::store::{ProjectStatus, TaskCounts, TaskStatus, TaskUpdate};
 use spindle_common::{Project, Store};
 use support::{free_port, serve, spindle, start_all, wait_output, web_ui_projects, write};
 
@@ -156,7 +156,7 @@ async fn list_run_stop_start_and_delete_on_a_data_folder() {
     let out = ok(&["start", "books", "--data", d]);
     assert!(out.contains("RUNNING (was STOP)"), "{out}");
     let books = store.project("books").await.expect("load").expect("books");
-    assert_eq!(books.status, "RUNNING");
+    assert_eq!(books.status, ProjectStatus::Running);
 
     // Unknown projects and data folders are errors, not silent successes.
     for args in [

@@ -164,6 +164,21 @@ fn the_dashboard_steers_a_live_crawl_and_the_editor_debugs_it() {
         "rate 20/s gave {fast:.1} requests/s, rate 2/s gave {slow:.1}"
     );
 
+    // The status menu lists the statuses the live feed sends, in its order, and the row says
+    // the project is dispatched: the page holds no copy of those rules.
+    assert_eq!(
+        ui.eval(
+            r#"[...document.querySelectorAll('tr[data-project="shop"] select.status option')].map(o => o.value).join()"#
+        ),
+        json!("TODO,STOP,CHECKING,DEBUG,RUNNING")
+    );
+    assert_eq!(row(&all.bind, "shop")["dispatches"], true);
+    ui.wait_until(
+        "document.getElementById('projects-meta').textContent.includes('1 running')",
+        Duration::from_secs(5),
+        "the dispatched project is counted as running",
+    );
+
     // Stop and start from the status menu.
     for status in ["STOP", "RUNNING"] {
         ui.set_value(r#"tr[data-project="shop"] select.status"#, status);
@@ -181,6 +196,34 @@ fn the_dashboard_steers_a_live_crawl_and_the_editor_debugs_it() {
             );
         }
     }
+    // The editor's Start button follows the API's `startable`: shown for a stopped project
+    // (a status sent in lower case), hidden once pressing it has set the project RUNNING.
+    let (code, stopped) = api(
+        &all.bind,
+        "PATCH",
+        "/api/projects/shop",
+        Some(&json!({ "status": "stop" })),
+    )
+    .expect("patch");
+    assert_eq!(
+        (code, &stopped["status"]),
+        (200, &json!("STOP")),
+        "{stopped}"
+    );
+    ui.open("/projects/shop");
+    ui.wait_until(
+        "document.getElementById('project-status').textContent === 'STOP' && !document.getElementById('start').hidden",
+        Duration::from_secs(10),
+        "Start shows for a stopped project",
+    );
+    ui.click("#start");
+    ui.wait_until(
+        "document.getElementById('project-status').textContent === 'RUNNING' && document.getElementById('start').hidden",
+        Duration::from_secs(10),
+        "Start runs the project and hides",
+    );
+    assert_eq!(row(&all.bind, "shop")["status"], "RUNNING");
+
     // Fast again, so the crawl finishes.
     api(
         &all.bind,

@@ -31,6 +31,7 @@ mod handler;
 mod load;
 mod parse;
 mod script;
+mod status;
 mod units;
 mod values;
 
@@ -52,8 +53,8 @@ pub use form::{FormFields, FormValue, PageForm};
 pub use handler::{Each, Handler, ItemsRule, Script, ScriptOrigin};
 pub use load::LoadError;
 pub use script::{ScriptLimits, ScriptSyntaxError, check_script, sandboxed_engine};
+pub use status::{InvalidStatus, ProjectStatus};
 pub use units::{Dimension, UNITS, Unit};
-pub use values::STATUSES;
 
 /// The handler that processes the start URLs.
 pub const START_HANDLER: &str = "start";
@@ -98,8 +99,8 @@ pub struct Project {
     /// Results not updated for this long are deleted by the scheduler (`result_ttl`);
     /// `None`: kept for ever.
     pub result_ttl: Option<Duration>,
-    /// Run state set by the file (TODO, STOP, CHECKING, DEBUG, RUNNING), upper-case.
-    pub status: Option<String>,
+    /// Run state set by the file (`status`, any case); `None` when the file sets none.
+    pub status: Option<ProjectStatus>,
     /// Free-form group label.
     pub group: Option<String>,
     /// Tracking parameters to keep in URLs (extension key `keep_params`).

@@ -6,6 +6,8 @@ use std::sync::RwLock;
 
 use serde::{Deserialize, Serialize};
 
+use crate::project::ProjectStatus;
+
 /// Outcomes counted in one time window.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WindowCounts {
@@ -45,8 +47,12 @@ pub struct MinuteCounts {
 /// Figures of one project.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ProjectStats {
-    /// Run state (RUNNING, STOP, …).
-    pub status: String,
+    /// Run state, as stored.
+    pub status: ProjectStatus,
+    /// Held by the scheduler after failures in a row: it sends nothing but a probe now and
+    /// then until one succeeds, and the pause ends by itself (the dashboard shows PAUSED).
+    #[serde(default)]
+    pub paused: bool,
     /// Pages fetched and processed in this run.
     pub success: u64,
     /// Tasks given up on in this run.

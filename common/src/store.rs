@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::message::{ErrorKind, Item, Outcome, Task};
 
+pub use crate::project::{InvalidStatus, ProjectStatus};
 pub use listing::{CursorError, ListingStart, TaskCursor, TaskQuery, merge_listings};
 
 /// What went wrong in the store.
@@ -110,8 +111,8 @@ pub struct ProjectRecord {
     pub name: String,
     /// The project file (TOML) it was loaded from.
     pub definition: String,
-    /// Run state: TODO, STOP, CHECKING, DEBUG, RUNNING.
-    pub status: String,
+    /// Run state, stored as its upper-case name ([`ProjectStatus::as_str`]).
+    pub status: ProjectStatus,
     /// Requests per second.
     pub rate: f64,
     /// Token bucket size.
@@ -136,19 +137,20 @@ pub struct ProjectRecord {
 /// applied, each `None` left as stored.
 ///
 /// The store checks nothing: the caller validates first. The scheduler expects `rate` > 0
-/// and `burst` ≥ 1 (finite; the web UI allows rate up to 10,000 and burst up to 100,000),
-/// and `status` one of TODO, STOP, CHECKING, DEBUG, RUNNING. The definition is not
+/// and `burst` ≥ 1 (finite; the web UI allows rate up to 10,000 and burst up to 100,000);
+/// `status` is valid by its type. The definition is not
 /// rewritten: its `rate`, `burst` and `group` keys are what the next save of the file (or of
 /// the definition) brings back.
 ///
-/// As JSON (the web UI's `PATCH` body), a missing key leaves a setting and `"group": null`
-/// clears the group.
+/// As JSON (the web UI's `PATCH` body), a missing key leaves a setting, `"group": null`
+/// clears the group, and `status` is a status name in any case (`"stop"`); an unknown one is
+/// refused with [`InvalidStatus`]'s message.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProjectChange {
     /// New run state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<String>,
+    pub status: Option<ProjectStatus>,
     /// New group label: `Some(None)` clears it.
     #[serde(
         default,
@@ -356,12 +358,12 @@ pub trait ProjectStore: Send + Sync + 'static {
     /// that is later (clocks of two machines differ), and bumps `updated_ms` so the scheduler
     /// reloads the project. False if there is no such project.
     async fn request_run(&self, project: &str, now_ms: i64) -> Result<bool, StoreError>;
-    /// Sets a project's run state (TODO, STOP, CHECKING, DEBUG, RUNNING) and bumps
-    /// `updated_ms` so the scheduler reloads it. False if there is no such project.
+    /// Sets a project's run state and bumps `updated_ms` so the scheduler reloads it. False
+    /// if there is no such project.
     async fn set_status(
         &self,
         project: &str,
-        status: &str,
+        status: ProjectStatus,
         now_ms: i64,
     ) -> Result<bool, StoreError>;
     /// Applies a live edit of a project's settings (see [`ProjectChange`] for what the caller

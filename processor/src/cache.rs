@@ -90,8 +90,8 @@ impl RulesCache {
 
 #[cfg(test)]
 mod tests {
-    use spindle_common::store::ProjectRecord;
     use spindle_common::store::ProjectStore;
+    use spindle_common::store::{ProjectRecord, ProjectStatus};
     use spindle_store::SqliteStore;
 
     use super::*;
@@ -100,7 +100,7 @@ mod tests {
         ProjectRecord {
             name: "p".into(),
             definition: definition.into(),
-            status: "RUNNING".into(),
+            status: ProjectStatus::Running,
             rate: 1.0,
             burst: 1.0,
             group: None,

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use spindle_common::bus::{ConsumerStats, MemoryBus};
 use spindle_common::message::{ErrorKind, WIRE_VERSION};
-use spindle_common::store::{ProjectRecord, ProjectStore};
+use spindle_common::store::{ProjectRecord, ProjectStatus, ProjectStore};
 use spindle_common::subject::{Stage, durable};
 use spindle_common::{Bus, Consumer, ConsumerSpec, Delivery, Message, Page, ProcessJob, Task};
 use spindle_processor::{ProcessorConfig, ProcessorError, run};
@@ -133,7 +133,7 @@ async fn save_project(store: &SqliteStore, definition: &str, updated_ms: i64) {
         .save_project(&ProjectRecord {
             name: "books".into(),
             definition: definition.into(),
-            status: "RUNNING".into(),
+            status: ProjectStatus::Running,
             rate: 5.0,
             burst: 5.0,
             group: None,

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use spindle_common::bus::{ConsumerSpec, MemoryBus};
 use spindle_common::cpu::rss_kib;
 use spindle_common::message::{Message, Task};
-use spindle_common::store::{ProjectRecord, Store};
+use spindle_common::store::{ProjectRecord, ProjectStatus, Store};
 use spindle_common::subject::{Stage, durable};
 use spindle_common::{Bus, StatsBoard, SystemClock};
 use spindle_scheduler::SchedulerConfig;
@@ -262,7 +262,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .save_project(&ProjectRecord {
             name: PROJECT.into(),
             definition: DEFINITION.into(),
-            status: "RUNNING".into(),
+            status: ProjectStatus::Running,
             rate: 100_000.0,
             burst: 100_000.0,
             group: None,

@@ -518,7 +518,7 @@ mod tests {
         let project = spindle_common::store::ProjectRecord {
             name: "bench".into(),
             definition: String::new(),
-            status: "RUNNING".into(),
+            status: spindle_common::store::ProjectStatus::Running,
             rate: 1.0,
             burst: 1.0,
             group: None,

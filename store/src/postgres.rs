@@ -41,8 +41,8 @@ use crate::{db, migrate_error};
 use spindle_common::message::{Item, Task};
 use spindle_common::store::merge_listings;
 use spindle_common::store::{
-    KnownTask, ProjectChange, ProjectRecord, ProjectStore, ResultStore, StoreError, TaskCounts,
-    TaskQuery, TaskRecord, TaskStatus, TaskStore, TaskUpdate,
+    KnownTask, ProjectChange, ProjectRecord, ProjectStatus, ProjectStore, ResultStore, StoreError,
+    TaskCounts, TaskQuery, TaskRecord, TaskStatus, TaskStore, TaskUpdate,
 };
 
 /// Rows per statement. PostgreSQL has no small parameter limit for arrays; the chunk only
@@ -114,7 +114,7 @@ impl ProjectStore for PgStore {
         )
         .bind(&p.name)
         .bind(&p.definition)
-        .bind(&p.status)
+        .bind(p.status.as_str())
         .bind(p.rate)
         .bind(p.burst)
         .bind(&p.group)
@@ -176,14 +176,14 @@ impl ProjectStore for PgStore {
     async fn set_status(
         &self,
         project: &str,
-        status: &str,
+        status: ProjectStatus,
         now_ms: i64,
     ) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "UPDATE projects SET status = $1, updated_ms = GREATEST($2, updated_ms + 1)
              WHERE name = $3",
         )
-        .bind(status)
+        .bind(status.as_str())
         .bind(now_ms)
         .bind(project)
         .execute(&self.pool)
@@ -207,7 +207,7 @@ impl ProjectStore for PgStore {
              RETURNING name, definition, status, rate, burst, grp, updated_ms, last_start_ms,
                 run_requested_ms, origin",
         )
-        .bind(&change.status)
+        .bind(change.status.map(ProjectStatus::as_str))
         .bind(change.group.is_some())
         .bind(change.group.as_ref().and_then(Option::as_deref))
         .bind(change.rate)

@@ -31,8 +31,8 @@ use crate::{db, migrate_error};
 use spindle_common::message::{Item, Task};
 use spindle_common::store::merge_listings;
 use spindle_common::store::{
-    KnownTask, Presence, ProjectChange, ProjectRecord, ProjectStore, ResultStore, StoreError,
-    TaskCounts, TaskQuery, TaskRecord, TaskStatus, TaskStore, TaskUpdate,
+    KnownTask, Presence, ProjectChange, ProjectRecord, ProjectStatus, ProjectStore, ResultStore,
+    StoreError, TaskCounts, TaskQuery, TaskRecord, TaskStatus, TaskStore, TaskUpdate,
 };
 
 /// Opens a write transaction that takes the write lock at once: it reads the key log before
@@ -129,11 +129,17 @@ fn corrupt(what: &'static str, err: impl std::fmt::Display) -> StoreError {
     }
 }
 
+/// The `status` column of a project row.
+fn status_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<ProjectStatus, StoreError> {
+    let text: String = row.try_get("status").map_err(db)?;
+    text.parse().map_err(|e| corrupt("projects.status", e))
+}
+
 fn project_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<ProjectRecord, StoreError> {
     Ok(ProjectRecord {
         name: row.try_get("name").map_err(db)?,
         definition: row.try_get("definition").map_err(db)?,
-        status: row.try_get("status").map_err(db)?,
+        status: status_from_row(row)?,
         rate: row.try_get("rate").map_err(db)?,
         burst: row.try_get("burst").map_err(db)?,
         group: row.try_get("grp").map_err(db)?,
@@ -159,7 +165,7 @@ impl ProjectStore for SqliteStore {
         )
         .bind(&p.name)
         .bind(&p.definition)
-        .bind(&p.status)
+        .bind(p.status.as_str())
         .bind(p.rate)
         .bind(p.burst)
         .bind(&p.group)
@@ -217,13 +223,13 @@ impl ProjectStore for SqliteStore {
     async fn set_status(
         &self,
         project: &str,
-        status: &str,
+        status: ProjectStatus,
         now_ms: i64,
     ) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "UPDATE projects SET status = ?1, updated_ms = MAX(?2, updated_ms + 1) WHERE name = ?3",
         )
-        .bind(status)
+        .bind(status.as_str())
         .bind(now_ms)
         .bind(project)
         .execute(&self.write)
@@ -246,7 +252,7 @@ impl ProjectStore for SqliteStore {
              WHERE name = ?7
              RETURNING *",
         )
-        .bind(&change.status)
+        .bind(change.status.map(ProjectStatus::as_str))
         .bind(change.group.is_some())
         .bind(change.group.as_ref().and_then(Option::as_deref))
         .bind(change.rate)

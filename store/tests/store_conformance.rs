@@ -19,10 +19,14 @@ use futures::FutureExt;
 use serde_json::{Map, Value, json};
 use spindle_common::message::{FetchOptions, Item, Task};
 use spindle_common::store::{
-    KnownTask, Presence, ProjectRecord, Store, StoreError, TaskCounts, TaskStatus, TaskUpdate,
+    KnownTask, Presence, ProjectChange, ProjectRecord, ProjectStatus, Store, StoreError,
+    TaskCounts, TaskStatus, TaskUpdate,
 };
 use spindle_store as store;
 use spindle_testkit::PgTestDb;
+use sqlx::Connection;
+use sqlx::postgres::PgConnection;
+use sqlx::sqlite::SqliteConnection;
 
 // ---------------------------------------------------------------------------------------
 // Fixtures: a fresh database per test, on either backend.
@@ -74,6 +78,27 @@ impl TestDb {
     /// Opens the database as a store, as a service would: through [`store::connect`].
     async fn open(&self) -> Arc<dyn Store> {
         store::connect(&self.url).await.expect("open the store")
+    }
+
+    /// Runs `sql` on the database behind the store's back, through a connection of its own:
+    /// how a case writes what no Spindle process writes.
+    async fn execute(&self, sql: &'static str) {
+        match self.backing {
+            Backing::Sqlite(_) => {
+                let mut conn = SqliteConnection::connect(&self.url)
+                    .await
+                    .expect("connect to the SQLite file");
+                sqlx::query(sql).execute(&mut conn).await.expect("execute");
+                conn.close().await.expect("close");
+            }
+            Backing::Postgres { .. } => {
+                let mut conn = PgConnection::connect(&self.url)
+                    .await
+                    .expect("connect to the test database");
+                sqlx::query(sql).execute(&mut conn).await.expect("execute");
+                conn.close().await.expect("close");
+            }
+        }
     }
 
     /// Removes the database.
@@ -181,6 +206,7 @@ conformance!(
         released_claims_are_claimable_again_and_fifo_survives_reopen,
         concurrent_claims_never_hand_out_a_task_twice,
         two_stores_on_one_database_see_each_others_tasks,
+        an_unknown_stored_status_is_a_corrupt_value,
     ],
 );
 
@@ -377,7 +403,7 @@ fn project(name: &str) -> ProjectRecord {
     ProjectRecord {
         name: name.into(),
         definition: format!("name = \"{name}\""),
-        status: "RUNNING".into(),
+        status: ProjectStatus::Running,
         rate: 2.5,
         burst: 5.0,
         group: Some("news".into()),
@@ -978,7 +1004,7 @@ async fn saving_a_project_again_keeps_its_last_start(s: &dyn Store) {
     s.mark_started("books", 1_234).await.expect("mark");
     let edited = ProjectRecord {
         definition: "name = \"books\"\nrate = 1".into(),
-        status: "STOP".into(),
+        status: ProjectStatus::Stop,
         rate: 1.0,
         burst: 1.0,
         group: None,
@@ -1050,32 +1076,34 @@ async fn a_run_request_comes_after_the_last_start_and_survives_saves(s: &dyn Sto
 
 async fn setting_the_status_bumps_the_update_time(s: &dyn Store) {
     assert!(
-        !s.set_status("books", "STOP", 1).await.expect("status"),
+        !s.set_status("books", ProjectStatus::Stop, 1)
+            .await
+            .expect("status"),
         "no such project"
     );
     let first = project("books");
     s.save_project(&first).await.expect("save");
     // A clock behind the stored update time still makes a change the scheduler sees.
-    assert!(s.set_status("books", "STOP", 50).await.expect("status"));
-    let stored = s.project("books").await.expect("load").expect("stored");
-    assert_eq!(
-        stored,
-        ProjectRecord {
-            status: "STOP".into(),
-            updated_ms: 101,
-            ..first.clone()
-        }
-    );
     assert!(
-        s.set_status("books", "RUNNING", 1_000)
+        s.set_status("books", ProjectStatus::Stop, 50)
             .await
             .expect("status")
     );
     let stored = s.project("books").await.expect("load").expect("stored");
     assert_eq!(
-        (stored.status.as_str(), stored.updated_ms),
-        ("RUNNING", 1_000)
+        stored,
+        ProjectRecord {
+            status: ProjectStatus::Stop,
+            updated_ms: 101,
+            ..first.clone()
+        }
     );
+    // Every status is written and read back as itself.
+    for (i, status) in (1_000..).zip(ProjectStatus::ALL) {
+        assert!(s.set_status("books", status, i).await.expect("status"));
+        let stored = s.project("books").await.expect("load").expect("stored");
+        assert_eq!((stored.status, stored.updated_ms), (status, i));
+    }
 }
 
 async fn projects_are_listed_by_name(s: &dyn Store) {
@@ -1105,6 +1133,44 @@ async fn projects_are_listed_by_name(s: &dyn Store) {
 // ---------------------------------------------------------------------------------------
 // Cases that open the database more than once.
 // ---------------------------------------------------------------------------------------
+
+async fn an_unknown_stored_status_is_a_corrupt_value(db: &TestDb) {
+    let s = db.open().await;
+    s.save_project(&project("books")).await.expect("save");
+    s.save_project(&project("news")).await.expect("save");
+    // Written by hand (or by a later version): the store reads the name in any case...
+    db.execute("UPDATE projects SET status = 'debug' WHERE name = 'news'")
+        .await;
+    let news = s.project("news").await.expect("load").expect("stored");
+    assert_eq!(news.status, ProjectStatus::Debug);
+    // ...and refuses a name it does not know, saying which column holds it.
+    db.execute("UPDATE projects SET status = 'PAUSED' WHERE name = 'books'")
+        .await;
+    let is_corrupt = |result: Result<(), StoreError>| match result {
+        Err(StoreError::Corrupt { what, detail }) => {
+            what == "projects.status" && detail.contains("invalid status \"PAUSED\"")
+        }
+        _ => false,
+    };
+    let one = s.project("books").await.map(drop);
+    assert!(is_corrupt(one), "project: {:?}", s.project("books").await);
+    let all = s.projects().await.map(drop);
+    assert!(is_corrupt(all), "projects");
+    let change = ProjectChange {
+        rate: Some(1.0),
+        ..ProjectChange::default()
+    };
+    let changed = s.update_project("books", &change, 500).await.map(drop);
+    assert!(is_corrupt(changed), "update_project reads the row back");
+    // Setting a status repairs it.
+    assert!(
+        s.set_status("books", ProjectStatus::Stop, 600)
+            .await
+            .expect("status")
+    );
+    let books = s.project("books").await.expect("load").expect("stored");
+    assert_eq!(books.status, ProjectStatus::Stop);
+}
 
 async fn released_claims_are_claimable_again_and_fifo_survives_reopen(db: &TestDb) {
     {

@@ -2,7 +2,6 @@
 // the live snapshot stream. Rows are updated in place so that a cell being edited survives.
 import { api, el, topBar, toast, live, fmtNum, fmtTime, fmtAgo, fmtMs, canEdit } from '/assets/ui.js';
 
-const STATUSES = ['TODO', 'STOP', 'CHECKING', 'DEBUG', 'RUNNING'];
 const WINDOWS = ['5m', '1h', '1d', 'all'];
 const SEGMENTS = ['pending', 'success', 'retry', 'failed'];
 const ROLE_ORDER = ['scheduler', 'fetcher', 'processor', 'result-writer', 'result', 'web-ui'];
@@ -11,6 +10,7 @@ const SVG = 'http://www.w3.org/2000/svg';
 const state = {
   editable: false,
   snapshot: null,
+  statuses: [],           // every status, in menu and sort order: the snapshot's `statuses`
   rows: new Map(),        // project name → {tr, cells, project}
   overrides: new Map(),   // "name:field" → {value, until}: a change we sent that the snapshot may not show yet
   editing: null,          // {name, field} of the open inline editor
@@ -347,8 +347,8 @@ function override(name, field, value) {
 function setOverride(name, field, value) { state.overrides.set(name + ':' + field, { value, until: Date.now() + 4000 }); }
 
 function effective(p) {
-  return { ...p, status: override(p.name, 'status', p.status), group: override(p.name, 'group', p.group || ''),
-    rate: override(p.name, 'rate', p.rate), burst: override(p.name, 'burst', p.burst) };
+  return { ...p, status: override(p.name, 'status', p.status), dispatches: override(p.name, 'dispatches', p.dispatches),
+    group: override(p.name, 'group', p.group || ''), rate: override(p.name, 'rate', p.rate), burst: override(p.name, 'burst', p.burst) };
 }
 
 function sortProjects(list) {
@@ -357,7 +357,7 @@ function sortProjects(list) {
   const total = w => p => { const c = (p.progress || {})[w] || {}; return (c.success || 0) / Math.max(1, SEGMENTS.reduce((s, x) => s + (c[x] || 0), 0)); };
   const keyOf = {
     group: null, default: null,
-    name: p => p.name, status: p => STATUSES.indexOf(p.status) + (p.paused ? .5 : 0), rate: p => p.rate,
+    name: p => p.name, status: p => state.statuses.indexOf(p.status) + (p.paused ? .5 : 0), rate: p => p.rate,
     avg: p => (p.avg_fetch_ms || 0) + (p.avg_process_ms || 0),
     '5m': total('5m'), '1h': total('1h'), '1d': total('1d'), all: total('all'),
   }[k];
@@ -372,7 +372,7 @@ function renderProjects(projects) {
   const body = tbody();
   const list = sortProjects((projects || []).map(effective));
   const meta = $('projects-meta');
-  const running = list.filter(p => p.status === 'RUNNING').length;
+  const running = list.filter(p => p.dispatches).length;
   meta.textContent = list.length ? `${list.length} project${list.length === 1 ? '' : 's'} · ${running} running` : '';
   if (!list.length) {
     state.rows.clear();
@@ -413,7 +413,7 @@ function makeRow(name) {
   c.subline = el('div', { class: 'subline' });
   c.name.append(c.link, c.subline);
   c.statusBox = state.editable ? el('select', { class: 'status', 'aria-label': 'status of ' + name },
-    STATUSES.map(s => el('option', { value: s }, s))) : el('span', { class: 'badge' });
+    state.statuses.map(s => el('option', { value: s }, s))) : el('span', { class: 'badge' });
   c.paused = el('span', { class: 'badge st-paused hidden', title: 'The scheduler paused this project after failures in a row; it retries on its own' }, 'paused');
   c.status.append(c.statusBox, c.paused);
   c.groupText = el('span', { class: 'trunc' });
@@ -468,7 +468,7 @@ function updateRow(row, p) {
   const st = 'st-' + String(p.status).toLowerCase();
   if (state.editable) {
     if (document.activeElement !== c.statusBox) {
-      if (!STATUSES.includes(p.status) && !c.statusBox.querySelector(`option[value="${CSS.escape(p.status)}"]`)) c.statusBox.append(el('option', { value: p.status }, p.status));
+      if (!c.statusBox.querySelector(`option[value="${CSS.escape(p.status)}"]`)) c.statusBox.append(el('option', { value: p.status }, p.status));
       c.statusBox.value = p.status;
       c.statusBox.className = 'status ' + st;
     }
@@ -529,6 +529,7 @@ async function changeStatus(row, status) {
   try {
     const answer = await patch(p.name, { status });
     setOverride(p.name, 'status', answer.status || status);
+    if (typeof answer.dispatches === 'boolean') setOverride(p.name, 'dispatches', answer.dispatches);
     toast(`${p.name}: ${before} → ${answer.status || status}`);
   } catch (e) {
     state.overrides.delete(p.name + ':status');
@@ -635,9 +636,8 @@ async function runProject(row) {
     const answer = await api('/api/projects/' + encodeURIComponent(p.name) + '/run', { method: 'POST' });
     button.classList.add('done');
     button.textContent = '✓ Queued';
-    const status = answer && answer.status;
-    if (status && status !== 'RUNNING' && status !== 'DEBUG') {
-      toast(`${p.name}: run requested; it happens once the project is RUNNING or DEBUG (it is ${status})`);
+    if (answer && answer.dispatches === false) {
+      toast(`${p.name}: run requested; it happens once the project is started (it is ${answer.status})`);
     } else toast(`${p.name}: start URLs queued again`);
     setTimeout(() => { button.classList.remove('done'); button.textContent = '▶ Run'; }, 1600);
   } catch (e) {
@@ -687,6 +687,7 @@ function onSnapshot(s) {
   state.lastAt = Date.now();
   if (!state.connected) setLive(true);
   $('mode').textContent = s.mode ? s.mode + ' mode' : '';
+  if (Array.isArray(s.statuses)) state.statuses = s.statuses;
   const now = s.at_ms || Date.now();
   try { renderPipeline(s.queues); } catch (e) { console.error(e); }
   try { renderInstances(s.instances, now); } catch (e) { console.error(e); }

@@ -73,13 +73,16 @@ function setDirty() {
   return dirty;
 }
 
-function setStatus(status) {
-  state.status = status;
+/** Shows the status of an API answer about the project (`status`, and `startable`: whether
+ * setting it RUNNING changes anything, as the server's rules say). */
+function setStatus(answer) {
+  const status = answer && answer.status;
+  state.status = status || null;
   const badge = $('project-status');
   badge.hidden = !status;
   badge.textContent = status || '';
   badge.className = 'badge st-' + String(status || '').toLowerCase();
-  $('start').hidden = !(state.admin && !state.isNew && ['CHECKING', 'TODO', 'STOP'].includes(status));
+  $('start').hidden = !(state.admin && !state.isNew && answer && answer.startable === true);
 }
 
 /** A notice above the editor (`kind`: info, warn, error); `id` replaces a notice of the same id. */
@@ -179,11 +182,11 @@ async function save() {
     const r = await api(`/api/projects/${enc(state.name)}/definition`, { method: 'PUT', body: { definition: text } });
     state.saved = text;
     setDirty();
-    setStatus(r.status);
+    setStatus(r);
     const where = r.saved_to === 'file' ? ' to its file' : '';
-    if (r.status === 'CHECKING' && r.previous && r.previous !== 'CHECKING') {
+    if (r.held) {
       notice('checking', 'warn',
-        el('span', {}, el('strong', {}, 'Saved. '), `The project was ${r.previous} and is now CHECKING: its crawl waits until you press `,
+        el('span', {}, el('strong', {}, 'Saved. '), `The project was ${r.previous} and is now ${r.status}: its crawl waits until you press `,
           el('strong', {}, '▶ Start'), ' to run it with the new rules.'));
       $('start').classList.add('attention');
     }
@@ -202,7 +205,7 @@ async function save() {
 async function start() {
   try {
     const r = await api(`/api/projects/${enc(state.name)}`, { method: 'PATCH', body: { status: 'RUNNING' } });
-    setStatus(r.status);
+    setStatus(r);
     notice('checking', 'info');
     $('start').classList.remove('attention');
     toast(`${state.name} is ${r.status}`);
@@ -591,7 +594,7 @@ async function load() {
     state.saved = editor.value;
     state.handlers = project.handlers || [];
     state.fields = project.fields || [];
-    setStatus(project.status);
+    setStatus(project);
     const origin = project.origin || { kind: 'store' };
     const fileLocked = origin.kind === 'file' && origin.writable === false;
     state.saveable = state.admin && !fileLocked;

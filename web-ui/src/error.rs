@@ -141,6 +141,14 @@ fn rejected(rejection: JsonRejection) -> ApiError {
         JsonRejection::MissingJsonContentType(_) => {
             ApiError::BadRequest("expected a JSON body (Content-Type: application/json)".into())
         }
+        // axum's text puts "Failed to deserialize the JSON body into the target type" before
+        // what helps: the field's path and why its value was refused (e.g. an invalid status
+        // with the valid ones).
+        JsonRejection::JsonDataError(e) => {
+            let detail =
+                std::error::Error::source(&e).map_or_else(|| e.body_text(), ToString::to_string);
+            ApiError::BadRequest(format!("invalid JSON body: {detail}"))
+        }
         other => ApiError::BadRequest(format!("invalid JSON body: {}", other.body_text())),
     }
 }

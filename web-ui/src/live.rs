@@ -26,7 +26,7 @@ use futures::Stream;
 use serde::Serialize;
 use spindle_common::events::Heartbeat;
 use spindle_common::stats::{ProjectStats, WindowCounts};
-use spindle_common::store::ProjectRecord;
+use spindle_common::store::{ProjectRecord, ProjectStatus};
 use spindle_common::subject::durable;
 use spindle_common::{Bus, StatsBoard, Store};
 use tokio::sync::watch;
@@ -56,6 +56,9 @@ pub struct Snapshot {
     pub at_ms: i64,
     /// Embedded or distributed.
     pub mode: Mode,
+    /// Every status a project can be set to, in the order the dashboard lists and sorts
+    /// them ([`ProjectStatus::ALL`]).
+    pub statuses: &'static [ProjectStatus],
     /// One row per project, by name.
     pub projects: Vec<ProjectRow>,
     /// The queue in front of each stage.
@@ -73,8 +76,11 @@ pub struct ProjectRow {
     pub name: String,
     /// Group label.
     pub group: Option<String>,
-    /// Stored status: TODO, STOP, CHECKING, DEBUG, RUNNING.
-    pub status: String,
+    /// Stored status (the scheduler's, for a project the store does not list).
+    pub status: ProjectStatus,
+    /// The scheduler dispatches its tasks ([`ProjectStatus::dispatches`]): the dashboard
+    /// counts it as running.
+    pub dispatches: bool,
     /// Held by the scheduler after failures in a row (shown PAUSED).
     pub paused: bool,
     /// Requests per second.
@@ -238,6 +244,7 @@ pub(crate) async fn build(sources: &Sources, records: &[ProjectRecord], now: i64
     Snapshot {
         at_ms: now,
         mode: sources.mode,
+        statuses: &ProjectStatus::ALL,
         projects: project_rows(records, &stats),
         queues,
         instances,
@@ -264,12 +271,7 @@ pub(crate) fn project_rows(
         .map(|name| {
             let s = stats.get(name).unwrap_or(&none);
             let record = by_name.get(name);
-            let paused = s.status == "PAUSED";
-            let status = match record {
-                Some(r) => r.status.clone(),
-                None if paused => "RUNNING".to_string(),
-                None => s.status.clone(),
-            };
+            let status = record.map_or(s.status, |r| r.status);
             let progress = BTreeMap::from([
                 ("5m", Progress::from(s.windows.m5)),
                 ("1h", Progress::from(s.windows.h1)),
@@ -288,7 +290,8 @@ pub(crate) fn project_rows(
                 name: name.to_string(),
                 group: record.map_or_else(|| s.group.clone(), |r| r.group.clone()),
                 status,
-                paused,
+                dispatches: status.dispatches(),
+                paused: s.paused,
                 rate: record.map_or(s.rate, |r| r.rate),
                 burst: record.map_or(s.burst, |r| r.burst),
                 avg_fetch_ms: s.avg_fetch_ms,
@@ -363,11 +366,11 @@ mod tests {
     use super::*;
     use spindle_common::stats::{MinuteCounts, Windows};
 
-    fn record(name: &str, status: &str) -> ProjectRecord {
+    fn record(name: &str, status: ProjectStatus) -> ProjectRecord {
         ProjectRecord {
             name: name.into(),
             definition: String::new(),
-            status: status.into(),
+            status,
             rate: 2.0,
             burst: 4.0,
             group: Some("g".into()),
@@ -384,7 +387,8 @@ mod tests {
         stats.insert(
             "a".to_string(),
             ProjectStats {
-                status: "PAUSED".into(),
+                status: ProjectStatus::Running,
+                paused: true,
                 queued: 5,
                 waiting: 2,
                 in_flight: 1,
@@ -402,12 +406,43 @@ mod tests {
                 ..ProjectStats::default()
             },
         );
-        stats.insert("only-live".to_string(), ProjectStats::default());
-        let rows = project_rows(&[record("a", "RUNNING"), record("b", "STOP")], &stats);
+        stats.insert(
+            "only-live".to_string(),
+            ProjectStats {
+                status: ProjectStatus::Debug,
+                ..ProjectStats::default()
+            },
+        );
+        let rows = project_rows(
+            &[
+                record("a", ProjectStatus::Running),
+                record("b", ProjectStatus::Stop),
+            ],
+            &stats,
+        );
         let names: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
         assert_eq!(names, ["a", "b", "only-live"]);
         let a = &rows[0];
-        assert_eq!((a.status.as_str(), a.paused), ("RUNNING", true));
+        assert_eq!(
+            (a.status, a.dispatches, a.paused),
+            (ProjectStatus::Running, true, true)
+        );
+        let b = &rows[1];
+        assert_eq!(
+            (b.status, b.dispatches, b.paused),
+            (ProjectStatus::Stop, false, false)
+        );
+        let live = &rows[2];
+        assert_eq!(
+            (live.status, live.dispatches),
+            (ProjectStatus::Debug, true),
+            "a project only the scheduler knows shows the scheduler's status"
+        );
+        let json = serde_json::to_value(a).expect("encode");
+        assert_eq!(
+            (&json["status"], &json["dispatches"], &json["paused"]),
+            (&"RUNNING".into(), &true.into(), &true.into())
+        );
         assert_eq!((a.rate, a.burst, a.group.as_deref()), (2.0, 4.0, Some("g")));
         assert_eq!(
             a.progress["5m"],
@@ -428,6 +463,30 @@ mod tests {
             }
         );
         assert_eq!(rows[1].progress["all"], Progress::default());
+    }
+
+    #[tokio::test]
+    async fn the_snapshot_lists_the_statuses_in_menu_order() {
+        let sources = Sources {
+            board: Arc::new(StatsBoard::new()),
+            instances: Arc::new(Instances::default()),
+            store: None,
+            bus: None,
+            mode: Mode::Embedded,
+        };
+        let snapshot = build(&sources, &[record("a", ProjectStatus::Checking)], 0).await;
+        let json = serde_json::to_value(&snapshot).expect("encode");
+        assert_eq!(
+            json["statuses"],
+            serde_json::json!(["TODO", "STOP", "CHECKING", "DEBUG", "RUNNING"])
+        );
+        assert_eq!(
+            (
+                &json["projects"][0]["status"],
+                &json["projects"][0]["dispatches"]
+            ),
+            (&"CHECKING".into(), &false.into())
+        );
     }
 
     #[test]

@@ -27,8 +27,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use spindle_common::project::STATUSES;
-use spindle_common::store::{ProjectChange, ProjectRecord};
+use spindle_common::store::{InvalidStatus, ProjectChange, ProjectRecord, ProjectStatus};
 use spindle_common::{Project, Store};
 
 use crate::error::{ApiError, JsonBody};
@@ -85,11 +84,11 @@ async fn create(
     if store.project(&project.name).await?.is_some() {
         return Err(ApiError::ProjectExists(project.name));
     }
-    let status = project.status.clone().unwrap_or_else(|| "TODO".to_string());
+    let status = project.status.unwrap_or_default();
     let record = ProjectRecord {
         name: project.name.clone(),
         definition: body.definition,
-        status: status.clone(),
+        status,
         rate: project.rate,
         burst: project.burst,
         group: project.group.clone(),
@@ -102,7 +101,12 @@ async fn create(
     tracing::info!(project = %record.name, "project created in the web UI");
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "name": record.name, "status": status })),
+        Json(json!({
+            "name": record.name,
+            "status": status,
+            "dispatches": status.dispatches(),
+            "startable": status.startable(),
+        })),
     )
         .into_response())
 }
@@ -125,6 +129,8 @@ async fn details(
         "name": record.name,
         "group": record.group,
         "status": record.status,
+        "dispatches": record.status.dispatches(),
+        "startable": record.status.startable(),
         "rate": record.rate,
         "burst": record.burst,
         "definition": record.definition,
@@ -188,13 +194,11 @@ fn origin_of(state: &AppState, record: &ProjectRecord) -> Origin {
 
 /// The record of a project file saved in the editor: the stored record edited
 /// ([`ProjectRecord::edited`]: settings changed on the dashboard stay unless the file changed
-/// its own key), and a RUNNING or DEBUG project becomes CHECKING, as in pyspider: new rules do
-/// not run before someone starts them.
+/// its own key), and a project being crawled is held for checking
+/// ([`ProjectStatus::after_edit`]): new rules do not run before someone starts them.
 fn edited(old: &ProjectRecord, project: &Project, now: i64) -> ProjectRecord {
     let mut record = old.edited(project, now);
-    if matches!(record.status.as_str(), "RUNNING" | "DEBUG") {
-        record.status = "CHECKING".to_string();
-    }
+    record.status = record.status.after_edit();
     record
 }
 
@@ -228,7 +232,11 @@ async fn save(
     Ok(Json(json!({
         "name": name,
         "status": record.status,
+        "dispatches": record.status.dispatches(),
+        "startable": record.status.startable(),
         "previous": old.status,
+        // The save stopped a crawl: it waits until someone starts the project again.
+        "held": old.status.dispatches() && !record.status.dispatches(),
         "saved_to": if file.is_some() { "file" } else { "store" },
     })))
 }
@@ -237,30 +245,12 @@ async fn save(
 const MAX_RATE: f64 = 10_000.0;
 const MAX_BURST: f64 = 100_000.0;
 
-/// A status the store accepts, upper-cased, or why not.
-fn valid_status(status: &str) -> Result<String, ApiError> {
-    let upper = status.trim().to_ascii_uppercase();
-    if STATUSES.contains(&upper.as_str()) {
-        return Ok(upper);
-    }
-    let paused = if upper == "PAUSED" {
-        " (PAUSED is set by the scheduler after failures in a row and ends by itself)"
-    } else {
-        ""
-    };
-    Err(ApiError::BadRequest(format!(
-        "invalid status \"{status}\"{paused}; expected one of {}",
-        STATUSES.join(", ")
-    )))
-}
-
 async fn change(
     State(state): State<AppState>,
     Path(name): Path<String>,
     JsonBody(mut change): JsonBody<ProjectChange>,
 ) -> Result<Json<Value>, ApiError> {
     let store = state.store()?;
-    change.status = change.status.as_deref().map(valid_status).transpose()?;
     if let Some(rate) = change.rate
         && !(rate > 0.0 && rate <= MAX_RATE)
     {
@@ -292,6 +282,8 @@ async fn change(
     Ok(Json(json!({
         "name": record.name,
         "status": record.status,
+        "dispatches": record.status.dispatches(),
+        "startable": record.status.startable(),
         "group": record.group,
         "rate": record.rate,
         "burst": record.burst,
@@ -311,6 +303,7 @@ async fn run(
         "project": name,
         "run_requested": true,
         "status": record.status,
+        "dispatches": record.status.dispatches(),
     })))
 }
 
@@ -331,15 +324,20 @@ async fn set_status(
             e.body_text()
         ))
     })?;
-    let status = valid_status(&body.status)?;
+    let status: ProjectStatus = body
+        .status
+        .parse()
+        .map_err(|e: InvalidStatus| ApiError::BadRequest(e.to_string()))?;
     let store = state.store()?;
     let previous = record_of(store, &name).await?.status;
-    if !store.set_status(&name, &status, now_ms()).await? {
+    if !store.set_status(&name, status, now_ms()).await? {
         return Err(ApiError::UnknownProject(name));
     }
     Ok(Json(json!({
         "project": name,
         "status": status,
+        "dispatches": status.dispatches(),
+        "startable": status.startable(),
         "previous": previous,
     })))
 }

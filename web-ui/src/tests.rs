@@ -7,7 +7,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use serde_json::Value;
 use spindle_common::Store;
-use spindle_common::store::ProjectRecord;
+use spindle_common::store::{ProjectRecord, ProjectStatus};
 use spindle_store::SqliteStore;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
@@ -73,7 +73,7 @@ pub(crate) async fn store_with_project(
         .save_project(&ProjectRecord {
             name: name.into(),
             definition: format!("name = \"{name}\"\nstart = [\"http://a.test/\"]\n{handlers}"),
-            status: "RUNNING".into(),
+            status: ProjectStatus::Running,
             rate: 1.0,
             burst: 1.0,
             group: None,
@@ -144,7 +144,7 @@ async fn with_a_login_every_page_and_change_needs_it() {
             .expect("read")
             .expect("kept")
             .status,
-        "RUNNING"
+        ProjectStatus::Running
     );
     // Reads too, and pages go to the sign-in page.
     let Reply { status, .. } = send(ui(), "GET", "/api/projects", "").await;
@@ -215,7 +215,7 @@ async fn with_a_login_every_page_and_change_needs_it() {
             .expect("read")
             .expect("kept")
             .status,
-        "STOP"
+        ProjectStatus::Stop
     );
 }
 

@@ -20,9 +20,9 @@ use super::fetch::with_fetch_keys;
 use super::field::Field;
 use super::follow::ReadFollow;
 use super::values::{
-    AllowPrivate, Count, CssSelector, Dur, NonEmpty, Number, PositiveDur, ProjectName, RunStatus,
+    AllowPrivate, Count, CssSelector, Dur, NonEmpty, Number, PositiveDur, ProjectName,
 };
-use super::{Defaults, Project, ProjectError, START_HANDLER};
+use super::{Defaults, Project, ProjectError, ProjectStatus, START_HANDLER};
 use crate::urlnorm;
 
 /// Requests per second when the file does not say.
@@ -53,7 +53,7 @@ struct RawProject {
     allow_private: AllowPrivate,
     every: Option<Every>,
     result_ttl: Option<PositiveDur>,
-    status: Option<RunStatus>,
+    status: Option<ProjectStatus>,
     group: Option<String>,
     #[serde(default)]
     keep_params: Vec<NonEmpty>,
@@ -275,7 +275,7 @@ fn build(
         every,
         cron,
         result_ttl: raw.result_ttl.map(|d| d.0),
-        status: raw.status.map(|s| s.0),
+        status: raw.status,
         group: raw.group,
         keep_params,
         defaults,

@@ -19,10 +19,7 @@ fn a_minimal_file_gets_every_default() {
     assert_eq!(p.host_concurrency, 8);
     assert_eq!(p.host_delay, Duration::ZERO);
     assert!(!p.allow_private);
-    assert_eq!(
-        (p.every, p.status.as_deref(), p.group.as_deref()),
-        (None, None, None)
-    );
+    assert_eq!((p.every, p.status, p.group.as_deref()), (None, None, None));
     assert_eq!(p.defaults, Defaults::default());
     assert_eq!(p.defaults.timeout, Duration::from_secs(30));
     assert_eq!(p.defaults.retries, 3);
@@ -57,7 +54,7 @@ follow = [{ css = "img", attr = "data-src", callback = "start" }]
 "#,
     )
     .expect("valid");
-    assert_eq!(p.status.as_deref(), Some("RUNNING"));
+    assert_eq!(p.status, Some(ProjectStatus::Running));
     assert_eq!(p.group.as_deref(), Some("g1"));
     assert_eq!(p.keep_params, vec!["utm_source"]);
     // Normalized with the kept parameter, and the duplicate folded.
@@ -72,6 +69,19 @@ follow = [{ css = "img", attr = "data-src", callback = "start" }]
             attr: "data-src".into()
         }
     );
+}
+
+#[test]
+fn an_unknown_status_is_refused_at_the_value() {
+    let (line, column, message) = refused("name = \"x\"\nstatus = \"paused\"\n");
+    assert_eq!((line, column), (2, 10));
+    assert_eq!(
+        message,
+        "invalid status \"paused\" (PAUSED is set by the scheduler after failures in a row and \
+         ends by itself); expected one of TODO, STOP, CHECKING, DEBUG, RUNNING"
+    );
+    let (_, _, message) = refused("name = \"x\"\nstatus = 3\n");
+    assert!(message.contains("a status: one of TODO"), "{message}");
 }
 
 #[test]

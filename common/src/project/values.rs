@@ -297,28 +297,6 @@ impl<'de> Deserialize<'de> for ProjectName {
     }
 }
 
-/// Run states a project may be in (set by its file, the CLI or the web UI): the scheduler
-/// dispatches RUNNING and DEBUG projects and holds the others.
-pub const STATUSES: [&str; 5] = ["TODO", "STOP", "CHECKING", "DEBUG", "RUNNING"];
-
-/// A run state, any case in the file, upper-case once read.
-#[derive(Debug, Clone, PartialEq)]
-pub(super) struct RunStatus(pub String);
-
-impl<'de> Deserialize<'de> for RunStatus {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let status = String::deserialize(d)?;
-        let upper = status.trim().to_ascii_uppercase();
-        if !STATUSES.contains(&upper.as_str()) {
-            return Err(de::Error::custom(format!(
-                "invalid status \"{status}\"; expected one of {}",
-                STATUSES.join(", ")
-            )));
-        }
-        Ok(RunStatus(upper))
-    }
-}
-
 /// A string that must not be empty (handler names, attribute names, field names).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(super) struct NonEmpty(pub String);
@@ -539,20 +517,6 @@ mod tests {
         }
         let max = format!("\"{}\"", "a".repeat(64));
         assert!(read::<ProjectName>(&max).is_ok());
-    }
-
-    #[test]
-    fn statuses_are_case_insensitive_and_stored_upper_case() {
-        assert_eq!(
-            read::<RunStatus>(r#""running""#),
-            Ok(RunStatus("RUNNING".into()))
-        );
-        assert_eq!(read::<RunStatus>(r#""Stop""#), Ok(RunStatus("STOP".into())));
-        let err = read::<RunStatus>(r#""paused""#).expect_err("unknown");
-        assert!(
-            err.contains("expected one of TODO, STOP, CHECKING, DEBUG, RUNNING"),
-            "{err}"
-        );
     }
 
     #[test]

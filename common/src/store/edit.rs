@@ -23,10 +23,7 @@ impl ProjectRecord {
         record.definition = project.source.clone();
         record.updated_ms = now_ms;
         if changed(|a, b| a.status == b.status) {
-            record.status = project
-                .status
-                .clone()
-                .unwrap_or_else(|| self.status.clone());
+            record.status = project.status.unwrap_or(self.status);
         }
         if changed(|a, b| a.rate == b.rate && a.burst == b.burst) {
             record.rate = project.rate;
@@ -42,6 +39,7 @@ impl ProjectRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::project::ProjectStatus;
 
     fn project(text: &str) -> Project {
         Project::parse(text).expect("valid")
@@ -54,7 +52,7 @@ mod tests {
             name: "p".into(),
             definition: file.into(),
             // Set live: stopped, slowed down, regrouped.
-            status: "STOP".into(),
+            status: ProjectStatus::Stop,
             rate: 1.0,
             burst: 2.0,
             group: Some("live".into()),
@@ -66,12 +64,12 @@ mod tests {
         let fixed = stored.edited(&project(&format!("{file}# a fix\n")), 10);
         assert_eq!(
             (
-                fixed.status.as_str(),
+                fixed.status,
                 fixed.rate,
                 fixed.burst,
                 fixed.group.as_deref()
             ),
-            ("STOP", 1.0, 2.0, Some("live")),
+            (ProjectStatus::Stop, 1.0, 2.0, Some("live")),
             "an edit of other keys keeps what was set live"
         );
         assert_eq!((fixed.updated_ms, fixed.last_start_ms), (10, 7));
@@ -83,13 +81,8 @@ mod tests {
             11,
         );
         assert_eq!(
-            (
-                own.status.as_str(),
-                own.rate,
-                own.burst,
-                own.group.as_deref()
-            ),
-            ("RUNNING", 9.0, 9.0, Some("b")),
+            (own.status, own.rate, own.burst, own.group.as_deref()),
+            (ProjectStatus::Running, 9.0, 9.0, Some("b")),
             "keys the edit changed apply"
         );
     }

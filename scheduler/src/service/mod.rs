@@ -153,10 +153,6 @@ fn host_limits(project: &Project) -> HostLimits {
     }
 }
 
-fn is_running(status: &str) -> bool {
-    matches!(status, "RUNNING" | "DEBUG")
-}
-
 impl Scheduler {
     /// Re-reads project definitions; starts, updates and stops projects to match.
     async fn reload_projects(&mut self) -> Result<(), SchedulerError> {
@@ -230,7 +226,7 @@ impl Scheduler {
                 return Ok(());
             }
         };
-        let run = is_running(&record.status);
+        let run = record.status.dispatches();
         let mut previous = self.projects.remove(&record.name);
         let (tally, counted_ms, counting, recent, turns, mut budgets) = match previous.as_mut() {
             Some(p) => (
@@ -284,8 +280,10 @@ impl Scheduler {
             }
             None => None,
         };
+        let paused = running.as_ref().is_some_and(|r| r.paused_until.is_some());
         self.board.update(&record.name, |s| {
-            s.status = record.status.clone();
+            s.status = record.status;
+            s.paused = paused;
             s.group = record.group.clone();
             s.rate = record.rate;
             s.burst = record.burst;
@@ -635,11 +633,7 @@ impl Scheduler {
                 s.minutes = minutes;
             }
             s.consecutive_failures = consecutive;
-            if paused {
-                s.status = "PAUSED".to_string();
-            } else if s.status == "PAUSED" {
-                s.status = "RUNNING".to_string();
-            }
+            s.paused = paused;
             s.success += ok;
             s.failed += failed;
             s.retried += retried;

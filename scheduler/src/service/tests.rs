@@ -10,7 +10,7 @@ use spindle_common::clock::ManualClock;
 use spindle_common::message::{
     ErrorKind, Message, NewTasks, Outcome, Task, TaskError, WIRE_VERSION,
 };
-use spindle_common::store::ProjectRecord;
+use spindle_common::store::{ProjectRecord, ProjectStatus};
 use spindle_common::subject::{Stage, durable};
 use spindle_common::{Bus, StatsBoard, Store};
 use spindle_store::SqliteStore;
@@ -49,7 +49,7 @@ impl Harness {
             .save_project(&ProjectRecord {
                 name: parsed.name.clone(),
                 definition: toml.to_string(),
-                status: "RUNNING".into(),
+                status: ProjectStatus::Running,
                 rate: parsed.rate,
                 burst: parsed.burst,
                 group: None,
@@ -472,7 +472,12 @@ async fn too_many_failures_in_a_row_pause_the_project_until_a_probe_succeeds() {
         h.answer(t, Some(ErrorKind::Connect)).await;
     }
     h.step().await;
-    assert_eq!(h.stats().status, "PAUSED");
+    assert!(h.stats().paused, "paused after failures in a row");
+    assert_eq!(
+        h.stats().status,
+        ProjectStatus::Running,
+        "the stored status stays"
+    );
     // Follows keep arriving, but nothing goes out while paused.
     h.follow(&batch[4], &["http://a.test/new"]).await;
     for t in &batch[4..] {
@@ -488,7 +493,8 @@ async fn too_many_failures_in_a_row_pause_the_project_until_a_probe_succeeds() {
     );
     h.answer(&probe[0], None).await;
     h.step().await;
-    assert_eq!(h.stats().status, "RUNNING");
+    assert!(!h.stats().paused, "the pause ends with a success");
+    assert_eq!(h.stats().status, ProjectStatus::Running);
 }
 
 #[tokio::test]
@@ -656,14 +662,24 @@ async fn run_now_requeues_known_start_urls_once_whichever_process_asks() {
     assert!(h.step().await.is_empty(), "not again on the next reload");
 
     // A stopped project keeps the request until it runs again.
-    assert!(other.set_status("p", "STOP", T0).await.expect("stop"));
+    assert!(
+        other
+            .set_status("p", ProjectStatus::Stop, T0)
+            .await
+            .expect("stop")
+    );
     h.clock.advance(2_000);
     h.scheduler.reload_projects().await.expect("reload");
     assert!(other.request_run("p", T0).await.expect("request"));
     h.clock.advance(2_000);
     h.scheduler.reload_projects().await.expect("reload");
     assert!(h.step().await.is_empty(), "nothing is sent while stopped");
-    assert!(other.set_status("p", "RUNNING", T0).await.expect("start"));
+    assert!(
+        other
+            .set_status("p", ProjectStatus::Running, T0)
+            .await
+            .expect("start")
+    );
     h.clock.advance(2_000);
     h.scheduler.reload_projects().await.expect("reload");
     let started = h.step().await;
@@ -709,7 +725,7 @@ async fn result_ttl_purges_old_results_at_load_then_once_a_minute() {
         .await
         .expect("old result");
     h.store
-        .set_status("p", "RUNNING", T0 + 60_000)
+        .set_status("p", ProjectStatus::Running, T0 + 60_000)
         .await
         .expect("status");
     h.clock.advance(2_000);

@@ -5,7 +5,7 @@ use sqlx::Row;
 use sqlx::postgres::PgRow;
 
 use crate::db;
-use spindle_common::store::{ProjectRecord, StoreError, TaskStatus};
+use spindle_common::store::{ProjectRecord, ProjectStatus, StoreError, TaskStatus};
 
 /// A stored value no Spindle process writes: `what` it was and why it is wrong.
 pub(super) fn corrupt(what: &'static str, err: impl std::fmt::Display) -> StoreError {
@@ -44,12 +44,18 @@ pub(super) fn sql_limit(limit: usize) -> i64 {
     i64::try_from(limit).unwrap_or(i64::MAX)
 }
 
+/// The `status` column of a project row.
+fn project_status_from_row(row: &PgRow) -> Result<ProjectStatus, StoreError> {
+    let text: String = row.try_get("status").map_err(db)?;
+    text.parse().map_err(|e| corrupt("projects.status", e))
+}
+
 /// A row of `projects`, read with [`super::PROJECT_COLUMNS`].
 pub(super) fn project_from_row(row: &PgRow) -> Result<ProjectRecord, StoreError> {
     Ok(ProjectRecord {
         name: row.try_get("name").map_err(db)?,
         definition: row.try_get("definition").map_err(db)?,
-        status: row.try_get("status").map_err(db)?,
+        status: project_status_from_row(row)?,
         rate: row.try_get("rate").map_err(db)?,
         burst: row.try_get("burst").map_err(db)?,
         group: row.try_get("grp").map_err(db)?,

@@ -2,7 +2,6 @@
 //! file a project came from.
 
 use super::*;
-use spindle_common::store::ProjectChange;
 
 conformance!(
     store: [
@@ -47,7 +46,7 @@ async fn a_project_is_edited_live(s: &dyn Store) {
     // Everything at once; a clock behind the stored time still moves it forward (the
     // scheduler reloads a project whose update time changed).
     let everything = ProjectChange {
-        status: Some("STOP".into()),
+        status: Some(ProjectStatus::Stop),
         group: Some(Some("shop".into())),
         rate: Some(0.5),
         burst: Some(3.0),
@@ -59,13 +58,13 @@ async fn a_project_is_edited_live(s: &dyn Store) {
         .expect("known");
     assert_eq!(
         (
-            changed.status.as_str(),
+            changed.status,
             changed.group.as_deref(),
             changed.rate,
             changed.burst,
             changed.updated_ms,
         ),
-        ("STOP", Some("shop"), 0.5, 3.0, 1_001)
+        (ProjectStatus::Stop, Some("shop"), 0.5, 3.0, 1_001)
     );
     assert_eq!(
         changed.definition, first.definition,

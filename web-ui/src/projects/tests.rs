@@ -4,6 +4,7 @@ use axum::http::StatusCode;
 use serde_json::json;
 use spindle_common::Store;
 use spindle_common::message::Item;
+use spindle_common::store::ProjectStatus;
 
 use crate::tests::{Reply, get_text, send, store_with_project};
 use crate::{Mode, WebUi};
@@ -36,8 +37,8 @@ async fn status_takes_the_statuses_the_scheduler_knows() {
     let Reply { status, json } = send(ui(&store), "POST", uri, r#"{"status": "stop"}"#).await;
     assert_eq!(status, StatusCode::OK, "{json}");
     assert_eq!(
-        (&json["status"], &json["previous"]),
-        (&"STOP".into(), &"RUNNING".into())
+        (&json["status"], &json["previous"], &json["dispatches"]),
+        (&"STOP".into(), &"RUNNING".into(), &false.into())
     );
     for (body, expected) in [
         (
@@ -54,7 +55,11 @@ async fn status_takes_the_statuses_the_scheduler_knows() {
         assert!(error.contains(expected), "{body}: {error}");
     }
     let record = store.project("books").await.expect("load").expect("books");
-    assert_eq!(record.status, "STOP", "bad requests change nothing");
+    assert_eq!(
+        record.status,
+        ProjectStatus::Stop,
+        "bad requests change nothing"
+    );
 }
 
 #[tokio::test]
@@ -69,15 +74,20 @@ async fn patch_validates_and_applies_rate_burst_group_and_status() {
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{json}");
+    assert_eq!(
+        (&json["status"], &json["dispatches"], &json["startable"]),
+        (&"DEBUG".into(), &true.into(), &false.into()),
+        "the answer carries the status's rules"
+    );
     let record = store.project("books").await.expect("load").expect("books");
     assert_eq!(
         (
             record.rate,
             record.burst,
             record.group.as_deref(),
-            record.status.as_str()
+            record.status
         ),
-        (2.5, 7.0, Some("shop"), "DEBUG")
+        (2.5, 7.0, Some("shop"), ProjectStatus::Debug)
     );
     assert!(record.updated_ms > 1_000, "the scheduler reloads it");
     for body in [
@@ -92,6 +102,34 @@ async fn patch_validates_and_applies_rate_burst_group_and_status() {
         let Reply { status, json } = send(ui(&store), "PATCH", uri, body).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {json}");
     }
+    // A status in any case; a bad one is refused with what is expected.
+    let Reply { status, json } = send(ui(&store), "PATCH", uri, r#"{"status": "stop"}"#).await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    assert_eq!(
+        (&json["status"], &json["startable"]),
+        (&"STOP".into(), &true.into())
+    );
+    for (body, expected) in [
+        (
+            r#"{"status": "GO"}"#,
+            "invalid status \"GO\"; expected one of TODO, STOP, CHECKING, DEBUG, RUNNING",
+        ),
+        (
+            r#"{"status": "paused"}"#,
+            "(PAUSED is set by the scheduler after failures in a row and ends by itself)",
+        ),
+    ] {
+        let Reply { status, json } = send(ui(&store), "PATCH", uri, body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {json}");
+        let error = json["error"].as_str().expect("error message");
+        assert!(error.contains(expected), "{body}: {error}");
+    }
+    let record = store.project("books").await.expect("load").expect("books");
+    assert_eq!(
+        record.status,
+        ProjectStatus::Stop,
+        "refused changes change nothing"
+    );
     let Reply { status, .. } = send(ui(&store), "PATCH", uri, r#"{"group": null}"#).await;
     assert_eq!(status, StatusCode::OK);
     let record = store.project("books").await.expect("load").expect("books");
@@ -146,8 +184,18 @@ async fn saving_an_edit_keeps_dashboard_settings_and_running_becomes_checking() 
         send(ui(&store), "PUT", "/api/projects/books/definition", &body).await;
     assert_eq!(status, StatusCode::OK, "{json}");
     assert_eq!(
-        (&json["status"], &json["previous"]),
-        (&"CHECKING".into(), &"RUNNING".into())
+        (
+            &json["status"],
+            &json["previous"],
+            &json["startable"],
+            &json["held"]
+        ),
+        (
+            &"CHECKING".into(),
+            &"RUNNING".into(),
+            &true.into(),
+            &true.into()
+        )
     );
     let record = store.project("books").await.expect("load").expect("books");
     assert_eq!(record.definition, edited);
@@ -217,6 +265,11 @@ async fn details_definition_and_delete() {
     assert_eq!(
         (&json["fields"], &json["handlers"]),
         (&json!(["title"]), &json!(["start"]))
+    );
+    assert_eq!(
+        (&json["status"], &json["dispatches"], &json["startable"]),
+        (&"RUNNING".into(), &true.into(), &false.into()),
+        "the editor's Start button follows `startable`"
     );
     let (status, text) = get_text(ui(&store), "/api/projects/books/definition?download=1").await;
     assert_eq!(status, StatusCode::OK);
