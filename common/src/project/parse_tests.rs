@@ -360,3 +360,23 @@ fn errors_display_line_and_column() {
     let e = Project::parse("name = \"x\"\nrate = 0\n").expect_err("refused");
     assert!(e.to_string().starts_with("line 2, column 8: "), "{e}");
 }
+
+#[test]
+fn budgets_are_opt_in_and_at_least_one() {
+    let p = Project::parse("name = \"x\"").expect("valid");
+    assert_eq!((p.max_pages_per_host, p.max_query_variants), (None, None));
+    let p = Project::parse("name = \"x\"\nmax_pages_per_host = 5000\nmax_query_variants = 100\n")
+        .expect("valid");
+    assert_eq!(
+        (p.max_pages_per_host, p.max_query_variants),
+        (Some(5000), Some(100))
+    );
+    let (line, column, message) = refused("name = \"x\"\nmax_query_variants = 0\n");
+    assert_eq!((line, column), (2, 22));
+    assert!(
+        message.contains("max_query_variants of at least 1, found 0"),
+        "{message}"
+    );
+    let (_, _, message) = refused("name = \"x\"\nmax_pages_per_host = -1\n");
+    assert!(message.contains("a whole number"), "{message}");
+}
