@@ -100,6 +100,7 @@ pub struct Metrics {
     fetched_bytes: Family<ProjectLabel, Counter>,
     pages_processed: Family<OutcomeLabels, Counter>,
     process_seconds: HistogramFamily<ProjectLabel>,
+    script_seconds: HistogramFamily<ProjectLabel>,
     items_extracted: Family<ProjectLabel, Counter>,
     items_written: Family<ProjectLabel, Counter>,
     follows: Family<ProjectLabel, Counter>,
@@ -130,6 +131,7 @@ impl Metrics {
             fetched_bytes: Family::default(),
             pages_processed: Family::default(),
             process_seconds: Family::new_with_constructor(duration_histogram),
+            script_seconds: Family::new_with_constructor(duration_histogram),
             items_extracted: Family::default(),
             items_written: Family::default(),
             follows: Family::default(),
@@ -169,6 +171,12 @@ impl Metrics {
             "Time a handler took on a page: rules, extraction and its script hooks",
             Unit::Seconds,
             metrics.process_seconds.clone(),
+        );
+        registry.register_with_unit(
+            "script_duration",
+            "Of a handler's time on a page, the time its script hook took (pages of handlers with a script only)",
+            Unit::Seconds,
+            metrics.script_seconds.clone(),
         );
         registry.register(
             "items_extracted",

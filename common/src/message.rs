@@ -393,6 +393,9 @@ pub struct Outcome {
     pub fetch_ms: u32,
     /// Processing time in milliseconds.
     pub process_ms: u32,
+    /// Of `process_ms`, the time of the handler's script hook; `None` when it has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script_ms: Option<u32>,
     /// Follows emitted.
     pub follows: u32,
     /// Items emitted.
@@ -558,6 +561,7 @@ mod tests {
             status_code: Some(503),
             fetch_ms: 4,
             process_ms: 5,
+            script_ms: None,
             follows: 6,
             items: 7,
             form_values_literal: 0,

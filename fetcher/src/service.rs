@@ -258,6 +258,7 @@ fn sitemap_messages(
     }
     let outcome = Outcome {
         process_ms,
+        script_ms: None,
         follows,
         ..outcome(task, None, Some(status), fetch_ms)
     };
@@ -386,6 +387,7 @@ fn outcome(
         etag: None,
         last_modified: None,
         process_ms: 0,
+        script_ms: None,
         follows: 0,
         items: 0,
         form_values_literal: 0,

@@ -149,6 +149,7 @@ async fn pages_go_to_processing_and_failures_to_the_scheduler() {
         status_code: None,
         fetch_ms: 0,
         process_ms: 0,
+        script_ms: None,
         follows: 0,
         items: 0,
         form_values_literal: 0,

@@ -53,6 +53,8 @@ pub struct HandlerOutput {
     pub items_replaced: u64,
     /// Form values sent as written: text starting with `$` that names no page value.
     pub form_values_literal: u64,
+    /// Time the handler's script hook took, in milliseconds; `None` without one.
+    pub script_ms: Option<u32>,
 }
 
 /// Runs the handler named by `task.callback` on the page (synchronous; `scraper::Html` is
@@ -144,10 +146,12 @@ pub fn run_handler(
         follows_repeated: notes.repeated,
         items_replaced: 0,
         form_values_literal: notes.literal_form_values,
+        script_ms: None,
     };
 
     if handler.script.is_some() {
-        run_script(
+        let started = std::time::Instant::now();
+        let ran = run_script(
             rules,
             handler,
             task,
@@ -157,8 +161,9 @@ pub fn run_handler(
             &mut sink,
             &mut output,
             &mut logs,
-        )
-        .map_err(ProcessorError::Script)?;
+        );
+        output.script_ms = Some(u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX));
+        ran.map_err(ProcessorError::Script)?;
     }
     output.follows = sink.tasks;
     output.items_replaced = replaced_items(&output.items);

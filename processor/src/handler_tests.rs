@@ -148,6 +148,7 @@ fn a_script_sees_the_page_changes_items_emits_and_follows() {
     let html =
         r#"<ul><li>a</li><li>b</li></ul><span id=total>42</span><a class=next href="/l?p=2">n</a>"#;
     let out = run_handler(&rules, &t, &page("http://site.example/l", html)).expect("runs");
+    assert!(out.script_ms.is_some(), "a script's time is measured apart");
     let data: Vec<serde_json::Value> = out
         .items
         .iter()

@@ -373,6 +373,7 @@ impl Worker {
         let outcome = Outcome {
             form_values_literal,
             duplicate_of,
+            script_ms: output.script_ms,
             ..outcome(job, None, process_ms, follows, items)
         };
         if output.items.is_empty() {
@@ -444,6 +445,7 @@ fn outcome(
             .flatten(),
         retry_after_ms: None,
         process_ms,
+        script_ms: None,
         follows,
         items,
         form_values_literal: 0,

@@ -135,6 +135,11 @@ impl ObservedBus {
                     m.process_seconds
                         .get_or_create(&label)
                         .observe(seconds(p.process_ms));
+                    if let Some(script_ms) = p.script_ms {
+                        m.script_seconds
+                            .get_or_create(&label)
+                            .observe(seconds(script_ms));
+                    }
                     m.follows.get_or_create(&label).inc_by(p.follows);
                     if let Some(kind) = p.error {
                         self.count_error(label.project, kind);
@@ -192,6 +197,8 @@ enum Note {
 struct Processed {
     outcome: &'static str,
     process_ms: u32,
+    /// The script hook's time, for a handler with one.
+    script_ms: Option<u32>,
     follows: u64,
     error: Option<&'static str>,
 }
@@ -201,6 +208,7 @@ impl Processed {
         Processed {
             outcome: outcome_label(outcome),
             process_ms: outcome.process_ms,
+            script_ms: outcome.script_ms,
             follows: u64::from(outcome.follows),
             error: error_label(outcome),
         }

@@ -44,6 +44,7 @@ fn outcome(project: &str, error: Option<ErrorKind>) -> Outcome {
         status_code: Some(404),
         fetch_ms: 250,
         process_ms: 40,
+        script_ms: None,
         follows: 3,
         items: 2,
         form_values_literal: 0,
@@ -154,7 +155,11 @@ async fn processors_writers_and_the_scheduler_count_their_own_output() {
         v: WIRE_VERSION,
         project: "shop".into(),
         items: vec![],
-        outcome: Some(outcome("shop", None)),
+        // A handler with a script hook: its time is counted apart too.
+        outcome: Some(Outcome {
+            script_ms: Some(7),
+            ..outcome("shop", None)
+        }),
     });
     bus.publish(&Stage::Result.subject("shop"), results.clone())
         .await
@@ -188,6 +193,15 @@ async fn processors_writers_and_the_scheduler_count_their_own_output() {
             &[("role", "processor")]
         ),
         Some(2.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "spindle_script_duration_seconds_count",
+            &[("role", "processor")]
+        ),
+        Some(1.0),
+        "only the page whose handler has a script"
     );
 
     let (metrics, bus) = observed("result-writer", Counted::ResultWriter);

@@ -15,6 +15,7 @@ async fn report(h: &Harness, task: &Task, edit: impl FnOnce(&mut Outcome)) {
         status_code: Some(200),
         fetch_ms: 35,
         process_ms: 4,
+        script_ms: None,
         follows: 12,
         items: 1,
         form_values_literal: 0,
