@@ -32,6 +32,13 @@ pub enum ProcessorError {
     /// The handler reads JSON, and the body is not JSON.
     #[error("the page is not JSON ({0}); the handler reads it with JSONPath")]
     NotJson(String),
+    /// The page's elements nest deeper than [`crate::depth::MAX_DEPTH`]: it is not parsed
+    /// (parsing is quadratic in that depth).
+    #[error(
+        "the page's elements nest deeper than {max} (at least {0} levels): not parsed",
+        max = crate::depth::MAX_DEPTH
+    )]
+    TooDeep(usize),
     /// The handler's script failed: an error, or a limit it ran into.
     #[error("{0}")]
     Script(String),
@@ -53,6 +60,7 @@ impl ProcessorError {
             | ProcessorError::UnknownCallback { .. }
             | ProcessorError::BadPageUrl(_)
             | ProcessorError::NotJson(_)
+            | ProcessorError::TooDeep(_)
             | ProcessorError::Script(_) => true,
             ProcessorError::Bus(_) | ProcessorError::Store(_) => false,
         }

@@ -21,6 +21,7 @@ use spindle_common::message::FetchMode;
 use spindle_common::{FetchOptions, Item, Page, Task, urlnorm};
 use url::Url;
 
+use crate::depth;
 use crate::error::ProcessorError;
 use crate::extract::{DroppedItem, PageCtx, build_items, item_key};
 use crate::links::{FollowFilter, FollowSink, LinkMatches, build_follows};
@@ -88,6 +89,11 @@ pub fn run_handler(
     } else {
         None
     };
+    if handler.needs.html
+        && let Some(depth) = depth::too_deep(&page.text, depth::MAX_DEPTH)
+    {
+        return Err(ProcessorError::TooDeep(depth));
+    }
     let html = handler.needs.html.then(|| Html::parse_document(&page.text));
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
 

@@ -24,6 +24,7 @@
 
 mod cache;
 pub mod debug;
+mod depth;
 mod error;
 mod extract;
 mod forms;
