@@ -6,40 +6,19 @@ mod support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Query, State};
 use axum::response::Html;
 use axum::routing::get;
 use spindle::site::SiteSpec;
-use support::{run, serve, serve_on_own_thread, write};
-
-/// Crawls `project` with `spindle crawl`; its stderr, after checking it succeeded.
-fn crawl(dir: &std::path::Path, project: &std::path::Path) -> String {
-    let out = dir.join("items.jsonl");
-    let output = run(
-        &[
-            "crawl",
-            project.to_str().expect("utf-8"),
-            "-o",
-            out.to_str().expect("utf-8"),
-        ],
-        Duration::from_secs(300),
-    );
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert!(output.status.success(), "crawl failed:\n{stderr}");
-    stderr
-}
+use support::{crawl_project, serve, serve_router};
 
 #[test]
 fn max_pages_per_host_stops_a_host_at_its_budget() {
     let served = serve(SiteSpec::small());
-    let dir = tempfile::tempdir().expect("tempdir");
     let toml = served.site.project_toml("shop", &served.base);
-    let toml = toml.replacen("\n", "\nmax_pages_per_host = 100\n", 1);
-    let project = write(dir.path(), "shop.toml", &toml);
-    let stderr = crawl(dir.path(), &project);
+    let (_, stderr) = crawl_project(&toml.replacen("\n", "\nmax_pages_per_host = 100\n", 1));
     // 100 pages, and robots.txt.
     assert_eq!(served.hits.unique(), 101, "{stderr}");
     assert_eq!(served.hits.max_per_url(), 1);
@@ -79,22 +58,13 @@ async fn list(
 #[test]
 fn max_query_variants_stops_a_path_at_its_budget() {
     let served = Arc::new(Served::default());
-    let server = {
-        let served = served.clone();
-        serve_on_own_thread(move |listener, stop| async move {
-            let app = Router::new().route("/list", get(list)).with_state(served);
-            axum::serve(listener, app)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await
-                .expect("site serves");
-        })
-    };
-    let dir = tempfile::tempdir().expect("tempdir");
-    let project = write(
-        dir.path(),
-        "endless.toml",
-        &format!(
-            r#"name = "endless"
+    let server = serve_router(
+        Router::new()
+            .route("/list", get(list))
+            .with_state(served.clone()),
+    );
+    let (_, stderr) = crawl_project(&format!(
+        r#"name = "endless"
 start = ["{base}/list?page=0"]
 allow_private = ["127.0.0.1/32"]
 rate = 1000
@@ -104,10 +74,8 @@ max_query_variants = 25
 [handlers.start]
 follow = [{{ css = "a", callback = "start" }}]
 "#,
-            base = server.base
-        ),
-    );
-    let stderr = crawl(dir.path(), &project);
+        base = server.base
+    ));
     assert_eq!(served.0.load(Ordering::Relaxed), 25, "{stderr}");
     assert!(stderr.contains("1 follow over a budget"), "{stderr}");
 }

@@ -13,7 +13,7 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::Response;
 use serde_json::{Value, json};
-use support::{Server, jsonl, run, serve_on_own_thread, write};
+use support::{Server, crawl_project as crawl, run, serve_on_own_thread, write};
 
 /// Serves `site` (method, path, headers, body → response) on a port of its own.
 fn serve_site<F>(site: F) -> Server
@@ -64,28 +64,6 @@ fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .filter_map(|pair| pair.trim().split_once('='))
         .find(|(k, _)| *k == name)
         .map(|(_, v)| v.to_string())
-}
-
-/// Runs `spindle crawl` on `project` and returns the items (JSON Lines) and stderr.
-fn crawl(project: &str) -> (Vec<serde_json::Map<String, Value>>, String) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = write(dir.path(), "project.toml", project);
-    let out = dir.path().join("items.jsonl");
-    let output = run(
-        &[
-            "crawl",
-            path.to_str().expect("utf-8"),
-            "-o",
-            out.to_str().expect("utf-8"),
-            "--data",
-            dir.path().join("data").to_str().expect("utf-8"),
-        ],
-        Duration::from_secs(120),
-    );
-    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
-    assert!(output.status.success(), "crawl failed:\n{stderr}");
-    let items = jsonl(&std::fs::read_to_string(&out).expect("output file"));
-    (items, stderr)
 }
 
 /// What the sign-in site knows: tokens it handed out (each good once) and open sessions with

@@ -30,7 +30,7 @@ use axum::http::header;
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 use spindle::site::SiteSpec;
-use support::{by_url, jsonl, run, serve, serve_on_own_thread, write};
+use support::{by_url, jsonl, run, serve, serve_router, write};
 
 /// Requests per trap, counted by the site.
 #[derive(Default)]
@@ -206,15 +206,7 @@ const PRODUCTS: u32 = 2_000;
 #[test]
 fn traps_stop_within_their_bounds_with_the_defaults() {
     let counts = Arc::new(Counts::default());
-    let served = {
-        let counts = counts.clone();
-        serve_on_own_thread(move |listener, stop| async move {
-            axum::serve(listener, site(counts))
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await
-                .expect("site serves");
-        })
-    };
+    let served = serve_router(site(counts.clone()));
     let dir = tempfile::tempdir().expect("tempdir");
     let project = write(
         dir.path(),

@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 
-use url::Url;
+use url::{Position, Url};
 use xxhash_rust::xxh3::xxh3_64;
 
 /// Keys counted per budget, at most (about 16 MiB each when full).
@@ -86,9 +86,11 @@ impl Budgets {
             return Ok(());
         };
         let host = url.host_str().unwrap_or_default();
-        let path_key = url.query().is_some().then(|| {
-            xxh3_64(format!("{}://{host}:{:?}{}", url.scheme(), url.port(), url.path()).as_bytes())
-        });
+        // Scheme, host, port and path: the URL up to its query.
+        let path_key = url
+            .query()
+            .is_some()
+            .then(|| xxh3_64(url[..Position::AfterPath].as_bytes()));
         let host_key = xxh3_64(host.as_bytes());
         // Check both before spending either, so a refused task costs no budget.
         if let Some(limit) = self.pages_per_host

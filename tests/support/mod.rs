@@ -62,6 +62,39 @@ where
     }
 }
 
+/// Serves `app` with [`serve_on_own_thread`], until the returned server is dropped.
+pub fn serve_router(app: axum::Router) -> Server {
+    serve_on_own_thread(move |listener, stop| async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await
+            .expect("site serves");
+    })
+}
+
+/// Crawls the project file `project` with `spindle crawl` in a folder of its own (its data
+/// there too), checking it succeeded: its items and its stderr.
+pub fn crawl_project(project: &str) -> (Vec<serde_json::Map<String, serde_json::Value>>, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write(dir.path(), "project.toml", project);
+    let out = dir.path().join("items.jsonl");
+    let output = run(
+        &[
+            "crawl",
+            path.to_str().expect("utf-8"),
+            "-o",
+            out.to_str().expect("utf-8"),
+            "--data",
+            dir.path().join("data").to_str().expect("utf-8"),
+        ],
+        Duration::from_secs(300),
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+    assert!(output.status.success(), "crawl failed:\n{stderr}");
+    let items = jsonl(&std::fs::read_to_string(&out).expect("output file"));
+    (items, stderr)
+}
+
 /// A generated site served by the test on a port of its own.
 pub struct ServedSite {
     pub site: Arc<Site>,
